@@ -1,0 +1,104 @@
+//! Cooperative cancellation and progress for long kernels: a flag checked between chunks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The error a kernel returns when its job was cancelled (a newer request replaced it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// A shared token: the requester may cancel; kernels check it between chunks and report
+/// progress in abstract work units (usually elements).
+///
+/// Cloning shares the same flag and counters.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    done_units: AtomicU64,
+    total_units: AtomicU64,
+}
+
+impl Cancel {
+    /// A fresh token, not cancelled, with no progress.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token that is never cancelled, for one-shot work (CLI, tests).
+    pub fn never() -> Self {
+        Self::default()
+    }
+
+    /// Asks every kernel holding this token to stop at its next check.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled; kernels call this between chunks.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds to the total amount of work expected (in units the kernel chooses, e.g. elements).
+    pub fn add_total(&self, units: u64) {
+        self.inner.total_units.fetch_add(units, Ordering::Relaxed);
+    }
+
+    /// Records finished work.
+    pub fn add_done(&self, units: u64) {
+        self.inner.done_units.fetch_add(units, Ordering::Relaxed);
+    }
+
+    /// Finished fraction in [0, 1]; 0 when no total was announced.
+    pub fn fraction_done(&self) -> f32 {
+        let total = self.inner.total_units.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0.0;
+        }
+        let done = self.inner.done_units.load(Ordering::Relaxed).min(total);
+        // Precision loss is fine: this is a progress-bar fraction.
+        (done as f64 / total as f64) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_flag_and_progress() {
+        let a = Cancel::new();
+        let b = a.clone();
+        assert_eq!(a.check(), Ok(()));
+        a.add_total(4);
+        b.add_done(1);
+        assert_eq!(a.fraction_done(), 0.25);
+        b.cancel();
+        assert!(a.is_cancelled());
+        assert_eq!(a.check(), Err(Cancelled));
+    }
+
+    #[test]
+    fn fraction_is_zero_without_total_and_capped_at_one() {
+        let c = Cancel::new();
+        assert_eq!(c.fraction_done(), 0.0);
+        c.add_total(2);
+        c.add_done(5);
+        assert_eq!(c.fraction_done(), 1.0);
+    }
+}

@@ -1,0 +1,208 @@
+//! The command-line grammar (clap derive): the app's file arguments and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// See neural-network quantization: float bit layouts, weight histograms with calibration
+/// thresholds, and quantization error on real model files.
+///
+/// With no subcommand, opens the desktop app (the built-in demo model, or the FILES given).
+#[derive(Debug, Parser)]
+#[command(name = "quantscope", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; without one the desktop app opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Model files to open in the app (.safetensors, model.safetensors.index.json, a folder, .gguf, .npy, .npz).
+    pub files: Vec<PathBuf>,
+}
+
+/// The headless commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List a model's tensors: name, dtype, shape, size (and statistics with --stats).
+    Inspect(InspectArgs),
+    /// Quantize tensors and report the clip ranges, scales, error metrics and outliers.
+    Quantize(Box<QuantizeArgs>),
+    /// Show how a value is stored in FP32, FP16, BF16 and FP8: bit fields, stored value, error.
+    Bits(BitsArgs),
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model file (or sharded index, or folder).
+    pub file: PathBuf,
+    /// Also compute statistics (min, max, mean, std, absmax, percentiles, NaN/Inf/zero/subnormal counts).
+    #[arg(long)]
+    pub stats: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bits`.
+#[derive(Debug, Args)]
+pub struct BitsArgs {
+    /// A number (1e8, -0.1, inf, nan) or a hex bit pattern (0x3c00: its width picks the format
+    /// it is read in, unless --format names one).
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+    /// Which format to show.
+    #[arg(long, value_enum, default_value_t = FormatArg::All)]
+    pub format: FormatArg,
+    /// FP8 overflow: saturate to ±max (PyTorch, ONNX default) or become NaN/Inf (ml_dtypes).
+    #[arg(long, value_enum, default_value_t = OverflowArg::Saturate)]
+    pub overflow: OverflowArg,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A float format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// IEEE binary32.
+    Fp32,
+    /// IEEE binary16.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+    /// FP8 E4M3FN.
+    #[value(name = "fp8-e4m3")]
+    Fp8E4m3,
+    /// FP8 E5M2.
+    #[value(name = "fp8-e5m2")]
+    Fp8E5m2,
+    /// Every format.
+    All,
+}
+
+/// FP8 overflow policy on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverflowArg {
+    /// Clamp to ±max finite.
+    Saturate,
+    /// Become NaN (E4M3FN) or Inf (E5M2).
+    Nan,
+}
+
+/// Arguments of `quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The model file (or sharded index, or folder).
+    pub file: PathBuf,
+    /// A tensor to quantize (repeatable); default: every float tensor.
+    #[arg(long = "tensor", value_name = "NAME")]
+    pub tensors: Vec<String>,
+    /// Bits per code: 2 to 8, or 16.
+    #[arg(long, default_value_t = 8)]
+    pub bits: u32,
+    /// Symmetric (zero point 0) or asymmetric (zero point shifts the grid).
+    #[arg(long, value_enum, default_value_t = SchemeArg::Symmetric)]
+    pub scheme: SchemeArg,
+    /// One scale per tensor, per channel (along --axis), or per group of --group-size along the last axis.
+    #[arg(long, value_enum, default_value_t = GranularityArg::Tensor)]
+    pub granularity: GranularityArg,
+    /// The channel axis for --granularity channel.
+    #[arg(long, default_value_t = 0)]
+    pub axis: usize,
+    /// Group size for --granularity group.
+    #[arg(long, default_value_t = 128)]
+    pub group_size: usize,
+    /// How the clip range is chosen.
+    #[arg(long, value_enum, default_value_t = CalibrationArg::Minmax)]
+    pub calibration: CalibrationArg,
+    /// The percentile p for --calibration percentile.
+    #[arg(long, default_value_t = 99.99)]
+    pub percentile: f64,
+    /// Which library's conventions to follow.
+    #[arg(long, value_enum, default_value_t = PresetArg::Onnxruntime)]
+    pub preset: PresetArg,
+    /// Override the preset's tie rule.
+    #[arg(long, value_enum)]
+    pub rounding: Option<RoundingArg>,
+    /// Keep outliers in FP16: none, single elements, or whole input columns (LLM.int8()).
+    #[arg(long, value_enum, default_value_t = OutliersArg::None)]
+    pub outliers: OutliersArg,
+    /// Outlier threshold: an absolute value (6.0) or a multiple of the std ("3std").
+    #[arg(long, default_value = "6.0")]
+    pub outlier_threshold: String,
+    /// Print JSON (one object per tensor, in an array).
+    #[arg(long)]
+    pub json: bool,
+    /// Write codes, scales, zero points and dequantized values to this safetensors file.
+    #[arg(long, value_name = "OUT.safetensors")]
+    pub output: Option<PathBuf>,
+}
+
+/// Quantization scheme on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// z = 0, range [-absmax, absmax].
+    Symmetric,
+    /// Range [min, max] with a zero point.
+    Asymmetric,
+}
+
+/// Granularity on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GranularityArg {
+    /// One scale for the whole tensor.
+    Tensor,
+    /// One scale per index of --axis.
+    Channel,
+    /// One scale per --group-size elements along the last axis.
+    Group,
+}
+
+/// Calibration on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CalibrationArg {
+    /// The finite min and max.
+    Minmax,
+    /// Percentile --percentile of the values (or of |x| for symmetric).
+    Percentile,
+    /// TensorRT's KL-divergence threshold.
+    Entropy,
+    /// The clip range with the least mean squared error.
+    Mse,
+}
+
+/// Preset on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// ONNX Runtime / ONNX QuantizeLinear (default).
+    Onnxruntime,
+    /// PyTorch quantize_per_* and observers.
+    Pytorch,
+    /// NVIDIA TensorRT.
+    Tensorrt,
+    /// TensorFlow Lite.
+    Tflite,
+    /// The seed text's arithmetic.
+    Textbook,
+}
+
+/// Tie rule on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoundingArg {
+    /// Round half to even (banker's rounding).
+    HalfEven,
+    /// Round half away from zero.
+    HalfAway,
+    /// Round half up, floor(v + 0.5).
+    HalfUp,
+}
+
+/// Outlier mode on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutliersArg {
+    /// No split.
+    None,
+    /// Elements with |x| >= threshold stay FP16.
+    Elements,
+    /// Input columns holding any |x| >= threshold stay FP16.
+    Columns,
+}

@@ -1,0 +1,197 @@
+//! `quantscope bits`: one value's bit fields, stored value and error in each float format.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::args::{BitsArgs, FormatArg, OverflowArg};
+use crate::float::{Analysis, FloatFormat, Overflow, format_exact};
+
+/// What the user typed: a number, or a bit pattern in one format.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BitsInput {
+    /// A decimal number, converted to f32 with correct rounding first.
+    Number(f32),
+    /// A hex bit pattern read in the given format.
+    Pattern {
+        /// The format whose width matched.
+        format: FloatFormat,
+        /// The pattern.
+        bits: u32,
+    },
+}
+
+/// Parses the VALUE argument.
+pub fn parse_input(text: &str, format: FormatArg) -> anyhow::Result<BitsInput> {
+    let trimmed = text.trim();
+    let hex = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X"));
+    let Some(digits) = hex else {
+        let value: f32 = trimmed
+            .parse()
+            .with_context(|| format!("'{text}' is neither a number nor a hex bit pattern such as 0x3c00"))?;
+        return Ok(BitsInput::Number(value));
+    };
+    let bits = u32::from_str_radix(digits, 16).with_context(|| format!("'{text}' is not a hex bit pattern"))?;
+    let pattern_format = match (format_of(format), digits.len()) {
+        (Some(f), _) => f,
+        (None, 1..=2) => FloatFormat::FP8_E4M3,
+        (None, 3..=4) => FloatFormat::FP16,
+        (None, 5..=8) => FloatFormat::FP32,
+        (None, _) => bail!("'{text}' has {} hex digits; use 2 (FP8), 4 (FP16/BF16) or 8 (FP32)", digits.len()),
+    };
+    if bits & !pattern_format.bit_mask() != 0 {
+        bail!("'{text}' does not fit in the {} bits of {}", pattern_format.total_bits(), pattern_format.name);
+    }
+    Ok(BitsInput::Pattern { format: pattern_format, bits })
+}
+
+fn format_of(arg: FormatArg) -> Option<FloatFormat> {
+    match arg {
+        FormatArg::Fp32 => Some(FloatFormat::FP32),
+        FormatArg::Fp16 => Some(FloatFormat::FP16),
+        FormatArg::Bf16 => Some(FloatFormat::BF16),
+        FormatArg::Fp8E4m3 => Some(FloatFormat::FP8_E4M3),
+        FormatArg::Fp8E5m2 => Some(FloatFormat::FP8_E5M2),
+        FormatArg::All => None,
+    }
+}
+
+/// The analyses to print: the pattern's own format shows the pattern itself; every other
+/// format shows the (exactly representable) decoded value converted.
+pub fn analyses(input: BitsInput, format: FormatArg, overflow: Overflow) -> Vec<Analysis> {
+    let formats: Vec<FloatFormat> = match format_of(format) {
+        Some(f) => vec![f],
+        None => FloatFormat::ALL.to_vec(),
+    };
+    formats
+        .into_iter()
+        .map(|f| match input {
+            BitsInput::Number(x) => f.analyze(x, overflow),
+            BitsInput::Pattern { format: source, bits } => {
+                // Every format here is a subset of f32, so the decoded value converts exactly.
+                let value = source.decode(bits) as f32;
+                if f == source { f.analyze_bits(bits, value) } else { f.analyze(value, overflow) }
+            }
+        })
+        .collect()
+}
+
+fn json_number(value: f64) -> Value {
+    if value.is_nan() {
+        json!("nan")
+    } else if value.is_infinite() {
+        json!(if value > 0.0 { "inf" } else { "-inf" })
+    } else {
+        json!(value)
+    }
+}
+
+/// One analysis as the stable JSON object of `bits --json`.
+pub fn analysis_json(a: &Analysis, overflow: Overflow) -> Value {
+    let format = a.format;
+    let (sign, exponent, mantissa) = format.bit_strings(a.bits);
+    json!({
+        "format": format.cli_name,
+        "hex": format.hex(a.bits),
+        "sign": sign,
+        "exponent": exponent,
+        "mantissa": mantissa,
+        "value": json_number(a.stored),
+        "class": a.class.name(),
+        "input": json_number(f64::from(a.input)),
+        "error": a.error,
+        "relative_error": a.relative_error,
+        "exponent_value": a.fields.exponent_value,
+        "significand": a.fields.significand,
+        "formula": format.formula(a.bits),
+        "previous": a.previous.map(json_number),
+        "next": a.next.map(json_number),
+        "ulp": a.ulp,
+        "overflow": overflow_name(overflow),
+    })
+}
+
+fn overflow_name(overflow: Overflow) -> &'static str {
+    match overflow {
+        Overflow::Saturate => "saturate",
+        Overflow::NonFinite => "nan",
+    }
+}
+
+/// Runs `bits`.
+pub fn run(args: &BitsArgs) -> anyhow::Result<()> {
+    let input = parse_input(&args.value, args.format)?;
+    let overflow = match args.overflow {
+        OverflowArg::Saturate => Overflow::Saturate,
+        OverflowArg::Nan => Overflow::NonFinite,
+    };
+    let rows = analyses(input, args.format, overflow);
+    if args.json {
+        let array: Vec<Value> = rows.iter().map(|a| analysis_json(a, overflow)).collect();
+        println!("{}", serde_json::to_string_pretty(&array)?);
+        return Ok(());
+    }
+    let shown_input = match input {
+        BitsInput::Number(x) => format_exact(f64::from(x)),
+        BitsInput::Pattern { format, bits } => format!("{} read as {}", format.hex(bits), format.name),
+    };
+    println!("input {shown_input} (FP8 overflow: {})\n", overflow_name(overflow));
+    for a in &rows {
+        let format = a.format;
+        let (sign, exponent, mantissa) = format.bit_strings(a.bits);
+        println!(
+            "{} (sign 1, exponent {}, mantissa {}; bias {})",
+            format.name, format.exponent_bits, format.mantissa_bits, format.bias
+        );
+        println!("  bits       {sign} | {exponent} | {mantissa}   ({})", format.hex(a.bits));
+        println!("  stored     {}   class {}", format_exact(a.stored), a.class.name());
+        println!("  formula    {}", format.formula(a.bits));
+        match (a.error, a.relative_error) {
+            (Some(e), Some(r)) => println!("  error      {} (relative {r:.3e})", format_exact(e)),
+            (Some(e), None) => println!("  error      {}", format_exact(e)),
+            _ => println!("  error      not finite"),
+        }
+        let neighbour = |v: Option<f64>| v.map_or_else(|| "none".to_string(), format_exact);
+        println!(
+            "  neighbours {} below, {} above; ulp {}\n",
+            neighbour(a.previous),
+            neighbour(a.next),
+            neighbour(a.ulp)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_width_picks_the_format() {
+        assert_eq!(
+            parse_input("0x3c00", FormatArg::All).ok(),
+            Some(BitsInput::Pattern { format: FloatFormat::FP16, bits: 0x3C00 })
+        );
+        assert_eq!(
+            parse_input("0x3f80", FormatArg::Bf16).ok(),
+            Some(BitsInput::Pattern { format: FloatFormat::BF16, bits: 0x3F80 })
+        );
+        assert_eq!(
+            parse_input("0x7e", FormatArg::All).ok(),
+            Some(BitsInput::Pattern { format: FloatFormat::FP8_E4M3, bits: 0x7E })
+        );
+        assert!(parse_input("0x1ff", FormatArg::Fp8E4m3).is_err());
+        assert!(parse_input("0x123456789", FormatArg::All).is_err());
+        assert!(parse_input("abc", FormatArg::All).is_err());
+        assert_eq!(parse_input("-inf", FormatArg::All).ok(), Some(BitsInput::Number(f32::NEG_INFINITY)));
+    }
+
+    #[test]
+    fn pattern_row_keeps_the_pattern_and_others_convert() {
+        let input = parse_input("0x3c00", FormatArg::All).ok();
+        let rows = analyses(input.unwrap_or(BitsInput::Number(f32::NAN)), FormatArg::All, Overflow::Saturate);
+        let hexes: Vec<String> = rows.iter().map(|a| a.format.hex(a.bits)).collect();
+        // 1.0 in FP32, FP16, BF16, E4M3 (exponent 7 = bias) and E5M2 (exponent 15 = bias).
+        assert_eq!(hexes, ["0x3f800000", "0x3c00", "0x3f80", "0x38", "0x3c"]);
+        assert!(rows.iter().all(|a| a.stored == 1.0 && a.error == Some(0.0)));
+    }
+}

@@ -1,0 +1,605 @@
+//! `FloatFormat`: a binary floating-point format as a table row, with exact decode and RNE encode.
+
+use serde::{Deserialize, Serialize};
+
+/// How a format spends its all-ones exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpecialValues {
+    /// IEEE 754: exponent all ones with mantissa 0 is Inf, otherwise NaN.
+    Ieee,
+    /// OCP FP8 E4M3FN: no Inf; only S.1111.111 is NaN, the rest of the top exponent holds numbers.
+    FiniteOnlyAllOnesNan,
+}
+
+/// What a conversion does with a finite value too large for the format (NUMERICS.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Overflow {
+    /// Clamp to ±max finite (PyTorch 2.x, ONNX Cast default, TensorRT). For E4M3FN, ±Inf also
+    /// becomes ±max; formats that have Inf keep an Inf input as Inf. IEEE FP16/BF16/FP32
+    /// conversions never saturate: there this setting has no effect.
+    #[default]
+    Saturate,
+    /// Overflow gives Inf where the format has it, NaN where it has none (ml_dtypes, older PyTorch).
+    NonFinite,
+}
+
+/// The class of one encoded value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FloatClass {
+    /// +0 or -0.
+    Zero,
+    /// Exponent field 0, mantissa non-zero: no hidden bit, fixed exponent 1 - bias.
+    Subnormal,
+    /// An ordinary number with the hidden leading 1.
+    Normal,
+    /// ±Infinity.
+    Infinite,
+    /// Not a number.
+    Nan,
+}
+
+impl FloatClass {
+    /// The lower-case name used in CLI and JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Zero => "zero",
+            Self::Subnormal => "subnormal",
+            Self::Normal => "normal",
+            Self::Infinite => "inf",
+            Self::Nan => "nan",
+        }
+    }
+}
+
+/// Which of the built-in formats a [`FloatFormat`] is; used for dispatch to `half` and for CLI names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FormatId {
+    /// IEEE binary32.
+    Fp32,
+    /// IEEE binary16.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+    /// OCP FP8 E4M3FN.
+    Fp8E4m3,
+    /// OCP FP8 E5M2.
+    Fp8E5m2,
+}
+
+/// A binary floating-point format described as data: 1 sign bit, `exponent_bits`, `mantissa_bits`,
+/// an exponent `bias` and a rule for special values. Every format of NUMERICS.md §1 is one const.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct FloatFormat {
+    /// Which built-in format this is.
+    pub id: FormatId,
+    /// Display name, e.g. "FP16".
+    pub name: &'static str,
+    /// The CLI spelling, e.g. "fp8-e4m3".
+    pub cli_name: &'static str,
+    /// Width of the exponent field.
+    pub exponent_bits: u32,
+    /// Width of the stored mantissa (fraction) field.
+    pub mantissa_bits: u32,
+    /// Exponent bias: a normal value is 2^(E - bias) * 1.M.
+    pub bias: i32,
+    /// How the all-ones exponent is used.
+    pub special: SpecialValues,
+}
+
+impl FloatFormat {
+    /// IEEE binary32: 1/8/23, bias 127.
+    pub const FP32: Self = Self {
+        id: FormatId::Fp32,
+        name: "FP32",
+        cli_name: "fp32",
+        exponent_bits: 8,
+        mantissa_bits: 23,
+        bias: 127,
+        special: SpecialValues::Ieee,
+    };
+    /// IEEE binary16: 1/5/10, bias 15.
+    pub const FP16: Self = Self {
+        id: FormatId::Fp16,
+        name: "FP16",
+        cli_name: "fp16",
+        exponent_bits: 5,
+        mantissa_bits: 10,
+        bias: 15,
+        special: SpecialValues::Ieee,
+    };
+    /// bfloat16: 1/8/7, bias 127 (the top half of an FP32).
+    pub const BF16: Self = Self {
+        id: FormatId::Bf16,
+        name: "BF16",
+        cli_name: "bf16",
+        exponent_bits: 8,
+        mantissa_bits: 7,
+        bias: 127,
+        special: SpecialValues::Ieee,
+    };
+    /// FP8 E4M3FN (safetensors `F8_E4M3`): 1/4/3, bias 7, max 448, no Inf.
+    pub const FP8_E4M3: Self = Self {
+        id: FormatId::Fp8E4m3,
+        name: "FP8 E4M3",
+        cli_name: "fp8-e4m3",
+        exponent_bits: 4,
+        mantissa_bits: 3,
+        bias: 7,
+        special: SpecialValues::FiniteOnlyAllOnesNan,
+    };
+    /// FP8 E5M2 (safetensors `F8_E5M2`): 1/5/2, bias 15, max 57344, IEEE-style Inf and NaN.
+    pub const FP8_E5M2: Self = Self {
+        id: FormatId::Fp8E5m2,
+        name: "FP8 E5M2",
+        cli_name: "fp8-e5m2",
+        exponent_bits: 5,
+        mantissa_bits: 2,
+        bias: 15,
+        special: SpecialValues::Ieee,
+    };
+
+    /// Every built-in format, widest first.
+    pub const ALL: [Self; 5] = [
+        Self::FP32,
+        Self::FP16,
+        Self::BF16,
+        Self::FP8_E4M3,
+        Self::FP8_E5M2,
+    ];
+
+    /// Looks a format up by its CLI spelling ("fp32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2").
+    pub fn from_cli_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.cli_name == name)
+    }
+
+    /// Total width in bits (1 + exponent + mantissa).
+    pub const fn total_bits(&self) -> u32 {
+        1 + self.exponent_bits + self.mantissa_bits
+    }
+
+    /// Mask of all valid bits of an encoding.
+    pub const fn bit_mask(&self) -> u32 {
+        if self.total_bits() == 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.total_bits()) - 1
+        }
+    }
+
+    const fn sign_mask(&self) -> u32 {
+        1u32 << (self.exponent_bits + self.mantissa_bits)
+    }
+
+    const fn mantissa_mask(&self) -> u32 {
+        (1u32 << self.mantissa_bits) - 1
+    }
+
+    const fn exponent_all_ones(&self) -> u32 {
+        (1u32 << self.exponent_bits) - 1
+    }
+
+    /// The smallest exponent of a normal number, 1 - bias.
+    pub const fn min_exponent(&self) -> i32 {
+        1 - self.bias
+    }
+
+    /// Bits of the largest finite positive value.
+    pub const fn max_finite_bits(&self) -> u32 {
+        match self.special {
+            // Exponent all ones minus one, mantissa all ones.
+            SpecialValues::Ieee => ((self.exponent_all_ones() - 1) << self.mantissa_bits) | self.mantissa_mask(),
+            // Exponent all ones, mantissa all ones minus one (all ones is NaN).
+            SpecialValues::FiniteOnlyAllOnesNan => {
+                (self.exponent_all_ones() << self.mantissa_bits) | (self.mantissa_mask() - 1)
+            }
+        }
+    }
+
+    /// The bits of +Inf, if the format has Inf.
+    pub const fn infinity_bits(&self) -> Option<u32> {
+        match self.special {
+            SpecialValues::Ieee => Some(self.exponent_all_ones() << self.mantissa_bits),
+            SpecialValues::FiniteOnlyAllOnesNan => None,
+        }
+    }
+
+    /// The canonical quiet NaN (positive sign): top mantissa bit set, or all ones for E4M3FN.
+    pub const fn nan_bits(&self) -> u32 {
+        match self.special {
+            SpecialValues::Ieee => {
+                (self.exponent_all_ones() << self.mantissa_bits) | (1u32 << (self.mantissa_bits - 1))
+            }
+            SpecialValues::FiniteOnlyAllOnesNan => {
+                (self.exponent_all_ones() << self.mantissa_bits) | self.mantissa_mask()
+            }
+        }
+    }
+
+    /// The largest finite value.
+    pub fn max_finite(&self) -> f64 {
+        self.decode(self.max_finite_bits())
+    }
+
+    /// The smallest positive normal value, 2^(1 - bias).
+    pub fn min_normal(&self) -> f64 {
+        pow2(self.min_exponent())
+    }
+
+    /// The smallest positive subnormal value, 2^(1 - bias - mantissa_bits).
+    pub fn min_subnormal(&self) -> f64 {
+        pow2(self.min_exponent() - self.mantissa_bits as i32)
+    }
+
+    /// Machine epsilon: the gap between 1 and the next value, 2^-mantissa_bits.
+    pub fn epsilon(&self) -> f64 {
+        pow2(-(self.mantissa_bits as i32))
+    }
+
+    /// Splits an encoding into (sign, exponent field, mantissa field).
+    pub const fn split(&self, bits: u32) -> (u32, u32, u32) {
+        let sign = (bits & self.sign_mask()) >> (self.exponent_bits + self.mantissa_bits);
+        let exponent = (bits >> self.mantissa_bits) & self.exponent_all_ones();
+        let mantissa = bits & self.mantissa_mask();
+        (sign, exponent, mantissa)
+    }
+
+    /// The class of an encoding.
+    pub fn classify(&self, bits: u32) -> FloatClass {
+        let (_, exponent, mantissa) = self.split(bits & self.bit_mask());
+        let top = exponent == self.exponent_all_ones();
+        match self.special {
+            SpecialValues::Ieee if top => {
+                if mantissa == 0 {
+                    FloatClass::Infinite
+                } else {
+                    FloatClass::Nan
+                }
+            }
+            SpecialValues::FiniteOnlyAllOnesNan if top && mantissa == self.mantissa_mask() => FloatClass::Nan,
+            _ if exponent == 0 && mantissa == 0 => FloatClass::Zero,
+            _ if exponent == 0 => FloatClass::Subnormal,
+            _ => FloatClass::Normal,
+        }
+    }
+
+    /// The exact value of an encoding (every format here is a subset of f64). Bits above the
+    /// format's width are ignored.
+    pub fn decode(&self, bits: u32) -> f64 {
+        let bits = bits & self.bit_mask();
+        let (sign, exponent, mantissa) = self.split(bits);
+        let sign_factor = if sign == 1 { -1.0 } else { 1.0 };
+        let magnitude = match self.classify(bits) {
+            FloatClass::Nan => return f64::NAN,
+            FloatClass::Infinite => f64::INFINITY,
+            FloatClass::Zero => 0.0,
+            // 0.M * 2^(1 - bias) = M * 2^(1 - bias - m); the mantissa field is below 2^23, exact in f64.
+            FloatClass::Subnormal => f64::from(mantissa) * pow2(self.min_exponent() - self.mantissa_bits as i32),
+            FloatClass::Normal => {
+                let significand = f64::from((1u32 << self.mantissa_bits) | mantissa);
+                // The exponent field is at most 255, so the cast to i32 is lossless.
+                significand * pow2(exponent as i32 - self.bias - self.mantissa_bits as i32)
+            }
+        };
+        sign_factor * magnitude
+    }
+
+    /// Encodes an f32 with round-to-nearest, ties to even (subnormals too); overflow is decided on
+    /// the rounded value and handled per `overflow`. FP16 and BF16 go through the `half` crate,
+    /// which matches numpy and PyTorch bit for bit; the FP8 formats use [`encode_generic`], which
+    /// the tests check against `half` on every FP16/BF16 case.
+    ///
+    /// [`encode_generic`]: FloatFormat::encode_generic
+    pub fn encode(&self, x: f32, overflow: Overflow) -> u32 {
+        match self.id {
+            FormatId::Fp32 => x.to_bits(),
+            FormatId::Fp16 => u32::from(half::f16::from_f32(x).to_bits()),
+            FormatId::Bf16 => u32::from(half::bf16::from_f32(x).to_bits()),
+            FormatId::Fp8E4m3 | FormatId::Fp8E5m2 => self.encode_generic(x, overflow),
+        }
+    }
+
+    /// The format-independent RNE encoder: exact integer arithmetic on the f32's significand.
+    pub fn encode_generic(&self, x: f32, overflow: Overflow) -> u32 {
+        let sign = if x.is_sign_negative() { self.sign_mask() } else { 0 };
+        if x.is_nan() {
+            return sign | self.nan_bits();
+        }
+        if x.is_infinite() {
+            return sign | self.overflow_bits(overflow, true);
+        }
+        let f32_bits = x.to_bits();
+        let f32_exponent_field = (f32_bits >> 23) & 0xFF;
+        let f32_fraction = f32_bits & 0x7F_FFFF;
+        if f32_exponent_field == 0 && f32_fraction == 0 {
+            return sign;
+        }
+        // |x| = significand * 2^scale with an integer significand below 2^24.
+        let (significand, scale) = if f32_exponent_field == 0 {
+            (u64::from(f32_fraction), -149i32)
+        } else {
+            // The field is at most 254 here, so the cast to i32 is lossless.
+            (u64::from(f32_fraction | 0x80_0000), f32_exponent_field as i32 - 150)
+        };
+        // floor(log2 |x|): the position of the leading one.
+        let leading = 63 - significand.leading_zeros() as i32 + scale;
+        let max_exponent = self.decode_exponent_of(self.max_finite_bits());
+        if leading > max_exponent + 1 {
+            return sign | self.overflow_bits(overflow, false);
+        }
+        // The quantum (value of one unit in the last place) at this magnitude.
+        let quantum_exponent = leading.max(self.min_exponent()) - self.mantissa_bits as i32;
+        let shift = quantum_exponent - scale;
+        let units = if shift <= 0 {
+            // At most 2^24 * 2^(mantissa_bits + 1): fits easily in u64.
+            significand << (-shift)
+        } else if shift >= 64 {
+            0
+        } else {
+            let kept = significand >> shift;
+            let remainder = significand & ((1u64 << shift) - 1);
+            let halfway = 1u64 << (shift - 1);
+            if remainder > halfway || (remainder == halfway && kept & 1 == 1) {
+                kept + 1
+            } else {
+                kept
+            }
+        };
+        // Compose the magnitude bits; a carry out of the mantissa lands in the exponent by itself.
+        let magnitude = if leading < self.min_exponent() {
+            units
+        } else {
+            // `leading + bias` is at least 1 here.
+            let biased = u64::from((leading + self.bias) as u32);
+            (biased << self.mantissa_bits) + units - (1u64 << self.mantissa_bits)
+        };
+        if magnitude > u64::from(self.max_finite_bits()) {
+            return sign | self.overflow_bits(overflow, false);
+        }
+        // Checked above: magnitude <= max_finite_bits, a u32.
+        sign | magnitude as u32
+    }
+
+    fn decode_exponent_of(&self, bits: u32) -> i32 {
+        let (_, exponent, _) = self.split(bits);
+        // The exponent field is at most 255, so the cast to i32 is lossless.
+        exponent as i32 - self.bias
+    }
+
+    /// The magnitude bits an overflow (or an Inf input) becomes under `overflow`.
+    fn overflow_bits(&self, overflow: Overflow, input_is_infinite: bool) -> u32 {
+        match (self.infinity_bits(), overflow) {
+            (Some(infinity), _) if input_is_infinite => infinity,
+            (Some(_), Overflow::Saturate) if self.id.is_fp8() => self.max_finite_bits(),
+            (Some(infinity), _) => infinity,
+            (None, Overflow::Saturate) => self.max_finite_bits(),
+            (None, Overflow::NonFinite) => self.nan_bits(),
+        }
+    }
+
+    /// The next representable value toward +Inf, as bits; `None` from NaN, +Inf, or from the
+    /// largest finite value of a format without Inf.
+    pub fn next_up(&self, bits: u32) -> Option<u32> {
+        let bits = bits & self.bit_mask();
+        match self.classify(bits) {
+            FloatClass::Nan => None,
+            FloatClass::Infinite if bits & self.sign_mask() == 0 => None,
+            // -Inf steps to -max.
+            FloatClass::Infinite => Some(self.sign_mask() | self.max_finite_bits()),
+            // Both zeros step to the smallest positive subnormal.
+            FloatClass::Zero => Some(1),
+            _ if bits & self.sign_mask() != 0 => Some(bits - 1),
+            _ if bits == self.max_finite_bits() => self.infinity_bits(),
+            _ => Some(bits + 1),
+        }
+    }
+
+    /// The next representable value toward -Inf, as bits (the mirror of [`FloatFormat::next_up`]).
+    pub fn next_down(&self, bits: u32) -> Option<u32> {
+        let flipped = (bits & self.bit_mask()) ^ self.sign_mask();
+        self.next_up(flipped).map(|up| up ^ self.sign_mask())
+    }
+
+    /// The unit in the last place at this encoding: the gap from |x| to the next larger magnitude
+    /// (at the largest finite value, the gap the next binade would have). `None` for NaN and Inf.
+    pub fn ulp(&self, bits: u32) -> Option<f64> {
+        let bits = bits & self.bit_mask();
+        match self.classify(bits) {
+            FloatClass::Nan | FloatClass::Infinite => None,
+            FloatClass::Zero | FloatClass::Subnormal => Some(self.min_subnormal()),
+            FloatClass::Normal => {
+                let exponent = self.decode_exponent_of(bits);
+                Some(pow2(exponent - self.mantissa_bits as i32))
+            }
+        }
+    }
+}
+
+impl FormatId {
+    /// Whether this is one of the 8-bit formats (where saturation applies).
+    pub const fn is_fp8(self) -> bool {
+        matches!(self, Self::Fp8E4m3 | Self::Fp8E5m2)
+    }
+}
+
+/// 2^e exactly, for any exponent these formats need (f64 covers 2^-1074..2^1023).
+pub(crate) fn pow2(exponent: i32) -> f64 {
+    2f64.powi(exponent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_facts_match_numerics_table() {
+        // NUMERICS.md §1, column by column.
+        assert_eq!(FloatFormat::FP32.max_finite(), f64::from(f32::MAX));
+        assert_eq!(FloatFormat::FP32.max_finite_bits(), 0x7F7F_FFFF);
+        assert_eq!(FloatFormat::FP32.min_subnormal(), 2f64.powi(-149));
+        assert_eq!(FloatFormat::FP16.max_finite(), 65504.0);
+        assert_eq!(FloatFormat::FP16.max_finite_bits(), 0x7BFF);
+        assert_eq!(FloatFormat::FP16.min_normal(), 6.103515625e-5);
+        assert_eq!(FloatFormat::FP16.min_subnormal(), 2f64.powi(-24));
+        assert_eq!(FloatFormat::FP16.epsilon(), 2f64.powi(-10));
+        assert_eq!(FloatFormat::BF16.max_finite_bits(), 0x7F7F);
+        assert_eq!(FloatFormat::BF16.max_finite(), 3.3895313892515355e38);
+        assert_eq!(FloatFormat::BF16.min_subnormal(), 2f64.powi(-133));
+        assert_eq!(FloatFormat::BF16.epsilon(), 2f64.powi(-7));
+        assert_eq!(FloatFormat::FP8_E4M3.max_finite(), 448.0);
+        assert_eq!(FloatFormat::FP8_E4M3.max_finite_bits(), 0x7E);
+        assert_eq!(FloatFormat::FP8_E4M3.min_normal(), 2f64.powi(-6));
+        assert_eq!(FloatFormat::FP8_E4M3.min_subnormal(), 2f64.powi(-9));
+        assert_eq!(FloatFormat::FP8_E4M3.epsilon(), 0.125);
+        assert_eq!(FloatFormat::FP8_E4M3.infinity_bits(), None);
+        assert_eq!(FloatFormat::FP8_E5M2.max_finite(), 57344.0);
+        assert_eq!(FloatFormat::FP8_E5M2.max_finite_bits(), 0x7B);
+        assert_eq!(FloatFormat::FP8_E5M2.min_normal(), 2f64.powi(-14));
+        assert_eq!(FloatFormat::FP8_E5M2.min_subnormal(), 2f64.powi(-16));
+        assert_eq!(FloatFormat::FP8_E5M2.infinity_bits(), Some(0x7C));
+    }
+
+    #[test]
+    fn known_encodings() {
+        let sat = Overflow::Saturate;
+        // f16 1.0: exponent 15 (biased 0), mantissa 0 -> 0 01111 0000000000 = 0x3C00.
+        assert_eq!(FloatFormat::FP16.encode(1.0, sat), 0x3C00);
+        // E4M3FN 448 = 1.75 * 2^8: exponent 8 + 7 = 15, mantissa 110 -> 0 1111 110 = 0x7E.
+        assert_eq!(FloatFormat::FP8_E4M3.encode(448.0, sat), 0x7E);
+        // 464 is the midpoint of 448 (mantissa 110, even) and 480 (would be 111 = NaN): ties to 448.
+        assert_eq!(FloatFormat::FP8_E4M3.encode(464.0, Overflow::NonFinite), 0x7E);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(464.1, Overflow::NonFinite), 0x7F);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(464.1, sat), 0x7E);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(f32::INFINITY, sat), 0x7E);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(f32::NEG_INFINITY, sat), 0xFE);
+        // E5M2: 61440 is the midpoint of 57344 (mantissa 11, odd) and 65536 (Inf): ties to Inf.
+        assert_eq!(FloatFormat::FP8_E5M2.encode(61439.0, Overflow::NonFinite), 0x7B);
+        assert_eq!(FloatFormat::FP8_E5M2.encode(61440.0, Overflow::NonFinite), 0x7C);
+        assert_eq!(FloatFormat::FP8_E5M2.encode(61440.0, sat), 0x7B);
+        assert_eq!(FloatFormat::FP8_E5M2.encode(f32::INFINITY, sat), 0x7C);
+        // f16 overflows to Inf from 65520 = midpoint of 65504 (odd mantissa) and 65536.
+        assert_eq!(FloatFormat::FP16.encode(65519.996, sat), 0x7BFF);
+        assert_eq!(FloatFormat::FP16.encode(65520.0, sat), 0x7C00);
+        // bf16: f32::MAX (0x7F7FFFFF) rounds up to Inf; 0x7F7F8000 is the tie that goes to Inf.
+        assert_eq!(FloatFormat::BF16.encode(f32::MAX, sat), 0x7F80);
+        assert_eq!(FloatFormat::BF16.encode(f32::from_bits(0x7F7F_8000), sat), 0x7F80);
+        assert_eq!(FloatFormat::BF16.encode(f32::from_bits(0x7F7F_7FFF), sat), 0x7F7F);
+        // E4M3 smallest subnormal 2^-9; half of it (2^-10) is a tie that rounds to even (zero).
+        assert_eq!(FloatFormat::FP8_E4M3.encode(2f32.powi(-10), sat), 0x00);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(2f32.powi(-10) * 1.01, sat), 0x01);
+        // 1.5 * 2^-9 ties between subnormals 1 and 2: goes to 2 (even).
+        assert_eq!(FloatFormat::FP8_E4M3.encode(1.5 * 2f32.powi(-9), sat), 0x02);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(-0.0, sat), 0x80);
+        assert_eq!(FloatFormat::FP8_E4M3.encode(f32::NAN, sat), 0x7F);
+    }
+
+    #[test]
+    fn seed_facts_overflow_and_underflow() {
+        let sat = Overflow::Saturate;
+        // 10000 * 10000 = 1e8 overflows FP16 ...
+        assert_eq!(FloatFormat::FP16.classify(FloatFormat::FP16.encode(1e8, sat)), FloatClass::Infinite);
+        // ... but BF16 rounds it to 99614720 = 1.484375 * 2^26 (mantissa 0111110 -> 1 + 62/128).
+        let bf16 = FloatFormat::BF16.encode(1e8, sat);
+        assert_eq!(FloatFormat::BF16.decode(bf16), 99_614_720.0);
+        // 1e-8 is below 2^-25 (half the smallest f16 subnormal, 2.98e-8): it becomes 0 in FP16.
+        assert_eq!(FloatFormat::FP16.encode(1e-8, sat), 0);
+        let bf16_tiny = FloatFormat::BF16.decode(FloatFormat::BF16.encode(1e-8, sat));
+        assert!((bf16_tiny - 1e-8).abs() < 1e-10, "{bf16_tiny}");
+    }
+
+    #[test]
+    fn generic_encoder_matches_half_on_every_f16_and_bf16_neighbourhood() {
+        // Every f32 whose top 16 bits take any value, with low halves that hit exact ties,
+        // just-below and just-above ties, and extremes: covers every rounding case of bf16 and,
+        // through the shared exponent range, every f16 case.
+        for high in 0u32..=0xFFFF {
+            for low in [0u32, 1, 0x0FFF, 0x1000, 0x1001, 0x7FFF, 0x8000, 0x8001, 0xFFFF] {
+                let x = f32::from_bits((high << 16) | low);
+                let want_bf16 = u32::from(half::bf16::from_f32(x).to_bits());
+                let got_bf16 = FloatFormat::BF16.encode_generic(x, Overflow::Saturate);
+                let want_f16 = u32::from(half::f16::from_f32(x).to_bits());
+                let got_f16 = FloatFormat::FP16.encode_generic(x, Overflow::Saturate);
+                if x.is_nan() {
+                    assert_eq!(FloatFormat::BF16.classify(got_bf16), FloatClass::Nan);
+                    assert_eq!(FloatFormat::FP16.classify(got_f16), FloatClass::Nan);
+                } else {
+                    assert_eq!(got_bf16, want_bf16, "bf16 of {x:e} ({:#010x})", x.to_bits());
+                    assert_eq!(got_f16, want_f16, "f16 of {x:e} ({:#010x})", x.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_matches_half_for_all_65536_patterns() {
+        for bits in 0u16..=u16::MAX {
+            let f16 = half::f16::from_bits(bits).to_f64();
+            let bf16 = half::bf16::from_bits(bits).to_f64();
+            let ours16 = FloatFormat::FP16.decode(u32::from(bits));
+            let oursbf = FloatFormat::BF16.decode(u32::from(bits));
+            assert!(f16 == ours16 || (f16.is_nan() && ours16.is_nan()), "f16 {bits:#06x}");
+            assert!(bf16 == oursbf || (bf16.is_nan() && oursbf.is_nan()), "bf16 {bits:#06x}");
+            if !ours16.is_nan() {
+                assert_eq!(ours16.is_sign_negative(), bits & 0x8000 != 0, "f16 sign {bits:#06x}");
+            }
+        }
+    }
+
+    /// An independent FP8 decoder written straight from the definition in NUMERICS.md §1.
+    fn reference_fp8(code: u8, exponent_bits: u32, bias: i32, finite_only: bool) -> f64 {
+        let mantissa_bits = 7 - exponent_bits;
+        let sign = if code & 0x80 != 0 { -1.0 } else { 1.0 };
+        let e = i32::from((code >> mantissa_bits) & ((1 << exponent_bits) - 1));
+        let m = f64::from(code & ((1 << mantissa_bits) - 1));
+        let top = (1 << exponent_bits) - 1;
+        let scale = f64::from(1u32 << mantissa_bits);
+        if finite_only && e == top && m == scale - 1.0 {
+            return f64::NAN;
+        }
+        if !finite_only && e == top {
+            return if m == 0.0 { sign * f64::INFINITY } else { f64::NAN };
+        }
+        if e == 0 {
+            sign * 2f64.powi(1 - bias) * (m / scale)
+        } else {
+            sign * 2f64.powi(e - bias) * (1.0 + m / scale)
+        }
+    }
+
+    #[test]
+    fn all_256_fp8_codes_decode_and_round_trip() {
+        for (format, finite_only) in [(FloatFormat::FP8_E4M3, true), (FloatFormat::FP8_E5M2, false)] {
+            for code in 0u8..=255 {
+                let want = reference_fp8(code, format.exponent_bits, format.bias, finite_only);
+                let got = format.decode(u32::from(code));
+                if want.is_nan() {
+                    assert!(got.is_nan(), "{} {code:#04x}", format.name);
+                    continue;
+                }
+                assert_eq!(got, want, "{} {code:#04x}", format.name);
+                // Every finite value and Inf encodes back to its own code (both policies).
+                let back = format.encode(want as f32, Overflow::NonFinite);
+                assert_eq!(back, u32::from(code), "{} {code:#04x} round trip", format.name);
+            }
+        }
+    }
+
+    #[test]
+    fn neighbours_and_ulp() {
+        let f = FloatFormat::FP16;
+        assert_eq!(f.next_up(0x3C00), Some(0x3C01));
+        assert_eq!(f.next_down(0x3C00), Some(0x3BFF));
+        assert_eq!(f.ulp(0x3C00), Some(2f64.powi(-10)));
+        assert_eq!(f.next_up(0x0000), Some(0x0001));
+        assert_eq!(f.next_up(0x8000), Some(0x0001));
+        assert_eq!(f.next_down(0x0000), Some(0x8001));
+        assert_eq!(f.next_up(0x7BFF), Some(0x7C00));
+        assert_eq!(f.next_up(0x7C00), None);
+        assert_eq!(f.next_up(0xFC00), Some(0xFBFF));
+        assert_eq!(f.next_up(0x8001), Some(0x8000));
+        let e4 = FloatFormat::FP8_E4M3;
+        assert_eq!(e4.next_up(0x7E), None);
+        assert_eq!(e4.next_down(0xFE), None);
+        assert_eq!(e4.ulp(0x7E), Some(32.0));
+    }
+}

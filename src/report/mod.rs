@@ -1,0 +1,1 @@
+//! Sweeps of settings over many tensors, rankings and exports.
