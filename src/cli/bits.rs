@@ -23,25 +23,38 @@ pub enum BitsInput {
 /// Parses the VALUE argument.
 pub fn parse_input(text: &str, format: FormatArg) -> anyhow::Result<BitsInput> {
     let trimmed = text.trim();
-    let hex = trimmed.strip_prefix("0x").or_else(|| trimmed.strip_prefix("0X"));
+    let hex = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"));
     let Some(digits) = hex else {
-        let value: f32 = trimmed
-            .parse()
-            .with_context(|| format!("'{text}' is neither a number nor a hex bit pattern such as 0x3c00"))?;
+        let value: f32 = trimmed.parse().with_context(|| {
+            format!("'{text}' is neither a number nor a hex bit pattern such as 0x3c00")
+        })?;
         return Ok(BitsInput::Number(value));
     };
-    let bits = u32::from_str_radix(digits, 16).with_context(|| format!("'{text}' is not a hex bit pattern"))?;
+    let bits = u32::from_str_radix(digits, 16)
+        .with_context(|| format!("'{text}' is not a hex bit pattern"))?;
     let pattern_format = match (format_of(format), digits.len()) {
         (Some(f), _) => f,
         (None, 1..=2) => FloatFormat::FP8_E4M3,
         (None, 3..=4) => FloatFormat::FP16,
         (None, 5..=8) => FloatFormat::FP32,
-        (None, _) => bail!("'{text}' has {} hex digits; use 2 (FP8), 4 (FP16/BF16) or 8 (FP32)", digits.len()),
+        (None, _) => bail!(
+            "'{text}' has {} hex digits; use 2 (FP8), 4 (FP16/BF16) or 8 (FP32)",
+            digits.len()
+        ),
     };
     if bits & !pattern_format.bit_mask() != 0 {
-        bail!("'{text}' does not fit in the {} bits of {}", pattern_format.total_bits(), pattern_format.name);
+        bail!(
+            "'{text}' does not fit in the {} bits of {}",
+            pattern_format.total_bits(),
+            pattern_format.name
+        );
     }
-    Ok(BitsInput::Pattern { format: pattern_format, bits })
+    Ok(BitsInput::Pattern {
+        format: pattern_format,
+        bits,
+    })
 }
 
 fn format_of(arg: FormatArg) -> Option<FloatFormat> {
@@ -66,10 +79,17 @@ pub fn analyses(input: BitsInput, format: FormatArg, overflow: Overflow) -> Vec<
         .into_iter()
         .map(|f| match input {
             BitsInput::Number(x) => f.analyze(x, overflow),
-            BitsInput::Pattern { format: source, bits } => {
+            BitsInput::Pattern {
+                format: source,
+                bits,
+            } => {
                 // Every format here is a subset of f32, so the decoded value converts exactly.
                 let value = source.decode(bits) as f32;
-                if f == source { f.analyze_bits(bits, value) } else { f.analyze(value, overflow) }
+                if f == source {
+                    f.analyze_bits(bits, value)
+                } else {
+                    f.analyze(value, overflow)
+                }
             }
         })
         .collect()
@@ -127,38 +147,51 @@ pub fn run(args: &BitsArgs) -> anyhow::Result<()> {
     let rows = analyses(input, args.format, overflow);
     if args.json {
         let array: Vec<Value> = rows.iter().map(|a| analysis_json(a, overflow)).collect();
-        println!("{}", serde_json::to_string_pretty(&array)?);
-        return Ok(());
+        return super::emit(&format!("{}\n", serde_json::to_string_pretty(&array)?));
     }
     let shown_input = match input {
         BitsInput::Number(x) => format_exact(f64::from(x)),
-        BitsInput::Pattern { format, bits } => format!("{} read as {}", format.hex(bits), format.name),
+        BitsInput::Pattern { format, bits } => {
+            format!("{} read as {}", format.hex(bits), format.name)
+        }
     };
-    println!("input {shown_input} (FP8 overflow: {})\n", overflow_name(overflow));
+    let mut lines = vec![format!(
+        "input {shown_input} (FP8 overflow: {})\n",
+        overflow_name(overflow)
+    )];
     for a in &rows {
         let format = a.format;
         let (sign, exponent, mantissa) = format.bit_strings(a.bits);
-        println!(
+        lines.push(format!(
             "{} (sign 1, exponent {}, mantissa {}; bias {})",
             format.name, format.exponent_bits, format.mantissa_bits, format.bias
-        );
-        println!("  bits       {sign} | {exponent} | {mantissa}   ({})", format.hex(a.bits));
-        println!("  stored     {}   class {}", format_exact(a.stored), a.class.name());
-        println!("  formula    {}", format.formula(a.bits));
-        match (a.error, a.relative_error) {
-            (Some(e), Some(r)) => println!("  error      {} (relative {r:.3e})", format_exact(e)),
-            (Some(e), None) => println!("  error      {}", format_exact(e)),
-            _ => println!("  error      not finite"),
-        }
+        ));
+        lines.push(format!(
+            "  bits       {sign} | {exponent} | {mantissa}   ({})",
+            format.hex(a.bits)
+        ));
+        lines.push(format!(
+            "  stored     {}   class {}",
+            format_exact(a.stored),
+            a.class.name()
+        ));
+        lines.push(format!("  formula    {}", format.formula(a.bits)));
+        lines.push(match (a.error, a.relative_error) {
+            (Some(e), Some(r)) => format!("  error      {} (relative {r:.3e})", format_exact(e)),
+            (Some(e), None) => format!("  error      {}", format_exact(e)),
+            _ => "  error      not finite".to_string(),
+        });
         let neighbour = |v: Option<f64>| v.map_or_else(|| "none".to_string(), format_exact);
-        println!(
+        lines.push(format!(
             "  neighbours {} below, {} above; ulp {}\n",
             neighbour(a.previous),
             neighbour(a.next),
             neighbour(a.ulp)
-        );
+        ));
     }
-    Ok(())
+    let mut text = lines.join("\n");
+    text.push('\n');
+    super::emit(&text)
 }
 
 #[cfg(test)]
@@ -169,26 +202,42 @@ mod tests {
     fn hex_width_picks_the_format() {
         assert_eq!(
             parse_input("0x3c00", FormatArg::All).ok(),
-            Some(BitsInput::Pattern { format: FloatFormat::FP16, bits: 0x3C00 })
+            Some(BitsInput::Pattern {
+                format: FloatFormat::FP16,
+                bits: 0x3C00
+            })
         );
         assert_eq!(
             parse_input("0x3f80", FormatArg::Bf16).ok(),
-            Some(BitsInput::Pattern { format: FloatFormat::BF16, bits: 0x3F80 })
+            Some(BitsInput::Pattern {
+                format: FloatFormat::BF16,
+                bits: 0x3F80
+            })
         );
         assert_eq!(
             parse_input("0x7e", FormatArg::All).ok(),
-            Some(BitsInput::Pattern { format: FloatFormat::FP8_E4M3, bits: 0x7E })
+            Some(BitsInput::Pattern {
+                format: FloatFormat::FP8_E4M3,
+                bits: 0x7E
+            })
         );
         assert!(parse_input("0x1ff", FormatArg::Fp8E4m3).is_err());
         assert!(parse_input("0x123456789", FormatArg::All).is_err());
         assert!(parse_input("abc", FormatArg::All).is_err());
-        assert_eq!(parse_input("-inf", FormatArg::All).ok(), Some(BitsInput::Number(f32::NEG_INFINITY)));
+        assert_eq!(
+            parse_input("-inf", FormatArg::All).ok(),
+            Some(BitsInput::Number(f32::NEG_INFINITY))
+        );
     }
 
     #[test]
     fn pattern_row_keeps_the_pattern_and_others_convert() {
         let input = parse_input("0x3c00", FormatArg::All).ok();
-        let rows = analyses(input.unwrap_or(BitsInput::Number(f32::NAN)), FormatArg::All, Overflow::Saturate);
+        let rows = analyses(
+            input.unwrap_or(BitsInput::Number(f32::NAN)),
+            FormatArg::All,
+            Overflow::Saturate,
+        );
         let hexes: Vec<String> = rows.iter().map(|a| a.format.hex(a.bits)).collect();
         // 1.0 in FP32, FP16, BF16, E4M3 (exponent 7 = bias) and E5M2 (exponent 15 = bias).
         assert_eq!(hexes, ["0x3f800000", "0x3c00", "0x3f80", "0x38", "0x3c"]);

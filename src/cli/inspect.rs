@@ -66,11 +66,20 @@ fn stats_of(model: &Model, index: usize) -> anyhow::Result<TensorStats> {
     let values_at = percentiles(&values, &REPORTED_PERCENTILES).unwrap_or_default();
     Ok(TensorStats {
         summary,
-        percentiles: REPORTED_PERCENTILES.iter().copied().zip(values_at).collect(),
+        percentiles: REPORTED_PERCENTILES
+            .iter()
+            .copied()
+            .zip(values_at)
+            .collect(),
     })
 }
 
-fn row(model: &Model, index: usize, info: &TensorInfo, with_stats: bool) -> anyhow::Result<TensorRow> {
+fn row(
+    model: &Model,
+    index: usize,
+    info: &TensorInfo,
+    with_stats: bool,
+) -> anyhow::Result<TensorRow> {
     let stats = if with_stats {
         Some(stats_of(model, index).with_context(|| format!("tensor '{}'", info.name))?)
     } else {
@@ -87,7 +96,11 @@ fn row(model: &Model, index: usize, info: &TensorInfo, with_stats: bool) -> anyh
 }
 
 /// Builds the report for a model (statistics optional).
-pub fn report(model: &Model, with_stats: bool, show_progress: bool) -> anyhow::Result<InspectReport> {
+pub fn report(
+    model: &Model,
+    with_stats: bool,
+    show_progress: bool,
+) -> anyhow::Result<InspectReport> {
     let bar = tensor_bar(model.tensors().len(), show_progress && with_stats);
     let mut rows = Vec::with_capacity(model.tensors().len());
     for (index, info) in model.tensors().iter().enumerate() {
@@ -98,7 +111,11 @@ pub fn report(model: &Model, with_stats: bool, show_progress: bool) -> anyhow::R
     bar.finish_and_clear();
     Ok(InspectReport {
         model: model.name().to_string(),
-        files: model.files().iter().map(|p| p.display().to_string()).collect(),
+        files: model
+            .files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         tensor_count: rows.len(),
         total_bytes: rows.iter().map(|r| r.size_bytes).sum(),
         total_elements: rows.iter().map(|r| r.numel).sum(),
@@ -117,7 +134,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn shape_text(shape: &[usize]) -> String {
@@ -131,33 +152,43 @@ fn optional(value: Option<f64>) -> String {
 
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let model = Model::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    // LoadError messages name the file already.
+    let model = Model::open(&args.file)?;
     let report = report(&model, args.stats, !args.json)
         .with_context(|| format!("reading {}", args.file.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return super::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
-    println!(
+    let mut lines = Vec::new();
+    lines.push(format!(
         "{}: {} tensors, {} elements, {}",
         report.model,
         report.tensor_count,
         report.total_elements,
         human_bytes(report.total_bytes)
-    );
-    let name_width = report.tensors.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    println!("{:name_width$}  {:8}  {:>20}  {:>10}", "name", "dtype", "shape", "size");
+    ));
+    let name_width = report
+        .tensors
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    lines.push(format!(
+        "{:name_width$}  {:8}  {:>20}  {:>10}",
+        "name", "dtype", "shape", "size"
+    ));
     for r in &report.tensors {
-        println!(
+        lines.push(format!(
             "{:name_width$}  {:8}  {:>20}  {:>10}",
             r.name,
             r.dtype,
             shape_text(&r.shape),
             human_bytes(r.size_bytes)
-        );
+        ));
         if let Some(stats) = &r.stats {
             let s = &stats.summary;
-            println!(
+            lines.push(format!(
                 "{:name_width$}  min {}  max {}  mean {}  std {}  absmax {:.6}",
                 "",
                 optional(s.min),
@@ -165,18 +196,30 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
                 optional(s.mean),
                 optional(s.std),
                 s.absmax
-            );
-            let ps: Vec<String> = stats.percentiles.iter().map(|(p, v)| format!("p{p}={v:.6}")).collect();
-            println!("{:name_width$}  {}", "", ps.join("  "));
-            if s.nan_count + s.pos_inf_count + s.neg_inf_count + s.subnormal_count > 0 || s.zero_count > 0 {
-                println!(
+            ));
+            let ps: Vec<String> = stats
+                .percentiles
+                .iter()
+                .map(|(p, v)| format!("p{p}={v:.6}"))
+                .collect();
+            lines.push(format!("{:name_width$}  {}", "", ps.join("  ")));
+            if s.nan_count + s.pos_inf_count + s.neg_inf_count + s.subnormal_count > 0
+                || s.zero_count > 0
+            {
+                lines.push(format!(
                     "{:name_width$}  nan {}  +inf {}  -inf {}  zeros {}  subnormals {}",
-                    "", s.nan_count, s.pos_inf_count, s.neg_inf_count, s.zero_count, s.subnormal_count
-                );
+                    "",
+                    s.nan_count,
+                    s.pos_inf_count,
+                    s.neg_inf_count,
+                    s.zero_count,
+                    s.subnormal_count
+                ));
             }
         }
     }
-    Ok(())
+    lines.push(String::new());
+    super::emit(&lines.join("\n"))
 }
 
 #[cfg(test)]

@@ -59,7 +59,13 @@ impl FloatFormat {
             // The exponent field is at most 255, so the cast to i32 is lossless.
             FloatClass::Normal => (Some(exponent as i32 - self.bias), Some(1.0 + fraction)),
         };
-        Fields { sign, exponent, mantissa, exponent_value, significand }
+        Fields {
+            sign,
+            exponent,
+            mantissa,
+            exponent_value,
+            significand,
+        }
     }
 
     /// The encoding as sign, exponent and mantissa bit strings, e.g. ("0", "01111", "0000000000").
@@ -87,7 +93,10 @@ impl FloatFormat {
         match self.classify(bits) {
             FloatClass::Nan => "NaN (exponent all ones, mantissa not zero)".to_string(),
             FloatClass::Infinite => {
-                format!("{}Inf (exponent all ones, mantissa zero)", if sign == 1 { "-" } else { "+" })
+                format!(
+                    "{}Inf (exponent all ones, mantissa zero)",
+                    if sign == 1 { "-" } else { "+" }
+                )
             }
             FloatClass::Zero | FloatClass::Subnormal => format!(
                 "(-1)^{sign} × 2^(1 - {bias}) × (0 + {mantissa}/{denominator}) = {}",
@@ -116,7 +125,9 @@ impl FloatFormat {
         let reference = f64::from(input);
         let both_finite = stored.is_finite() && reference.is_finite();
         let error = both_finite.then(|| stored - reference);
-        let relative_error = error.filter(|_| reference != 0.0).map(|e| (e / reference).abs());
+        let relative_error = error
+            .filter(|_| reference != 0.0)
+            .map(|e| (e / reference).abs());
         Analysis {
             format: *self,
             input,
@@ -139,7 +150,11 @@ pub fn format_exact(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_string()
     } else if value.is_infinite() {
-        if value > 0.0 { "Inf".to_string() } else { "-Inf".to_string() }
+        if value > 0.0 {
+            "Inf".to_string()
+        } else {
+            "-Inf".to_string()
+        }
     } else if value != 0.0 && (value.abs() >= 1e16 || value.abs() < 1e-5) {
         format!("{value:e}")
     } else {
@@ -155,8 +170,20 @@ mod tests {
     fn fields_of_one_in_fp16() {
         let f = FloatFormat::FP16;
         let fields = f.fields(0x3C00);
-        assert_eq!(fields, Fields { sign: 0, exponent: 15, mantissa: 0, exponent_value: Some(0), significand: Some(1.0) });
-        assert_eq!(f.bit_strings(0x3C00), ("0".into(), "01111".into(), "0000000000".into()));
+        assert_eq!(
+            fields,
+            Fields {
+                sign: 0,
+                exponent: 15,
+                mantissa: 0,
+                exponent_value: Some(0),
+                significand: Some(1.0)
+            }
+        );
+        assert_eq!(
+            f.bit_strings(0x3C00),
+            ("0".into(), "01111".into(), "0000000000".into())
+        );
         assert_eq!(f.hex(0x3C00), "0x3c00");
         assert_eq!(f.formula(0x3C00), "(-1)^0 × 2^(15 - 15) × (1 + 0/1024) = 1");
         assert_eq!(FloatFormat::FP8_E4M3.hex(0x7E), "0x7e");
@@ -182,7 +209,10 @@ mod tests {
         let f = FloatFormat::FP8_E4M3;
         assert_eq!(f.fields(0x01).exponent_value, Some(-6));
         assert_eq!(f.fields(0x01).significand, Some(0.125));
-        assert_eq!(f.formula(0x01), "(-1)^0 × 2^(1 - 7) × (0 + 1/8) = 0.001953125");
+        assert_eq!(
+            f.formula(0x01),
+            "(-1)^0 × 2^(1 - 7) × (0 + 1/8) = 0.001953125"
+        );
         assert_eq!(f.classify(0x01), FloatClass::Subnormal);
         let inf = FloatFormat::FP16.analyze(1e8, Overflow::Saturate);
         assert_eq!(inf.class, FloatClass::Infinite);

@@ -188,7 +188,9 @@ impl FloatFormat {
     pub const fn max_finite_bits(&self) -> u32 {
         match self.special {
             // Exponent all ones minus one, mantissa all ones.
-            SpecialValues::Ieee => ((self.exponent_all_ones() - 1) << self.mantissa_bits) | self.mantissa_mask(),
+            SpecialValues::Ieee => {
+                ((self.exponent_all_ones() - 1) << self.mantissa_bits) | self.mantissa_mask()
+            }
             // Exponent all ones, mantissa all ones minus one (all ones is NaN).
             SpecialValues::FiniteOnlyAllOnesNan => {
                 (self.exponent_all_ones() << self.mantissa_bits) | (self.mantissa_mask() - 1)
@@ -208,7 +210,8 @@ impl FloatFormat {
     pub const fn nan_bits(&self) -> u32 {
         match self.special {
             SpecialValues::Ieee => {
-                (self.exponent_all_ones() << self.mantissa_bits) | (1u32 << (self.mantissa_bits - 1))
+                (self.exponent_all_ones() << self.mantissa_bits)
+                    | (1u32 << (self.mantissa_bits - 1))
             }
             SpecialValues::FiniteOnlyAllOnesNan => {
                 (self.exponent_all_ones() << self.mantissa_bits) | self.mantissa_mask()
@@ -256,7 +259,9 @@ impl FloatFormat {
                     FloatClass::Nan
                 }
             }
-            SpecialValues::FiniteOnlyAllOnesNan if top && mantissa == self.mantissa_mask() => FloatClass::Nan,
+            SpecialValues::FiniteOnlyAllOnesNan if top && mantissa == self.mantissa_mask() => {
+                FloatClass::Nan
+            }
             _ if exponent == 0 && mantissa == 0 => FloatClass::Zero,
             _ if exponent == 0 => FloatClass::Subnormal,
             _ => FloatClass::Normal,
@@ -274,7 +279,9 @@ impl FloatFormat {
             FloatClass::Infinite => f64::INFINITY,
             FloatClass::Zero => 0.0,
             // 0.M * 2^(1 - bias) = M * 2^(1 - bias - m); the mantissa field is below 2^23, exact in f64.
-            FloatClass::Subnormal => f64::from(mantissa) * pow2(self.min_exponent() - self.mantissa_bits as i32),
+            FloatClass::Subnormal => {
+                f64::from(mantissa) * pow2(self.min_exponent() - self.mantissa_bits as i32)
+            }
             FloatClass::Normal => {
                 let significand = f64::from((1u32 << self.mantissa_bits) | mantissa);
                 // The exponent field is at most 255, so the cast to i32 is lossless.
@@ -301,7 +308,11 @@ impl FloatFormat {
 
     /// The format-independent RNE encoder: exact integer arithmetic on the f32's significand.
     pub fn encode_generic(&self, x: f32, overflow: Overflow) -> u32 {
-        let sign = if x.is_sign_negative() { self.sign_mask() } else { 0 };
+        let sign = if x.is_sign_negative() {
+            self.sign_mask()
+        } else {
+            0
+        };
         if x.is_nan() {
             return sign | self.nan_bits();
         }
@@ -319,7 +330,10 @@ impl FloatFormat {
             (u64::from(f32_fraction), -149i32)
         } else {
             // The field is at most 254 here, so the cast to i32 is lossless.
-            (u64::from(f32_fraction | 0x80_0000), f32_exponent_field as i32 - 150)
+            (
+                u64::from(f32_fraction | 0x80_0000),
+                f32_exponent_field as i32 - 150,
+            )
         };
         // floor(log2 |x|): the position of the leading one.
         let leading = 63 - significand.leading_zeros() as i32 + scale;
@@ -467,14 +481,26 @@ mod tests {
         // E4M3FN 448 = 1.75 * 2^8: exponent 8 + 7 = 15, mantissa 110 -> 0 1111 110 = 0x7E.
         assert_eq!(FloatFormat::FP8_E4M3.encode(448.0, sat), 0x7E);
         // 464 is the midpoint of 448 (mantissa 110, even) and 480 (would be 111 = NaN): ties to 448.
-        assert_eq!(FloatFormat::FP8_E4M3.encode(464.0, Overflow::NonFinite), 0x7E);
-        assert_eq!(FloatFormat::FP8_E4M3.encode(464.1, Overflow::NonFinite), 0x7F);
+        assert_eq!(
+            FloatFormat::FP8_E4M3.encode(464.0, Overflow::NonFinite),
+            0x7E
+        );
+        assert_eq!(
+            FloatFormat::FP8_E4M3.encode(464.1, Overflow::NonFinite),
+            0x7F
+        );
         assert_eq!(FloatFormat::FP8_E4M3.encode(464.1, sat), 0x7E);
         assert_eq!(FloatFormat::FP8_E4M3.encode(f32::INFINITY, sat), 0x7E);
         assert_eq!(FloatFormat::FP8_E4M3.encode(f32::NEG_INFINITY, sat), 0xFE);
         // E5M2: 61440 is the midpoint of 57344 (mantissa 11, odd) and 65536 (Inf): ties to Inf.
-        assert_eq!(FloatFormat::FP8_E5M2.encode(61439.0, Overflow::NonFinite), 0x7B);
-        assert_eq!(FloatFormat::FP8_E5M2.encode(61440.0, Overflow::NonFinite), 0x7C);
+        assert_eq!(
+            FloatFormat::FP8_E5M2.encode(61439.0, Overflow::NonFinite),
+            0x7B
+        );
+        assert_eq!(
+            FloatFormat::FP8_E5M2.encode(61440.0, Overflow::NonFinite),
+            0x7C
+        );
         assert_eq!(FloatFormat::FP8_E5M2.encode(61440.0, sat), 0x7B);
         assert_eq!(FloatFormat::FP8_E5M2.encode(f32::INFINITY, sat), 0x7C);
         // f16 overflows to Inf from 65520 = midpoint of 65504 (odd mantissa) and 65536.
@@ -482,11 +508,20 @@ mod tests {
         assert_eq!(FloatFormat::FP16.encode(65520.0, sat), 0x7C00);
         // bf16: f32::MAX (0x7F7FFFFF) rounds up to Inf; 0x7F7F8000 is the tie that goes to Inf.
         assert_eq!(FloatFormat::BF16.encode(f32::MAX, sat), 0x7F80);
-        assert_eq!(FloatFormat::BF16.encode(f32::from_bits(0x7F7F_8000), sat), 0x7F80);
-        assert_eq!(FloatFormat::BF16.encode(f32::from_bits(0x7F7F_7FFF), sat), 0x7F7F);
+        assert_eq!(
+            FloatFormat::BF16.encode(f32::from_bits(0x7F7F_8000), sat),
+            0x7F80
+        );
+        assert_eq!(
+            FloatFormat::BF16.encode(f32::from_bits(0x7F7F_7FFF), sat),
+            0x7F7F
+        );
         // E4M3 smallest subnormal 2^-9; half of it (2^-10) is a tie that rounds to even (zero).
         assert_eq!(FloatFormat::FP8_E4M3.encode(2f32.powi(-10), sat), 0x00);
-        assert_eq!(FloatFormat::FP8_E4M3.encode(2f32.powi(-10) * 1.01, sat), 0x01);
+        assert_eq!(
+            FloatFormat::FP8_E4M3.encode(2f32.powi(-10) * 1.01, sat),
+            0x01
+        );
         // 1.5 * 2^-9 ties between subnormals 1 and 2: goes to 2 (even).
         assert_eq!(FloatFormat::FP8_E4M3.encode(1.5 * 2f32.powi(-9), sat), 0x02);
         assert_eq!(FloatFormat::FP8_E4M3.encode(-0.0, sat), 0x80);
@@ -497,10 +532,29 @@ mod tests {
     fn seed_facts_overflow_and_underflow() {
         let sat = Overflow::Saturate;
         // 10000 * 10000 = 1e8 overflows FP16 ...
-        assert_eq!(FloatFormat::FP16.classify(FloatFormat::FP16.encode(1e8, sat)), FloatClass::Infinite);
-        // ... but BF16 rounds it to 99614720 = 1.484375 * 2^26 (mantissa 0111110 -> 1 + 62/128).
-        let bf16 = FloatFormat::BF16.encode(1e8, sat);
+        assert_eq!(
+            FloatFormat::FP16.classify(FloatFormat::FP16.encode(1e8, sat)),
+            FloatClass::Infinite
+        );
+        // ... but not BF16. Computed in BF16, 10000 is stored as 9984 (1.21875 * 2^13: 10000 / 8192
+        // = 1.2207 * 128 = 156.25 -> 156), the product 9984^2 = 99680256 is exact in f32, and its
+        // BF16 rounding is 99614720 = 1.484375 * 2^26 (190.125 / 128 -> 190): the seed's number.
+        let ten_thousand = FloatFormat::BF16.decode(FloatFormat::BF16.encode(10_000.0, sat));
+        assert_eq!(ten_thousand, 9984.0);
+        let product = (ten_thousand * ten_thousand) as f32;
+        assert_eq!(product, 99_680_256.0);
+        let bf16 = FloatFormat::BF16.encode(product, sat);
         assert_eq!(FloatFormat::BF16.decode(bf16), 99_614_720.0);
+        // The value 1e8 itself rounds (RNE, as ml_dtypes and PyTorch) to 191/128 * 2^26 = 100139008:
+        // 1e8 / 2^26 * 128 = 190.73 -> 191. 99614720 is its lower neighbour.
+        let direct = FloatFormat::BF16.encode(1e8, sat);
+        assert_eq!(FloatFormat::BF16.decode(direct), 100_139_008.0);
+        assert_eq!(
+            FloatFormat::BF16
+                .next_down(direct)
+                .map(|b| FloatFormat::BF16.decode(b)),
+            Some(99_614_720.0)
+        );
         // 1e-8 is below 2^-25 (half the smallest f16 subnormal, 2.98e-8): it becomes 0 in FP16.
         assert_eq!(FloatFormat::FP16.encode(1e-8, sat), 0);
         let bf16_tiny = FloatFormat::BF16.decode(FloatFormat::BF16.encode(1e-8, sat));
@@ -513,7 +567,9 @@ mod tests {
         // just-below and just-above ties, and extremes: covers every rounding case of bf16 and,
         // through the shared exponent range, every f16 case.
         for high in 0u32..=0xFFFF {
-            for low in [0u32, 1, 0x0FFF, 0x1000, 0x1001, 0x7FFF, 0x8000, 0x8001, 0xFFFF] {
+            for low in [
+                0u32, 1, 0x0FFF, 0x1000, 0x1001, 0x7FFF, 0x8000, 0x8001, 0xFFFF,
+            ] {
                 let x = f32::from_bits((high << 16) | low);
                 let want_bf16 = u32::from(half::bf16::from_f32(x).to_bits());
                 let got_bf16 = FloatFormat::BF16.encode_generic(x, Overflow::Saturate);
@@ -537,10 +593,20 @@ mod tests {
             let bf16 = half::bf16::from_bits(bits).to_f64();
             let ours16 = FloatFormat::FP16.decode(u32::from(bits));
             let oursbf = FloatFormat::BF16.decode(u32::from(bits));
-            assert!(f16 == ours16 || (f16.is_nan() && ours16.is_nan()), "f16 {bits:#06x}");
-            assert!(bf16 == oursbf || (bf16.is_nan() && oursbf.is_nan()), "bf16 {bits:#06x}");
+            assert!(
+                f16 == ours16 || (f16.is_nan() && ours16.is_nan()),
+                "f16 {bits:#06x}"
+            );
+            assert!(
+                bf16 == oursbf || (bf16.is_nan() && oursbf.is_nan()),
+                "bf16 {bits:#06x}"
+            );
             if !ours16.is_nan() {
-                assert_eq!(ours16.is_sign_negative(), bits & 0x8000 != 0, "f16 sign {bits:#06x}");
+                assert_eq!(
+                    ours16.is_sign_negative(),
+                    bits & 0x8000 != 0,
+                    "f16 sign {bits:#06x}"
+                );
             }
         }
     }
@@ -557,7 +623,11 @@ mod tests {
             return f64::NAN;
         }
         if !finite_only && e == top {
-            return if m == 0.0 { sign * f64::INFINITY } else { f64::NAN };
+            return if m == 0.0 {
+                sign * f64::INFINITY
+            } else {
+                f64::NAN
+            };
         }
         if e == 0 {
             sign * 2f64.powi(1 - bias) * (m / scale)
@@ -568,7 +638,10 @@ mod tests {
 
     #[test]
     fn all_256_fp8_codes_decode_and_round_trip() {
-        for (format, finite_only) in [(FloatFormat::FP8_E4M3, true), (FloatFormat::FP8_E5M2, false)] {
+        for (format, finite_only) in [
+            (FloatFormat::FP8_E4M3, true),
+            (FloatFormat::FP8_E5M2, false),
+        ] {
             for code in 0u8..=255 {
                 let want = reference_fp8(code, format.exponent_bits, format.bias, finite_only);
                 let got = format.decode(u32::from(code));
@@ -579,7 +652,12 @@ mod tests {
                 assert_eq!(got, want, "{} {code:#04x}", format.name);
                 // Every finite value and Inf encodes back to its own code (both policies).
                 let back = format.encode(want as f32, Overflow::NonFinite);
-                assert_eq!(back, u32::from(code), "{} {code:#04x} round trip", format.name);
+                assert_eq!(
+                    back,
+                    u32::from(code),
+                    "{} {code:#04x} round trip",
+                    format.name
+                );
             }
         }
     }

@@ -1,0 +1,378 @@
+//! `quantscope quantize`: quantize tensors of a model and report ranges, scales and error.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+
+use super::args::{
+    CalibrationArg, GranularityArg, OutliersArg, PresetArg, QuantizeArgs, RoundingArg, SchemeArg,
+};
+use super::progress::tensor_bar;
+use crate::cancel::Cancel;
+use crate::quant::tensor::{Outputs, quantize_tensor};
+use crate::quant::{
+    Calibration, Granularity, OutlierMode, OutlierThreshold, Preset, QuantConfig, Rounding, Scheme,
+};
+use crate::report::{SettingsReport, TensorReport};
+use crate::tensor::Model;
+
+/// A usage problem (exit code 2), as opposed to bad input (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses `--outlier-threshold`: "6", "6.0" (absolute) or "3std" / "3xstd" (a multiple of the std).
+pub fn parse_threshold(text: &str) -> Result<OutlierThreshold, UsageError> {
+    let trimmed = text.trim();
+    let bad = || {
+        UsageError(format!(
+            "--outlier-threshold '{text}' is not a number (6.0) or a multiple of the std (3std)"
+        ))
+    };
+    let (number, is_std) = match trimmed.strip_suffix("std") {
+        Some(rest) => (rest.trim_end_matches(['x', '*', ' ']), true),
+        None => (trimmed, false),
+    };
+    let value: f32 = number.parse().map_err(|_| bad())?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(bad());
+    }
+    Ok(if is_std {
+        OutlierThreshold::StdMultiple(value)
+    } else {
+        OutlierThreshold::Absolute(value)
+    })
+}
+
+/// The configuration the arguments ask for, checked for everything that does not depend on a
+/// tensor's shape.
+pub fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig, UsageError> {
+    let bits = u8::try_from(args.bits)
+        .map_err(|_| UsageError(format!("--bits {} is not 2..=8 or 16", args.bits)))?;
+    let cfg = QuantConfig {
+        bits,
+        scheme: match args.scheme {
+            SchemeArg::Symmetric => Scheme::Symmetric,
+            SchemeArg::Asymmetric => Scheme::Asymmetric,
+        },
+        preset: match args.preset {
+            PresetArg::Onnxruntime => Preset::OnnxRuntime,
+            PresetArg::Pytorch => Preset::PyTorch,
+            PresetArg::Tensorrt => Preset::TensorRt,
+            PresetArg::Tflite => Preset::TfLite,
+            PresetArg::Textbook => Preset::Textbook,
+        },
+        rounding: args.rounding.map(|r| match r {
+            RoundingArg::HalfEven => Rounding::HalfEven,
+            RoundingArg::HalfAway => Rounding::HalfAway,
+            RoundingArg::HalfUp => Rounding::HalfUp,
+        }),
+        symmetric_range: None,
+        granularity: match args.granularity {
+            GranularityArg::Tensor => Granularity::PerTensor,
+            GranularityArg::Channel => Granularity::PerChannel { axis: args.axis },
+            GranularityArg::Group => Granularity::PerGroup {
+                size: args.group_size,
+            },
+        },
+        calibration: match args.calibration {
+            CalibrationArg::Minmax => Calibration::MinMax,
+            CalibrationArg::Percentile => Calibration::Percentile(args.percentile),
+            CalibrationArg::Entropy => Calibration::Entropy,
+            CalibrationArg::Mse => Calibration::Mse,
+        },
+        outliers: match args.outliers {
+            OutliersArg::None => OutlierMode::None,
+            OutliersArg::Elements => OutlierMode::Elements,
+            OutliersArg::Columns => OutlierMode::Columns,
+        },
+        outlier_threshold: parse_threshold(&args.outlier_threshold)?,
+    };
+    // A shape with enough axes that only shape-independent checks can fail here.
+    let probe_rank = match cfg.granularity {
+        Granularity::PerChannel { axis } => axis.saturating_add(1).max(1),
+        _ => 1,
+    };
+    cfg.validate(&vec![1; probe_rank])
+        .map_err(|e| UsageError(e.to_string()))?;
+    Ok(cfg)
+}
+
+/// The tensors to quantize: the named ones (each must exist), else every float tensor.
+fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Result<Vec<usize>> {
+    if names.is_empty() {
+        return Ok((0..model.tensors().len())
+            .filter(|&i| model.tensors()[i].dtype.is_float())
+            .collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            model.find(name).with_context(|| {
+                let close: Vec<&str> = model
+                    .tensors()
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .filter(|t| t.contains(name.as_str()) || name.contains(*t))
+                    .take(5)
+                    .collect();
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (similar: {})", close.join(", "))
+                };
+                format!("no tensor named '{name}'{hint} in {}", path.display())
+            })
+        })
+        .collect()
+}
+
+/// Little-endian bytes of a slice of 4-byte numbers.
+fn le_bytes<T: Copy, const N: usize>(values: &[T], to_bytes: fn(T) -> [u8; N]) -> Vec<u8> {
+    values.iter().flat_map(|&v| to_bytes(v)).collect()
+}
+
+/// The tensors `--output` writes for one quantized tensor.
+struct OutputTensors {
+    entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+}
+
+impl OutputTensors {
+    fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, report: &TensorReport) -> anyhow::Result<()> {
+        let r = &report.result;
+        let (Some(codes), Some(dequantized)) = (&r.codes, &r.dequantized) else {
+            bail!("internal: codes were not kept for '{}'", report.name);
+        };
+        let name = &report.name;
+        self.entries.push((
+            format!("{name}.codes"),
+            Dtype::I32,
+            report.shape.clone(),
+            le_bytes(codes, i32::to_le_bytes),
+        ));
+        self.entries.push((
+            format!("{name}.scale"),
+            Dtype::F32,
+            r.scale_shape.clone(),
+            le_bytes(&r.scales, f32::to_le_bytes),
+        ));
+        self.entries.push((
+            format!("{name}.zero_point"),
+            Dtype::I32,
+            r.scale_shape.clone(),
+            le_bytes(&r.zero_points, i32::to_le_bytes),
+        ));
+        self.entries.push((
+            format!("{name}.dequantized"),
+            Dtype::F32,
+            report.shape.clone(),
+            le_bytes(dequantized, f32::to_le_bytes),
+        ));
+        Ok(())
+    }
+
+    /// Writes atomically: a temp file in the destination's folder, then a rename over it.
+    fn write(&self, destination: &Path, settings: &SettingsReport) -> anyhow::Result<()> {
+        let views = self
+            .entries
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        let metadata = HashMap::from([
+            (
+                "producer".to_string(),
+                format!("quantscope {}", env!("CARGO_PKG_VERSION")),
+            ),
+            ("settings".to_string(), serde_json::to_string(settings)?),
+        ]);
+        let bytes = safetensors::tensor::serialize(views, Some(metadata))?;
+        let folder = match destination.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(&folder)
+            .with_context(|| format!("cannot create a temporary file in {}", folder.display()))?;
+        std::io::Write::write_all(&mut temp, &bytes)?;
+        temp.as_file().sync_all()?;
+        temp.persist(destination)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write {}", destination.display()))?;
+        Ok(())
+    }
+}
+
+/// Refuses an output path that is one of the model's input files.
+fn check_output_is_not_an_input(output: &Path, model: &Model) -> anyhow::Result<()> {
+    let Ok(output_canonical) = output.canonicalize() else {
+        // The output does not exist yet, so it cannot be an input.
+        return Ok(());
+    };
+    for input in model.files() {
+        if input.canonicalize().is_ok_and(|i| i == output_canonical) {
+            bail!(
+                "--output {} is an input file of the model; refusing to overwrite it",
+                output.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Quantizes one tensor of `model` and times it.
+pub fn quantize_one(
+    model: &Model,
+    index: usize,
+    cfg: &QuantConfig,
+    keep_outputs: bool,
+) -> anyhow::Result<TensorReport> {
+    let info = &model.tensors()[index];
+    let cancel = Cancel::never();
+    let decode_start = Instant::now();
+    let values = model.values_f32(index, &cancel)?;
+    let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
+    let want = Outputs {
+        codes: keep_outputs,
+        dequantized: keep_outputs,
+    };
+    let start = Instant::now();
+    let result = quantize_tensor(&values, &info.shape, cfg, want, &cancel)?;
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(TensorReport {
+        name: info.name.clone(),
+        dtype: info.dtype.name().to_string(),
+        shape: info.shape.clone(),
+        settings: SettingsReport::new(cfg),
+        result,
+        elapsed_ms,
+        decode_ms,
+    })
+}
+
+fn text_of(report: &TensorReport) -> String {
+    let r = &report.result;
+    let m = &r.metrics;
+    let shape: Vec<String> = report.shape.iter().map(ToString::to_string).collect();
+    let clip = if report.is_per_tensor() {
+        format!(
+            "[{:.6}, {:.6}]  S {:.6e}  z {}",
+            r.clip_min.first().copied().unwrap_or(0.0),
+            r.clip_max.first().copied().unwrap_or(0.0),
+            r.scales.first().copied().unwrap_or(0.0),
+            r.zero_points.first().copied().unwrap_or(0)
+        )
+    } else {
+        let lo = r.clip_min.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.clip_max.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{} groups, clip within [{lo:.6}, {hi:.6}]", r.scales.len())
+    };
+    let mut lines = vec![format!(
+        "{} [{}] {}",
+        report.name,
+        shape.join(", "),
+        report.dtype
+    )];
+    lines.push(format!("  range   {clip}"));
+    lines.push(format!(
+        "  error   SQNR {:.2} dB  MSE {:.4e}  max|e| {:.4e}  cosine {}  clipped {:.4}%",
+        m.sqnr_db,
+        m.mse,
+        m.max_abs_error,
+        m.cosine
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.6}")),
+        m.clipped_fraction * 100.0
+    ));
+    lines.push(format!(
+        "  size    {:.3} bits/weight  outliers {} ({:.4}%)  {:.1} ms",
+        r.bits_per_weight,
+        r.outliers.count,
+        r.outliers.fraction * 100.0,
+        report.elapsed_ms
+    ));
+    lines.push(String::new());
+    lines.join("\n")
+}
+
+/// Runs `quantize`.
+pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
+    let cfg = config_from_args(args)?;
+    // LoadError messages name the file already.
+    let model = Model::open(&args.file)?;
+    if let Some(output) = &args.output {
+        check_output_is_not_an_input(output, &model)?;
+    }
+    let indices = selected_tensors(&model, &args.tensors, &args.file)?;
+    if indices.is_empty() {
+        bail!(
+            "no float tensors to quantize in {} (name some with --tensor)",
+            args.file.display()
+        );
+    }
+    let bar = tensor_bar(indices.len(), !args.json);
+    let mut reports = Vec::with_capacity(indices.len());
+    let mut outputs = OutputTensors::new();
+    for index in indices {
+        let name = model.tensors()[index].name.clone();
+        bar.set_message(name.clone());
+        let mut report = quantize_one(&model, index, &cfg, args.output.is_some())
+            .with_context(|| format!("tensor '{name}' of {}", args.file.display()))?;
+        if args.output.is_some() {
+            outputs.add(&report)?;
+            // The codes now live in the output buffers; keep the report small.
+            report.result.codes = None;
+            report.result.dequantized = None;
+        }
+        bar.inc(1);
+        if !args.json {
+            bar.suspend(|| super::emit(&text_of(&report)))?;
+        }
+        reports.push(report);
+    }
+    bar.finish_and_clear();
+    if let Some(output) = &args.output {
+        outputs.write(output, &SettingsReport::new(&cfg))?;
+        if !args.json {
+            super::emit(&format!("wrote {}\n", output.display()))?;
+        }
+    }
+    if args.json {
+        let array: Vec<serde_json::Value> = reports.iter().map(TensorReport::to_json).collect();
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&array)?))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse() {
+        assert_eq!(
+            parse_threshold("6.0").ok(),
+            Some(OutlierThreshold::Absolute(6.0))
+        );
+        assert_eq!(
+            parse_threshold("3std").ok(),
+            Some(OutlierThreshold::StdMultiple(3.0))
+        );
+        assert_eq!(
+            parse_threshold("2.5xstd").ok(),
+            Some(OutlierThreshold::StdMultiple(2.5))
+        );
+        assert!(parse_threshold("-1").is_err());
+        assert!(parse_threshold("abc").is_err());
+        assert!(parse_threshold("nan").is_err());
+    }
+}
