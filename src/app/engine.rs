@@ -1,0 +1,789 @@
+//! The app's side of the numeric core: opening models, the keys of every derived result and
+//! the functions that compute them on the job pool. Everything here is O(tensor size) and runs
+//! off the UI thread; the results are small, pre-digested views (downsampled plot data,
+//! per-group parameters, images) that `ui()` only reads.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::demo;
+use super::histogram::ThresholdLine;
+use super::jobs::JobKey;
+use super::qsettings::{CalibrationChoice, QuantKeyPart};
+use crate::cancel::Cancel;
+use crate::quant::metrics::MetricAcc;
+use crate::quant::{self, Granularity, Metrics, QuantConfig, QuantParams, calib};
+use crate::stats::{self, ExponentHistogram, Summary};
+use crate::tensor::{Model, OwnedTensor};
+
+/// A loaded model with an identity that changes on every open (so caches never mix models).
+#[derive(Clone)]
+pub struct ModelRef {
+    /// Unique per open.
+    pub id: u64,
+    /// The model.
+    pub model: Arc<Model>,
+    /// The files it came from (empty for the demo).
+    pub paths: Vec<PathBuf>,
+}
+
+impl ModelRef {
+    /// The display name for the window title.
+    pub fn label(&self) -> String {
+        if self.paths.is_empty() {
+            demo::DEMO_NAME.to_string()
+        } else {
+            self.model.name().to_string()
+        }
+    }
+}
+
+impl PartialEq for ModelRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for ModelRef {}
+
+impl Hash for ModelRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl std::fmt::Debug for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModelRef({}, {})", self.id, self.label())
+    }
+}
+
+/// What to open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OpenKey {
+    /// The files, or empty for the built-in demo.
+    pub paths: Vec<PathBuf>,
+    /// Distinguishes repeated opens of the same files (reloading).
+    pub generation: u64,
+}
+
+impl JobKey for OpenKey {}
+
+/// Opens the files of `key` (one file, a folder, an index, or several shards), or generates
+/// the demo model.
+pub fn open_model(key: &OpenKey, cancel: &Cancel) -> Result<Arc<Model>, String> {
+    let model = match key.paths.as_slice() {
+        [] => demo_model(cancel)?,
+        [one] => Model::open(one).map_err(|e| e.to_string())?,
+        many => Model::open_many(many).map_err(|e| e.to_string())?,
+    };
+    Ok(Arc::new(model))
+}
+
+/// Generates the demo model (the big tensor in parallel on the current pool).
+pub fn demo_model(cancel: &Cancel) -> Result<Model, String> {
+    let mut tensors = Vec::new();
+    for spec in demo::demo_specs() {
+        let values = demo::generate(&spec, cancel).map_err(|e| e.to_string())?;
+        let shape = spec.shape.clone();
+        tensors.push(match spec.dtype {
+            demo::DemoDtype::F32 => OwnedTensor::from_f32(spec.name, shape, &values),
+            demo::DemoDtype::F16 => OwnedTensor::from_f16(spec.name, shape, &values),
+            demo::DemoDtype::Bf16 => OwnedTensor::from_bf16(spec.name, shape, &values),
+        });
+    }
+    Model::from_tensors(demo::DEMO_NAME, tensors).map_err(|e| e.to_string())
+}
+
+/// Decoded tensors shared by the jobs, so the histogram, calibration and quantization of one
+/// tensor decode it once. Keeps the few most recent tensors.
+#[derive(Default)]
+pub struct ValueStore {
+    entries: Mutex<VecDeque<((u64, usize), Arc<Vec<f32>>)>>,
+}
+
+/// How many decoded tensors the store keeps (the 4096² demo tensor is 64 MiB).
+const VALUE_STORE_CAPACITY: usize = 4;
+
+impl ValueStore {
+    /// The f32 values of tensor `index` of `model`, decoded on first use.
+    pub fn values(
+        &self,
+        model: &ModelRef,
+        index: usize,
+        cancel: &Cancel,
+    ) -> Result<Arc<Vec<f32>>, String> {
+        let key = (model.id, index);
+        if let Some(v) = self.lookup(key) {
+            return Ok(v);
+        }
+        // Decode without holding the lock; two jobs may race to decode the same tensor, which
+        // costs time but not correctness.
+        let values = Arc::new(
+            model
+                .model
+                .values_f32(index, cancel)
+                .map_err(|e| e.to_string())?,
+        );
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(k, _)| *k != key);
+            entries.push_back((key, Arc::clone(&values)));
+            while entries.len() > VALUE_STORE_CAPACITY {
+                entries.pop_front();
+            }
+        }
+        Ok(values)
+    }
+
+    fn lookup(&self, key: (u64, usize)) -> Option<Arc<Vec<f32>>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| Arc::clone(v))
+    }
+}
+
+/// The per-tensor statistics job (browser columns, exponent histogram).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StatsKey {
+    /// The model.
+    pub model: ModelRef,
+    /// Tensor index.
+    pub tensor: usize,
+}
+
+impl JobKey for StatsKey {
+    fn lane(&self) -> u64 {
+        // Every tensor has its own lane: statistics of many tensors may compute side by side.
+        self.tensor as u64
+    }
+}
+
+/// Statistics of one tensor.
+#[derive(Debug, Clone)]
+pub struct TensorStats {
+    /// Min, max, mean, std, counts.
+    pub summary: Summary,
+    /// Binary exponents and per-format overflow / underflow counts.
+    pub exponents: ExponentHistogram,
+}
+
+/// Computes [`TensorStats`].
+pub fn tensor_stats(
+    store: &ValueStore,
+    key: &StatsKey,
+    cancel: &Cancel,
+) -> Result<TensorStats, String> {
+    let values = store.values(&key.model, key.tensor, cancel)?;
+    let summary = stats::summarize(&values, cancel).map_err(|e| e.to_string())?;
+    let exponents = stats::exponent_histogram(&values, cancel).map_err(|e| e.to_string())?;
+    Ok(TensorStats { summary, exponents })
+}
+
+/// The histogram job of the selected tensor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HistKey {
+    /// The model.
+    pub model: ModelRef,
+    /// Tensor index.
+    pub tensor: usize,
+    /// Equal-width bins over [min, max], or `None` with `grid` set.
+    pub bins: usize,
+    /// Bins centred on the quantization grid: (scale bits, zero point, qmin, qmax).
+    pub grid: Option<(u32, i32, i32, i32)>,
+}
+
+impl JobKey for HistKey {}
+
+/// A histogram ready to draw: one bar per bin plus a real element of the tensor in each bin
+/// (so clicking a bar can pick a weight).
+#[derive(Debug, Clone)]
+pub struct HistData {
+    /// Left edge of every bin, plus the right edge of the last (len = bins + 1).
+    pub edges: Vec<f64>,
+    /// Count per bin.
+    pub counts: Vec<u64>,
+    /// The first element (flat index) of the tensor in each bin, if the bin is not empty.
+    pub example: Vec<Option<u64>>,
+    /// Finite values outside the range.
+    pub outside: u64,
+    /// NaN and Inf values (never binned).
+    pub nonfinite: u64,
+    /// Finite values in the tensor.
+    pub finite: u64,
+}
+
+impl HistData {
+    /// The bin containing `x`, if inside the range.
+    pub fn bin_at(&self, x: f64) -> Option<usize> {
+        let first = *self.edges.first()?;
+        let last = *self.edges.last()?;
+        if !(first..=last).contains(&x) {
+            return None;
+        }
+        // Edges are sorted: the bin is the last edge <= x (the last edge belongs to the last bin).
+        let i = self.edges.partition_point(|&e| e <= x).saturating_sub(1);
+        Some(i.min(self.counts.len().saturating_sub(1)))
+    }
+}
+
+/// Computes [`HistData`] with the core's exact histogram.
+pub fn histogram_data(
+    store: &ValueStore,
+    key: &HistKey,
+    cancel: &Cancel,
+) -> Result<HistData, String> {
+    let values = store.values(&key.model, key.tensor, cancel)?;
+    let hist = match key.grid {
+        Some((scale_bits, z, qmin, qmax)) => {
+            let s = f64::from(f32::from_bits(scale_bits));
+            let lo = s * (f64::from(qmin - z) - 0.5);
+            let hi = s * (f64::from(qmax - z) + 0.5);
+            let bins = usize::try_from(qmax - qmin + 1).map_err(|e| e.to_string())?;
+            stats::histogram(&values, bins, lo, hi, cancel)
+        }
+        None => stats::histogram_auto(&values, key.bins.max(1), cancel),
+    }
+    .map_err(|e| e.to_string())?;
+    let edges: Vec<f64> = hist.edges().iter().map(|&e| f64::from(e)).collect();
+    let example = first_element_per_bin(&values, &hist, cancel)?;
+    Ok(HistData {
+        edges,
+        counts: hist.counts.clone(),
+        example,
+        outside: hist.below + hist.above,
+        nonfinite: hist.nonfinite,
+        finite: hist.total() + hist.below + hist.above,
+    })
+}
+
+fn first_element_per_bin(
+    values: &[f32],
+    hist: &stats::Histogram,
+    cancel: &Cancel,
+) -> Result<Vec<Option<u64>>, String> {
+    let bins = hist.bin_count();
+    let chunk = stats::CHUNK_LEN;
+    let partial: Vec<Vec<Option<u64>>> = values
+        .par_chunks(chunk)
+        .enumerate()
+        .map(|(c, part)| {
+            cancel.check().map_err(|e| e.to_string())?;
+            let mut first = vec![None; bins];
+            let mut missing = bins;
+            for (i, &v) in part.iter().enumerate() {
+                if let Some(b) = hist.bin_of(f64::from(v))
+                    && let Some(slot) = first.get_mut(b)
+                    && slot.is_none()
+                {
+                    // usize to u64 is lossless on every supported target.
+                    *slot = Some((c * chunk + i) as u64);
+                    missing -= 1;
+                    if missing == 0 {
+                        break;
+                    }
+                }
+            }
+            Ok(first)
+        })
+        .collect::<Result<_, String>>()?;
+    let mut first = vec![None; bins];
+    for p in partial {
+        for (slot, v) in first.iter_mut().zip(p) {
+            if slot.is_none() {
+                *slot = v;
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// The 2-D view of a tensor used by heatmaps: rows = the first axis, columns = the product of
+/// the others (a vector is one row).
+pub fn rows_cols(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [first, rest @ ..] => (*first, rest.iter().product()),
+    }
+}
+
+/// The quantization job of the selected tensor under the current settings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuantKey {
+    /// The model.
+    pub model: ModelRef,
+    /// Tensor index.
+    pub tensor: usize,
+    /// Every setting, plus the manual clip range if one was dragged.
+    pub settings: QuantKeyPart,
+}
+
+impl JobKey for QuantKey {}
+
+/// Maps a flat (row-major) index to the index of its (S, z) group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLayout {
+    /// The tensor shape.
+    pub shape: Vec<usize>,
+    /// The granularity in force.
+    pub granularity: Granularity,
+}
+
+impl GroupLayout {
+    /// The group of element `flat`: 0 per-tensor; the index along the axis per-channel; the
+    /// row-major index into [rows, ceil(cols / G)] per-group.
+    pub fn group_of(&self, flat: usize) -> usize {
+        match self.granularity {
+            Granularity::PerTensor => 0,
+            Granularity::PerChannel { axis } => {
+                let inner: usize = self.shape.get(axis + 1..).map_or(1, |s| s.iter().product());
+                let dim = self.shape.get(axis).copied().unwrap_or(1).max(1);
+                (flat / inner.max(1)) % dim
+            }
+            Granularity::PerGroup { size } => {
+                let cols = self.shape.last().copied().unwrap_or(1).max(1);
+                let per_row = cols.div_ceil(size.max(1));
+                (flat / cols) * per_row + (flat % cols) / size.max(1)
+            }
+        }
+    }
+}
+
+/// Equal-width bins with counts, ready to draw.
+#[derive(Debug, Clone, Default)]
+pub struct Bins {
+    /// bins + 1 edges.
+    pub edges: Vec<f64>,
+    /// Count per bin.
+    pub counts: Vec<u64>,
+}
+
+impl Bins {
+    fn from_hist(h: &stats::Histogram) -> Self {
+        Self {
+            edges: h.edges().iter().map(|&e| f64::from(e)).collect(),
+            counts: h.counts.clone(),
+        }
+    }
+}
+
+/// Everything the views show about one quantization of one tensor. Small except `error`, which
+/// holds one f32 per element for the heatmap and hover values.
+#[derive(Debug, Clone)]
+pub struct QuantView {
+    /// The core configuration used.
+    pub config: QuantConfig,
+    /// One (S, z) per group, in the order of [`GroupLayout::group_of`].
+    pub params: Vec<QuantParams>,
+    /// The shape of the scale tensor.
+    pub scale_shape: Vec<usize>,
+    /// The clip range per-tensor (None for per-channel / per-group).
+    pub clip: Option<(f64, f64)>,
+    /// Error metrics.
+    pub metrics: Metrics,
+    /// Metrics without the outlier split (when the split is on).
+    pub metrics_without_split: Option<Metrics>,
+    /// Effective bits per weight.
+    pub bits_per_weight: f64,
+    /// Values kept in FP16.
+    pub outlier_count: u64,
+    /// Their fraction of all values.
+    pub outlier_fraction: f64,
+    /// "S = …" or "S in [a, b]".
+    pub scale_summary: String,
+    /// "z = …" or "z in [a, b]".
+    pub zero_point_summary: String,
+    /// Histogram of the original values.
+    pub original: Bins,
+    /// Histogram of the dequantized values on the same edges.
+    pub dequantized: Bins,
+    /// Histogram of e = x̂ - x.
+    pub error_hist: Bins,
+    /// e = x̂ - x per element (NaN where x is not finite).
+    pub error: Arc<Vec<f32>>,
+    /// The original values (shared with the value store).
+    pub values: Arc<Vec<f32>>,
+    /// Element → group.
+    pub layout: GroupLayout,
+    /// Compute time.
+    pub elapsed_ms: f64,
+}
+
+impl QuantView {
+    /// The (S, z) of element `flat`.
+    pub fn params_of(&self, flat: usize) -> Option<&QuantParams> {
+        self.params.get(self.layout.group_of(flat))
+    }
+}
+
+fn range_summary(name: &str, values: impl Iterator<Item = f64>, integer: bool) -> String {
+    let (mut lo, mut hi, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+        n += 1;
+    }
+    match (n, integer) {
+        (0, _) => format!("{name}: none"),
+        (1, true) => format!("{name} = {lo}"),
+        (1, false) => format!("{name} = {lo:.6e}"),
+        (_, true) => format!("{name} in [{lo}, {hi}] ({n} groups)"),
+        (_, false) => format!("{name} in [{lo:.4e}, {hi:.4e}] ({n} groups)"),
+    }
+}
+
+/// Quantizes with one per-tensor (S, z) and measures, in parallel chunks (the manual-range path).
+fn quantize_with_params(
+    values: &[f32],
+    p: &QuantParams,
+    cfg: &QuantConfig,
+    cancel: &Cancel,
+) -> Result<(Vec<f32>, Metrics), String> {
+    let chunk = stats::CHUNK_LEN;
+    let mut error = vec![0.0_f32; values.len()];
+    let accs: Vec<MetricAcc> = values
+        .par_chunks(chunk)
+        .zip(error.par_chunks_mut(chunk))
+        .map(|(xs, es)| {
+            cancel.check().map_err(|e| e.to_string())?;
+            let mut acc = MetricAcc::default();
+            for (&x, e) in xs.iter().zip(es.iter_mut()) {
+                let ex = quant::explain(x, p, cfg);
+                acc.push(x, ex.x_hat, ex.clamped);
+                *e = if x.is_finite() {
+                    ex.x_hat - x
+                } else {
+                    f32::NAN
+                };
+            }
+            cancel.add_done(xs.len() as u64);
+            Ok(acc)
+        })
+        .collect::<Result<_, String>>()?;
+    let mut total = MetricAcc::default();
+    for a in &accs {
+        total.merge(a);
+    }
+    Ok((error, total.finish()))
+}
+
+/// Computes the [`QuantView`] of a tensor.
+pub fn quant_view(
+    store: &ValueStore,
+    key: &QuantKey,
+    cancel: &Cancel,
+) -> Result<QuantView, String> {
+    let start = std::time::Instant::now();
+    let values = store.values(&key.model, key.tensor, cancel)?;
+    let shape = key
+        .model
+        .model
+        .tensors()
+        .get(key.tensor)
+        .map(|t| t.shape.clone())
+        .ok_or("no such tensor")?;
+    let settings = key.settings.settings();
+    let mut cfg = settings.to_config();
+    let manual = key.settings.clip();
+    if manual.is_some() {
+        cfg.granularity = Granularity::PerTensor;
+    }
+    cfg.validate(&shape).map_err(|e| e.to_string())?;
+    if let Some((lo, hi)) = manual {
+        cancel.add_total(values.len() as u64);
+        let p = quant::params_from_range(f64::from(lo), f64::from(hi), &cfg);
+        let (error, metrics) = quantize_with_params(&values, &p, &cfg, cancel)?;
+        return finish_view(
+            Arc::clone(&values),
+            error,
+            cfg,
+            vec![p],
+            Vec::new(),
+            metrics,
+            None,
+            0,
+            shape,
+            start,
+            cancel,
+        );
+    }
+    let want = quant::Outputs {
+        codes: false,
+        dequantized: true,
+    };
+    let result =
+        quant::quantize_tensor(&values, &shape, &cfg, want, cancel).map_err(|e| e.to_string())?;
+    // The core's (S, z) per group, rebuilt from its calibrated ranges exactly as it built them
+    // (so the explanation of one weight uses the very same parameters).
+    let params: Vec<QuantParams> = result
+        .clip_min
+        .iter()
+        .zip(&result.clip_max)
+        .map(|(&lo, &hi)| quant::params_from_range(lo, hi, &cfg))
+        .collect();
+    let dequantized = result.dequantized.unwrap_or_default();
+    let error: Vec<f32> = values
+        .par_iter()
+        .zip(dequantized.par_iter())
+        .map(|(&x, &xh)| if x.is_finite() { xh - x } else { f32::NAN })
+        .collect();
+    drop(dequantized);
+    finish_view(
+        Arc::clone(&values),
+        error,
+        cfg,
+        params,
+        result.scale_shape,
+        result.metrics,
+        result.outliers.without_split,
+        result.outliers.count,
+        shape,
+        start,
+        cancel,
+    )
+    .map(|mut v| {
+        v.bits_per_weight = result.bits_per_weight;
+        v.outlier_fraction = result.outliers.fraction;
+        v
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_view(
+    values_arc: Arc<Vec<f32>>,
+    error: Vec<f32>,
+    config: QuantConfig,
+    params: Vec<QuantParams>,
+    scale_shape: Vec<usize>,
+    metrics: Metrics,
+    metrics_without_split: Option<Metrics>,
+    outlier_count: u64,
+    shape: Vec<usize>,
+    start: std::time::Instant,
+    cancel: &Cancel,
+) -> Result<QuantView, String> {
+    let values: &[f32] = &values_arc;
+    let n = values.len();
+    // The range the grid really covers, [S (qmin - z), S (qmax - z)], per-tensor only.
+    let clip = match params.as_slice() {
+        [p] => Some((
+            f64::from(p.real_from_code(p.qmin)),
+            f64::from(p.real_from_code(p.qmax)),
+        )),
+        _ => None,
+    };
+    let param_bits = match config.scheme {
+        quant::Scheme::Symmetric => 16,
+        quant::Scheme::Asymmetric => 32,
+    };
+    // Outliers are stored as FP16 values plus a 32-bit index each.
+    let outlier_bits = if n == 0 {
+        0.0
+    } else {
+        48.0 * outlier_count as f64 / n as f64
+    };
+    let bits_per_weight =
+        quant::bits_per_weight(config.bits, n, params.len(), param_bits) + outlier_bits;
+    let (lo, hi) = stats::finite_min_max(values, cancel)
+        .map_err(|e| e.to_string())?
+        .map_or((0.0, 1.0), |(a, b)| (f64::from(a), f64::from(b)));
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let dequantized: Vec<f32> = values
+        .par_iter()
+        .zip(error.par_iter())
+        .map(|(&x, &e)| x + e)
+        .collect();
+    let bins = 200;
+    let original = stats::histogram(values, bins, lo, hi, cancel).map_err(|e| e.to_string())?;
+    let deq = stats::histogram(&dequantized, bins, lo, hi, cancel).map_err(|e| e.to_string())?;
+    drop(dequantized);
+    let error_hist = stats::histogram_auto(&error, 128, cancel).map_err(|e| e.to_string())?;
+    let scale_summary = range_summary("S", params.iter().map(|p| f64::from(p.scale)), false);
+    let zero_point_summary =
+        range_summary("z", params.iter().map(|p| f64::from(p.zero_point)), true);
+    Ok(QuantView {
+        layout: GroupLayout {
+            shape,
+            granularity: config.granularity,
+        },
+        config,
+        params,
+        scale_shape,
+        clip,
+        metrics,
+        metrics_without_split,
+        bits_per_weight,
+        outlier_count,
+        outlier_fraction: if n == 0 {
+            0.0
+        } else {
+            outlier_count as f64 / n as f64
+        },
+        scale_summary,
+        zero_point_summary,
+        original: Bins::from_hist(&original),
+        dequantized: Bins::from_hist(&deq),
+        error_hist: Bins::from_hist(&error_hist),
+        error: Arc::new(error),
+        values: Arc::clone(&values_arc),
+        elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// The calibration job: the per-tensor clip range of every calibrator and its error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CalibKey {
+    /// The model.
+    pub model: ModelRef,
+    /// Tensor index.
+    pub tensor: usize,
+    /// The settings (without a manual clip range).
+    pub settings: QuantKeyPart,
+}
+
+impl JobKey for CalibKey {}
+
+/// Computes every calibrator's per-tensor clip range and the error of quantizing the whole
+/// tensor with it under the current scheme, preset and bits.
+pub fn thresholds(
+    store: &ValueStore,
+    key: &CalibKey,
+    cancel: &Cancel,
+) -> Result<Vec<ThresholdLine>, String> {
+    let values = store.values(&key.model, key.tensor, cancel)?;
+    let settings = key.settings.settings();
+    let mut cfg = settings.to_config();
+    cfg.granularity = Granularity::PerTensor;
+    cfg.outliers = quant::OutlierMode::None;
+    let Some((min, max)) = calib::minmax_range(&values) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for choice in CalibrationChoice::ALL {
+        cancel.check().map_err(|e| e.to_string())?;
+        let range = match choice {
+            CalibrationChoice::MinMax => Some((f64::from(min), f64::from(max))),
+            CalibrationChoice::Percentile => {
+                calib::percentile_range(&values, settings.percentile, cfg.scheme)
+            }
+            CalibrationChoice::Entropy => Some(
+                calib::entropy_range(&values, cfg.bits, cfg.scheme, cancel)
+                    .map_err(|e| e.to_string())?
+                    .0,
+            ),
+            CalibrationChoice::Mse => calib::mse_range(&values, &cfg, cancel)
+                .map_err(|e| e.to_string())?
+                .map(|r| (r.lo, r.hi)),
+        };
+        let Some((lo, hi)) = range else {
+            continue;
+        };
+        let p = quant::params_from_range(lo, hi, &cfg);
+        let metrics = measure_with_params(&values, &p, &cfg, cancel)?;
+        // Symmetric schemes clip at ±absmax of the range.
+        let (lo, hi) = if cfg.scheme == quant::Scheme::Symmetric {
+            let a = lo.abs().max(hi.abs());
+            (-a, a)
+        } else {
+            (lo, hi)
+        };
+        out.push(ThresholdLine {
+            calibration: choice,
+            lo,
+            hi,
+            mse: metrics.mse,
+            sqnr_db: metrics.sqnr_db,
+        });
+    }
+    Ok(out)
+}
+
+/// The metrics of quantizing `values` with one (S, z), without keeping the errors.
+fn measure_with_params(
+    values: &[f32],
+    p: &QuantParams,
+    cfg: &QuantConfig,
+    cancel: &Cancel,
+) -> Result<Metrics, String> {
+    let accs: Vec<MetricAcc> = values
+        .par_chunks(stats::CHUNK_LEN)
+        .map(|xs| {
+            cancel.check().map_err(|e| e.to_string())?;
+            let mut acc = MetricAcc::default();
+            for &x in xs {
+                let ex = quant::explain(x, p, cfg);
+                acc.push(x, ex.x_hat, ex.clamped);
+            }
+            Ok(acc)
+        })
+        .collect::<Result<_, String>>()?;
+    let mut total = MetricAcc::default();
+    for a in &accs {
+        total.merge(a);
+    }
+    Ok(total.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_model_opens_with_every_tensor() {
+        let m = demo_model(&Cancel::never()).expect("demo");
+        assert_eq!(m.tensors().len(), demo::demo_specs().len());
+        let big = m.find("stress.dense_4096x4096.weight").expect("big tensor");
+        assert_eq!(m.tensors()[big].shape, vec![4096, 4096]);
+    }
+
+    #[test]
+    fn histogram_examples_are_real_elements_of_their_bin() {
+        let model = Arc::new(
+            Model::from_tensors(
+                "t",
+                vec![OwnedTensor::from_f32(
+                    "w",
+                    vec![2, 3],
+                    &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+                )],
+            )
+            .expect("model"),
+        );
+        let store = ValueStore::default();
+        let key = HistKey {
+            model: ModelRef {
+                id: 1,
+                model,
+                paths: vec![],
+            },
+            tensor: 0,
+            bins: 5,
+            grid: None,
+        };
+        let h = histogram_data(&store, &key, &Cancel::never()).expect("hist");
+        // numpy.histogram([0..5], bins=5): edges 0,1,2,3,4,5; the last bin holds 4 and 5.
+        assert_eq!(h.counts, vec![1, 1, 1, 1, 2]);
+        assert_eq!(h.example, vec![Some(0), Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(h.bin_at(4.5), Some(4));
+        assert_eq!(h.bin_at(5.0), Some(4));
+        assert_eq!(h.bin_at(0.0), Some(0));
+        assert_eq!(h.bin_at(-0.1), None);
+    }
+
+    #[test]
+    fn rows_cols_flattens_trailing_axes() {
+        assert_eq!(rows_cols(&[]), (1, 1));
+        assert_eq!(rows_cols(&[7]), (1, 7));
+        assert_eq!(rows_cols(&[4, 3, 2]), (4, 6));
+    }
+}

@@ -1,0 +1,251 @@
+//! The histogram panel: the exact histogram of the selected tensor with the clip thresholds of
+//! every calibrator drawn in distinct colours, a legend giving each one's error, and the active
+//! clip range shaded with draggable edges.
+
+use egui::{Color32, Ui};
+use egui_plot::{Bar, BarChart, Corner, HoverPosition, Legend, Plot, PlotPoint, Span, VLine};
+
+use super::Command;
+use super::engine::HistData;
+use super::qsettings::CalibrationChoice;
+use super::settings::HistogramSettings;
+
+/// One calibrator's clip range and its error under the current settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdLine {
+    /// Which calibrator.
+    pub calibration: CalibrationChoice,
+    /// Lower clip bound.
+    pub lo: f64,
+    /// Upper clip bound.
+    pub hi: f64,
+    /// MSE of quantizing the tensor with this range.
+    pub mse: f64,
+    /// SQNR in dB.
+    pub sqnr_db: f64,
+}
+
+/// The colour of each calibrator's lines (distinct in both themes).
+pub fn calibration_colour(c: CalibrationChoice) -> Color32 {
+    match c {
+        CalibrationChoice::MinMax => Color32::from_rgb(230, 120, 40),
+        CalibrationChoice::Percentile => Color32::from_rgb(170, 90, 220),
+        CalibrationChoice::Entropy => Color32::from_rgb(30, 170, 170),
+        CalibrationChoice::Mse => Color32::from_rgb(220, 60, 120),
+    }
+}
+
+/// Colour of the active clip range.
+pub const ACTIVE_COLOUR: Color32 = Color32::from_rgb(240, 200, 40);
+
+/// What the panel needs to draw.
+pub struct HistogramView<'a> {
+    /// The histogram (maybe the previous one while a new one computes).
+    pub data: Option<&'a HistData>,
+    /// Whether `data` is stale (drawn dimmed).
+    pub stale: bool,
+    /// Thresholds of the calibrators, if computed.
+    pub thresholds: &'a [ThresholdLine],
+    /// The clip range in force (calibrated or dragged), per-tensor only.
+    pub active: Option<(f64, f64)>,
+    /// Whether the active range is symmetric (dragging one edge mirrors the other).
+    pub symmetric: bool,
+    /// Whether dragging the range is possible (per-tensor granularity).
+    pub draggable: bool,
+    /// View options.
+    pub settings: &'a HistogramSettings,
+}
+
+/// Which edge of the active range is being dragged (kept in egui memory between frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DragEdge {
+    Lo,
+    Hi,
+}
+
+/// Height of a bar for a count, on a linear or log10(1 + count) scale.
+pub fn bar_height(count: u64, log_y: bool) -> f64 {
+    // Counts are far below 2^53, exact in f64.
+    let c = count as f64;
+    if log_y { (1.0 + c).log10() } else { c }
+}
+
+/// Draws the plot; returns what the user did (pick a bin, drag the clip range).
+pub fn histogram_plot_ui(
+    ui: &mut Ui,
+    view: &HistogramView<'_>,
+    height: f32,
+) -> (Vec<Command>, egui::Rect, Option<egui_plot::PlotTransform>) {
+    let mut out = Vec::new();
+    let Some(data) = view.data else {
+        let r = ui.add_sized([ui.available_width(), height], egui::Spinner::new());
+        return (out, r.rect, None);
+    };
+    let log_y = view.settings.log_y;
+    let dim = if view.stale { 0.45 } else { 1.0 };
+    let bar_colour = ui
+        .visuals()
+        .widgets
+        .inactive
+        .fg_stroke
+        .color
+        .gamma_multiply(0.6 * dim);
+    let bars: Vec<Bar> = data
+        .counts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &count)| {
+            let (a, b) = (*data.edges.get(i)?, *data.edges.get(i + 1)?);
+            Some(
+                Bar::new(0.5 * (a + b), bar_height(count, log_y))
+                    .width(b - a)
+                    .fill(bar_colour),
+            )
+        })
+        .collect();
+    let drag_id = ui.scope_id().with("clip_drag");
+    let plot = Plot::new("histogram_plot")
+        .height(height)
+        .legend(Legend::default().position(Corner::LeftTop))
+        .allow_drag(false)
+        .allow_boxed_zoom(true)
+        .allow_scroll(false)
+        .y_axis_label(if log_y { "log10(1 + count)" } else { "count" })
+        .x_axis_label("value")
+        .label_formatter(|pos| {
+            Some(match pos {
+                HoverPosition::NearDataPoint {
+                    plot_name: "counts",
+                    index,
+                    ..
+                } => {
+                    let (a, b) = (data.edges.get(*index)?, data.edges.get(index + 1)?);
+                    format!("[{a:.5}, {b:.5}]: {} values", data.counts.get(*index)?)
+                }
+                HoverPosition::NearDataPoint { plot_name, .. } => (*plot_name).to_string(),
+                HoverPosition::Elsewhere { position } => format!("x = {:.5}", position.x),
+            })
+        });
+    let thresholds = view.thresholds;
+    let active = view.active;
+    let show_thresholds = view.settings.show_thresholds;
+    let response = plot.show(ui, |plot_ui| {
+        plot_ui.bar_chart(BarChart::new("counts", bars).color(bar_colour));
+        if show_thresholds {
+            for t in thresholds {
+                let colour = calibration_colour(t.calibration);
+                let name = format!(
+                    "{}  [{:.4}, {:.4}]  MSE {:.3e}  SQNR {:.1} dB",
+                    t.calibration.label(),
+                    t.lo,
+                    t.hi,
+                    t.mse,
+                    t.sqnr_db
+                );
+                plot_ui.vline(VLine::new(name.clone(), t.lo).color(colour).width(1.5));
+                plot_ui.vline(VLine::new(name, t.hi).color(colour).width(1.5));
+            }
+        }
+        if let Some((lo, hi)) = active {
+            plot_ui.span(
+                Span::new("active clip range", lo..=hi)
+                    .fill(ACTIVE_COLOUR.gamma_multiply(0.12))
+                    .border_color(ACTIVE_COLOUR),
+            );
+            plot_ui.vline(
+                VLine::new("active clip range", lo)
+                    .color(ACTIVE_COLOUR)
+                    .width(3.0),
+            );
+            plot_ui.vline(
+                VLine::new("active clip range", hi)
+                    .color(ACTIVE_COLOUR)
+                    .width(3.0),
+            );
+        }
+        plot_ui.pointer_coordinate()
+    });
+    let pointer: Option<PlotPoint> = response.inner;
+    let resp = &response.response;
+    // Dragging an edge of the active range.
+    if view.draggable
+        && let Some((lo, hi)) = active
+    {
+        let near = |x: f64| {
+            let sx = response
+                .transform
+                .position_from_point(&PlotPoint::new(x, 0.0))
+                .x;
+            resp.interact_pointer_pos()
+                .or(resp.hover_pos())
+                .is_some_and(|p| (p.x - sx).abs() < 8.0)
+        };
+        if resp.drag_started() {
+            let edge = if near(lo) {
+                Some(DragEdge::Lo)
+            } else if near(hi) {
+                Some(DragEdge::Hi)
+            } else {
+                None
+            };
+            ui.ctx().data_mut(|d| d.insert_temp(drag_id, edge));
+        }
+        let edge: Option<DragEdge> = ui.ctx().data(|d| d.get_temp(drag_id)).flatten();
+        if resp.dragged()
+            && let (Some(edge), Some(p)) = (edge, pointer)
+        {
+            let x = p.x;
+            let (new_lo, new_hi) = match (edge, view.symmetric) {
+                (_, true) => (-x.abs(), x.abs()),
+                (DragEdge::Lo, false) => (x.min(hi), hi),
+                (DragEdge::Hi, false) => (lo, x.max(lo)),
+            };
+            // The core works in f32; narrowing the dragged position is intended.
+            out.push(Command::SetClip(Some((new_lo as f32, new_hi as f32))));
+        }
+        if resp.drag_stopped() {
+            ui.ctx().data_mut(|d| d.remove::<Option<DragEdge>>(drag_id));
+        }
+        if (near(lo) || near(hi)) && resp.hovered() {
+            ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
+        }
+    }
+    if resp.clicked()
+        && let Some(p) = pointer
+        && let Some(bin) = data.bin_at(p.x)
+        && let Some(Some(flat)) = data.example.get(bin)
+    {
+        out.push(Command::PickElement(*flat));
+    }
+    resp.clone().on_hover_text(
+        "Click a bar to pick a real weight from that bin. Drag a yellow edge to set the clip range. Drag a box with the right mouse button to zoom; double-click to reset.",
+    );
+    (out, resp.rect, Some(response.transform))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_heights_are_log10_of_one_plus_count() {
+        assert_eq!(bar_height(0, true), 0.0);
+        assert_eq!(bar_height(9, true), 1.0);
+        assert_eq!(bar_height(99, true), 2.0);
+        assert_eq!(bar_height(42, false), 42.0);
+    }
+
+    #[test]
+    fn calibrator_colours_are_distinct() {
+        let cs: Vec<_> = CalibrationChoice::ALL
+            .iter()
+            .map(|&c| calibration_colour(c))
+            .chain([ACTIVE_COLOUR])
+            .collect();
+        for (i, a) in cs.iter().enumerate() {
+            for b in &cs[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

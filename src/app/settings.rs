@@ -1,0 +1,108 @@
+//! Settings that persist between runs (eframe storage): theme, recent files, view options.
+//! The quantization settings live in [`super::qsettings`] and are persisted with these.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::qsettings::QuantSettings;
+
+/// The storage key under which [`Settings`] are saved.
+pub const STORAGE_KEY: &str = "quantscope.settings.v1";
+
+/// How many recent files the File menu remembers.
+pub const MAX_RECENT: usize = 10;
+
+/// The colour theme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Theme {
+    /// Light text on a dark background.
+    #[default]
+    Dark,
+    /// Dark text on a light background.
+    Light,
+}
+
+/// Options of the histogram view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HistogramSettings {
+    /// Number of equal-width bins over the finite range.
+    pub bins: usize,
+    /// Logarithmic count axis.
+    pub log_y: bool,
+    /// One bin per quantization code instead of equal-width bins.
+    pub code_grid: bool,
+    /// Draw the min-max, percentile, entropy and MSE thresholds.
+    pub show_thresholds: bool,
+}
+
+impl Default for HistogramSettings {
+    fn default() -> Self {
+        Self {
+            bins: 256,
+            log_y: true,
+            code_grid: false,
+            show_thresholds: true,
+        }
+    }
+}
+
+/// Everything the app remembers between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Settings {
+    /// Colour theme.
+    pub theme: Theme,
+    /// Most recent first; each entry is the list of files opened together.
+    pub recent: Vec<Vec<PathBuf>>,
+    /// Quantization settings.
+    pub quant: QuantSettings,
+    /// Histogram view options.
+    pub histogram: HistogramSettings,
+}
+
+impl Settings {
+    /// Puts `paths` first in the recent list, without duplicates, keeping [`MAX_RECENT`].
+    pub fn remember_recent(&mut self, paths: &[PathBuf]) {
+        if paths.is_empty() {
+            return;
+        }
+        self.recent.retain(|p| p.as_slice() != paths);
+        self.recent.insert(0, paths.to_vec());
+        self.recent.truncate(MAX_RECENT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_files_move_to_front_without_duplicates() {
+        let mut s = Settings::default();
+        let a = vec![PathBuf::from("a.safetensors")];
+        let b = vec![PathBuf::from("b.safetensors")];
+        s.remember_recent(&a);
+        s.remember_recent(&b);
+        s.remember_recent(&a);
+        assert_eq!(s.recent, vec![a, b]);
+        for i in 0..20 {
+            s.remember_recent(&[PathBuf::from(format!("{i}"))]);
+        }
+        assert_eq!(s.recent.len(), MAX_RECENT);
+    }
+
+    #[test]
+    fn settings_round_trip_through_json_and_tolerate_missing_keys() {
+        let mut s = Settings::default();
+        s.theme = Theme::Light;
+        s.histogram.bins = 77;
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: Settings = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, s);
+        let partial: Settings = serde_json::from_str(r#"{"theme":"Light"}"#).expect("partial");
+        assert_eq!(partial.theme, Theme::Light);
+        assert_eq!(partial.histogram.bins, 256);
+    }
+}
