@@ -264,17 +264,16 @@ fn text_of(report: &TensorReport) -> String {
     let r = &report.result;
     let m = &r.metrics;
     let shape: Vec<String> = report.shape.iter().map(ToString::to_string).collect();
+    let (lows, highs) = report.clip_ranges();
+    let lo = lows.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = highs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let clip = if report.is_per_tensor() {
         format!(
-            "[{:.6}, {:.6}]  S {:.6e}  z {}",
-            r.clip_min.first().copied().unwrap_or(0.0),
-            r.clip_max.first().copied().unwrap_or(0.0),
+            "[{lo:.6}, {hi:.6}]  S {:.6e}  z {}",
             r.scales.first().copied().unwrap_or(0.0),
             r.zero_points.first().copied().unwrap_or(0)
         )
     } else {
-        let lo = r.clip_min.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = r.clip_max.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         format!("{} groups, clip within [{lo:.6}, {hi:.6}]", r.scales.len())
     };
     let mut lines = vec![format!(

@@ -176,6 +176,24 @@ impl TensorReport {
         self.settings.granularity == "tensor"
     }
 
+    /// The clip range in force per group: the calibrated [min, max] for asymmetric schemes, and
+    /// [-a, a] with a = max(|min|, |max|) for symmetric ones, whose calibrators choose one
+    /// threshold a.
+    pub fn clip_ranges(&self) -> (Vec<f64>, Vec<f64>) {
+        let r = &self.result;
+        if self.settings.scheme == "symmetric" {
+            let amax: Vec<f64> = r
+                .clip_min
+                .iter()
+                .zip(&r.clip_max)
+                .map(|(lo, hi)| lo.abs().max(hi.abs()))
+                .collect();
+            (amax.iter().map(|a| -a).collect(), amax)
+        } else {
+            (r.clip_min.clone(), r.clip_max.clone())
+        }
+    }
+
     /// The stable JSON object of `quantize --json` (keys documented in the README).
     pub fn to_json(&self) -> Value {
         let r = &self.result;
@@ -183,13 +201,14 @@ impl TensorReport {
         let scales: Vec<f64> = r.scales.iter().map(|&s| f64::from(s)).collect();
         let zero_points: Vec<f64> = r.zero_points.iter().map(|&z| f64::from(z)).collect();
         let outliers = &r.outliers;
+        let (clip_min, clip_max) = self.clip_ranges();
         json!({
             "name": self.name,
             "dtype": self.dtype,
             "shape": self.shape,
             "settings": self.settings,
-            "clip_min": per_group(&r.clip_min, per_tensor),
-            "clip_max": per_group(&r.clip_max, per_tensor),
+            "clip_min": per_group(&clip_min, per_tensor),
+            "clip_max": per_group(&clip_max, per_tensor),
             "scale": per_group(&scales, per_tensor),
             "zero_point": per_group(&zero_points, per_tensor),
             "scale_shape": r.scale_shape,
@@ -220,8 +239,9 @@ impl TensorReport {
     pub fn csv_row(&self) -> String {
         let r = &self.result;
         let m = &r.metrics;
-        let clip_min = r.clip_min.iter().copied().fold(f64::INFINITY, f64::min);
-        let clip_max = r.clip_max.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lows, highs) = self.clip_ranges();
+        let clip_min = lows.into_iter().fold(f64::INFINITY, f64::min);
+        let clip_max = highs.into_iter().fold(f64::NEG_INFINITY, f64::max);
         let shape: Vec<String> = self.shape.iter().map(ToString::to_string).collect();
         let s = &self.settings;
         let cells = [
