@@ -1,0 +1,611 @@
+//! Exact histograms with numpy.histogram's bin assignment, and histograms of integer codes.
+//!
+//! numpy, for a float32 array, builds float32 bin edges (`np.linspace(lo, hi, bins + 1)`,
+//! computed in float64 for an explicit range given as Python floats, in float32 for a range
+//! taken from the data), keeps values with `edges[0] <= x <= edges[bins]`, guesses the bin as
+//! `trunc((x - lo) / (hi - lo) * bins)`, and then corrects the guess by one step against the
+//! float32 edges: down if `x < edges[i]`, up if `x >= edges[i + 1]` (except in the last bin,
+//! which includes its right edge). We build the same edges and apply the same correction, so
+//! every value (including one exactly on an edge) lands where numpy puts it; only our guess is
+//! computed differently (in f64, which is at least as close).
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::summary::finite_min_max;
+use super::{CHUNK_LEN, StatsError};
+use crate::cancel::Cancel;
+
+/// Largest bin count accepted by the histogram functions (16 Mi bins, 128 MiB of counts).
+pub const MAX_BINS: usize = 1 << 24;
+
+/// Largest code range `qmax - qmin + 1` that [`code_histogram`] counts.
+pub const MAX_CODE_BINS: usize = 1 << 24;
+
+/// A histogram of the finite values of a slice over `bins` equal bins on `[lo, hi]`.
+///
+/// Bins are half-open `[a, b)` except the last, which includes `hi`. `counts` sums to the
+/// number of finite values inside the range; `below`, `above` and `nonfinite` count the rest,
+/// so `total() + below + above + nonfinite` is the slice length.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Histogram {
+    /// Lower end of the range as requested (bin assignment uses `bin_edges(0).0`, which is this
+    /// value rounded to f32, as numpy does for float32 data).
+    pub lo: f64,
+    /// Upper end of the range as requested (assignment uses it rounded to f32).
+    pub hi: f64,
+    /// Number of values in each bin.
+    pub counts: Vec<u64>,
+    /// Finite values below the first edge.
+    pub below: u64,
+    /// Finite values above the last edge.
+    pub above: u64,
+    /// NaN and ±Inf values, never binned.
+    pub nonfinite: u64,
+    /// The `bins + 1` float32 edges used for assignment (numpy's `bin_edges`).
+    #[serde(skip)]
+    edges: Vec<f32>,
+}
+
+impl Histogram {
+    /// Number of bins.
+    pub fn bin_count(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Nominal bin width `(hi - lo) / bins`.
+    pub fn bin_width(&self) -> f64 {
+        // Bin counts are at most MAX_BINS = 2^24: exact in f64.
+        (self.hi - self.lo) / self.counts.len() as f64
+    }
+
+    /// The exact edges `(left, right)` of bin `i` (numpy's float32 `bin_edges[i]`,
+    /// `bin_edges[i + 1]`); `(NaN, NaN)` when `i` is not a bin.
+    pub fn bin_edges(&self, i: usize) -> (f64, f64) {
+        match (self.edges.get(i), self.edges.get(i + 1)) {
+            (Some(&a), Some(&b)) => (f64::from(a), f64::from(b)),
+            _ => (f64::NAN, f64::NAN),
+        }
+    }
+
+    /// All `bins + 1` edges, as numpy's float32 `bin_edges`.
+    pub fn edges(&self) -> &[f32] {
+        &self.edges
+    }
+
+    /// The bin that `x` falls in under numpy's rules, or `None` when it is outside the range
+    /// or not finite. Exact for every `x` that is an f32 value.
+    pub fn bin_of(&self, x: f64) -> Option<usize> {
+        let binner = Binner::new(&self.edges)?;
+        match binner.place(x) {
+            Place::Bin(i) => Some(i),
+            Place::Below | Place::Above | Place::NonFinite => None,
+        }
+    }
+
+    /// Number of values in the bins (finite values inside `[lo, hi]`).
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Where one value goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Bin(usize),
+    Below,
+    Above,
+    NonFinite,
+}
+
+/// Bin assignment against a fixed set of float32 edges.
+struct Binner<'a> {
+    edges: &'a [f32],
+    first: f64,
+    last: f64,
+    /// bins / (last - first): the first guess of the bin index.
+    scale: f64,
+    last_bin: usize,
+}
+
+impl<'a> Binner<'a> {
+    fn new(edges: &'a [f32]) -> Option<Self> {
+        let first = f64::from(*edges.first()?);
+        let last = f64::from(*edges.last()?);
+        let last_bin = edges.len().checked_sub(2)?;
+        // At most MAX_BINS + 1 edges: exact in f64.
+        let bins = (edges.len() - 1) as f64;
+        Some(Binner {
+            edges,
+            first,
+            last,
+            scale: bins / (last - first),
+            last_bin,
+        })
+    }
+
+    /// numpy's assignment of one value; `x` compares exactly with the f32 edges.
+    #[inline]
+    fn place(&self, x: f64) -> Place {
+        if !x.is_finite() {
+            return Place::NonFinite;
+        }
+        if x < self.first {
+            return Place::Below;
+        }
+        if x > self.last {
+            return Place::Above;
+        }
+        // `as` saturates (and maps NaN, from a zero-width f32 range, to 0); the guess is then
+        // clamped to a bin, like numpy's `indices[indices == bins] -= 1`.
+        let guess = (((x - self.first) * self.scale) as usize).min(self.last_bin);
+        let left = self.edges.get(guess).map_or(self.first, |&e| f64::from(e));
+        if x < left {
+            return Place::Bin(guess.saturating_sub(1));
+        }
+        let right = self
+            .edges
+            .get(guess + 1)
+            .map_or(self.last, |&e| f64::from(e));
+        if guess != self.last_bin && x >= right {
+            return Place::Bin(guess + 1);
+        }
+        Place::Bin(guess)
+    }
+}
+
+/// Per-thread accumulator.
+#[derive(Debug, Clone)]
+struct Tally {
+    counts: Vec<u64>,
+    below: u64,
+    above: u64,
+    nonfinite: u64,
+}
+
+impl Tally {
+    fn new(bins: usize) -> Self {
+        Tally {
+            counts: vec![0; bins],
+            below: 0,
+            above: 0,
+            nonfinite: 0,
+        }
+    }
+
+    fn add(&mut self, binner: &Binner<'_>, chunk: &[f32], map: impl Fn(f32) -> f32) {
+        for &x in chunk {
+            match binner.place(f64::from(map(x))) {
+                Place::Bin(i) => {
+                    if let Some(c) = self.counts.get_mut(i) {
+                        *c += 1;
+                    }
+                }
+                Place::Below => self.below += 1,
+                Place::Above => self.above += 1,
+                Place::NonFinite => self.nonfinite += 1,
+            }
+        }
+    }
+
+    fn merge(mut self, other: Tally) -> Tally {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.below += other.below;
+        self.above += other.above;
+        self.nonfinite += other.nonfinite;
+        self
+    }
+}
+
+fn check_bins(bins: usize) -> Result<(), StatsError> {
+    if bins == 0 {
+        return Err(StatsError::ZeroBins);
+    }
+    if bins > MAX_BINS {
+        return Err(StatsError::TooManyBins {
+            bins,
+            max: MAX_BINS,
+        });
+    }
+    Ok(())
+}
+
+/// numpy.linspace(lo, hi, bins + 1) computed in f64 and rounded to f32: the edges numpy uses
+/// for float32 data and a range given as Python floats.
+fn edges_from_f64_range(lo: f64, hi: f64, bins: usize) -> Vec<f32> {
+    // bins <= MAX_BINS = 2^24: exact in f64.
+    let div = bins as f64;
+    let delta = hi - lo;
+    let step = delta / div;
+    let mut edges: Vec<f32> = (0..=bins)
+        .map(|i| {
+            // i <= 2^24: exact in f64.
+            let i = i as f64;
+            // numpy divides first when the step underflows to zero (gh-5437).
+            let y = if step == 0.0 {
+                i / div * delta
+            } else {
+                i * step
+            };
+            // Rounding to f32 is the point: numpy's bin_edges have the data's dtype.
+            (y + lo) as f32
+        })
+        .collect();
+    if let Some(last) = edges.last_mut() {
+        // numpy sets the endpoint to `stop` exactly; rounded to f32 as above.
+        *last = hi as f32;
+    }
+    edges
+}
+
+/// numpy.linspace(lo, hi, bins + 1) computed in f32 arithmetic: the edges numpy 2 uses when
+/// the range comes from the data's own float32 min and max. If the f32 width overflows (a range
+/// wider than f32::MAX, where numpy's edges degenerate to NaN), the f64 path is used instead.
+fn edges_from_f32_range(lo: f32, hi: f32, bins: usize) -> Vec<f32> {
+    let delta = hi - lo;
+    if !delta.is_finite() {
+        return edges_from_f64_range(f64::from(lo), f64::from(hi), bins);
+    }
+    // bins <= MAX_BINS = 2^24: exact in f32.
+    let div = bins as f32;
+    let step = delta / div;
+    let mut edges: Vec<f32> = (0..=bins)
+        .map(|i| {
+            // i <= 2^24: exact in f32 (numpy's float32 arange).
+            let i = i as f32;
+            let y = if step == 0.0 {
+                i / div * delta
+            } else {
+                i * step
+            };
+            y + lo
+        })
+        .collect();
+    if let Some(last) = edges.last_mut() {
+        *last = hi;
+    }
+    edges
+}
+
+/// Counts `values` (through `map`) against `edges` in parallel chunks.
+fn tally(
+    values: &[f32],
+    lo: f64,
+    hi: f64,
+    edges: Vec<f32>,
+    map: impl Fn(f32) -> f32 + Sync,
+    cancel: &Cancel,
+) -> Result<Histogram, StatsError> {
+    let bins = edges.len().saturating_sub(1);
+    let binner = Binner::new(&edges).ok_or(StatsError::ZeroBins)?;
+    // usize fits in u64 on every supported target.
+    cancel.add_total(values.len() as u64);
+    let total = values
+        .par_chunks(CHUNK_LEN)
+        .try_fold(
+            || Tally::new(bins),
+            |mut acc, chunk| {
+                cancel.check()?;
+                acc.add(&binner, chunk, &map);
+                cancel.add_done(chunk.len() as u64);
+                Ok::<Tally, StatsError>(acc)
+            },
+        )
+        .try_reduce(|| Tally::new(bins), |a, b| Ok(a.merge(b)))?;
+    Ok(Histogram {
+        lo,
+        hi,
+        counts: total.counts,
+        below: total.below,
+        above: total.above,
+        nonfinite: total.nonfinite,
+        edges,
+    })
+}
+
+fn check_range(lo: f64, hi: f64) -> Result<(), StatsError> {
+    if !(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite()) {
+        return Err(StatsError::NonFiniteRange { lo, hi });
+    }
+    if lo >= hi {
+        return Err(StatsError::EmptyRange { lo, hi });
+    }
+    Ok(())
+}
+
+/// Histogram of the finite values of `values` with `bins` equal bins on `[lo, hi]`.
+///
+/// Bit-identical bin assignment to `numpy.histogram(values_f32, bins, range=(lo, hi))`:
+/// bins are `[a, b)` except the last, which includes `hi`; a value exactly on an inner edge
+/// goes to the bin on its right. Values outside the range are counted in `below`/`above`,
+/// NaN/±Inf in `nonfinite`. Counts are integers, so the result is identical for any thread
+/// count. Errors: `bins == 0` or above [`MAX_BINS`], a non-finite end, `lo >= hi` (unlike
+/// numpy, which widens an explicit `lo == hi` by 0.5 on each side), cancellation.
+pub fn histogram(
+    values: &[f32],
+    bins: usize,
+    lo: f64,
+    hi: f64,
+    cancel: &Cancel,
+) -> Result<Histogram, StatsError> {
+    check_bins(bins)?;
+    check_range(lo, hi)?;
+    tally(
+        values,
+        lo,
+        hi,
+        edges_from_f64_range(lo, hi, bins),
+        |x| x,
+        cancel,
+    )
+}
+
+/// Histogram over the finite range of the data, as `numpy.histogram(values_f32, bins)`.
+///
+/// `lo`/`hi` are the finite min and max; a single distinct value `x` gives
+/// `[x - 0.5, x + 0.5]` (computed in f32, like numpy); no finite value gives `[0, 1]` (numpy's
+/// range for an empty array; numpy raises for an all-NaN array, we count them as non-finite).
+/// Edges are computed in f32 arithmetic as numpy does for a range from float32 data.
+pub fn histogram_auto(
+    values: &[f32],
+    bins: usize,
+    cancel: &Cancel,
+) -> Result<Histogram, StatsError> {
+    check_bins(bins)?;
+    let edges = match finite_min_max(values, cancel)? {
+        None => edges_from_f64_range(0.0, 1.0, bins),
+        Some((lo, hi)) if lo == hi => edges_from_f32_range(lo - 0.5, hi + 0.5, bins),
+        Some((lo, hi)) => edges_from_f32_range(lo, hi, bins),
+    };
+    let lo = edges.first().map_or(0.0, |&e| f64::from(e));
+    let hi = edges.last().map_or(1.0, |&e| f64::from(e));
+    tally(values, lo, hi, edges, |x| x, cancel)
+}
+
+/// Histogram of `|x|` over the finite values, with `bins` equal bins on `[0, hi]`.
+///
+/// As `numpy.histogram(np.abs(values_f32), bins, range=(0, hi))`; the entropy (KL) calibrator
+/// uses 2048 bins on `[0, max|x|]`. Errors as [`histogram`]; in particular `hi <= 0` is an
+/// `EmptyRange` (an all-zero tensor has nothing to calibrate).
+pub fn abs_histogram(
+    values: &[f32],
+    bins: usize,
+    hi: f64,
+    cancel: &Cancel,
+) -> Result<Histogram, StatsError> {
+    check_bins(bins)?;
+    check_range(0.0, hi)?;
+    tally(
+        values,
+        0.0,
+        hi,
+        edges_from_f64_range(0.0, hi, bins),
+        f32::abs,
+        cancel,
+    )
+}
+
+/// Histogram on the quantization grid: one bin per integer code `qmin..=qmax`.
+///
+/// `counts[i]` is the number of codes equal to `qmin + i`; codes outside `[qmin, qmax]` are not
+/// counted. Returns an empty vector when `qmax < qmin` or the range has more than
+/// [`MAX_CODE_BINS`] codes. Parallel; integer counts, so identical for any thread count.
+pub fn code_histogram(codes: &[i32], qmin: i32, qmax: i32) -> Vec<u64> {
+    let width = i64::from(qmax) - i64::from(qmin) + 1;
+    let Ok(bins) = usize::try_from(width) else {
+        return Vec::new();
+    };
+    if bins > MAX_CODE_BINS {
+        return Vec::new();
+    }
+    codes
+        .par_chunks(CHUNK_LEN)
+        .fold(
+            || vec![0u64; bins],
+            |mut acc, chunk| {
+                for &c in chunk {
+                    let offset = i64::from(c) - i64::from(qmin);
+                    if let Some(n) = usize::try_from(offset).ok().and_then(|i| acc.get_mut(i)) {
+                        *n += 1;
+                    }
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0u64; bins],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                a
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never() -> Cancel {
+        Cancel::never()
+    }
+
+    #[test]
+    fn values_on_edges_follow_numpy() {
+        // np.histogram(np.float32([0, .25, .5, .75, 1]), 4, range=(0, 1)) -> [1, 1, 1, 2]:
+        // an inner edge goes to the bin on its right, hi goes to the last bin.
+        let h = histogram(&[0.0, 0.25, 0.5, 0.75, 1.0], 4, 0.0, 1.0, &never());
+        let h = h.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.counts, [1, 1, 1, 2]);
+        assert_eq!((h.below, h.above, h.nonfinite), (0, 0, 0));
+        assert_eq!(h.bin_edges(1), (0.25, 0.5));
+        assert_eq!(h.bin_of(1.0), Some(3));
+        assert_eq!(h.bin_of(0.5), Some(2));
+        assert_eq!(h.bin_of(1.0000001), None);
+        assert_eq!(h.bin_width(), 0.25);
+    }
+
+    #[test]
+    fn edge_correction_matches_numpy_where_the_naive_formula_does_not() {
+        // Found by comparing numpy 2.4.6 with trunc((x - lo) * bins / (hi - lo)) in f64: each
+        // x is a float32 bin edge, which the naive formula puts one bin too low.
+        let cases: [(f64, f64, usize, u32, usize); 3] = [
+            (
+                -2.0991712400376326,
+                -0.5913414783306177,
+                14,
+                0xbf32_f486,
+                13,
+            ),
+            (-2.978938781737701, 1.1289910259923022, 7, 0x3f0a_c9f1, 6),
+            (
+                -1.9805216493835016,
+                0.25040911697090484,
+                24,
+                0xbf5d_7454,
+                12,
+            ),
+        ];
+        for (lo, hi, bins, bits, numpy_bin) in cases {
+            let x = f32::from_bits(bits);
+            let naive = ((f64::from(x) - lo) * bins as f64 / (hi - lo)) as usize;
+            assert_eq!(
+                naive + 1,
+                numpy_bin,
+                "the case must exercise the correction"
+            );
+            let h = histogram(&[x], bins, lo, hi, &never()).unwrap_or_else(|e| panic!("{e}"));
+            let mut expected = vec![0u64; bins];
+            expected[numpy_bin] = 1;
+            assert_eq!(h.counts, expected);
+            assert_eq!(h.bin_of(f64::from(x)), Some(numpy_bin));
+        }
+    }
+
+    #[test]
+    fn range_ends_are_compared_as_f32_like_numpy() {
+        // lo is just above f32(0.1) but rounds to it; numpy keeps x = f32(0.1) in bin 0.
+        let x = 0.1f32;
+        let lo = 0.100_000_001_490_116_2;
+        assert!(f64::from(x) < lo);
+        let h = histogram(&[x], 2, lo, 1.0, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((h.counts.as_slice(), h.below), ([1, 0].as_slice(), 0));
+        // np.histogram(np.float32([0.1]), 2, range=(0.0, 0.1 - 1e-12)) -> [0, 1]: hi rounds
+        // to f32(0.1), so x is on the closed right end.
+        let h = histogram(&[x], 2, 0.0, f64::from(x) - 1e-12, &never());
+        let h = h.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((h.counts.as_slice(), h.above), ([0, 1].as_slice(), 0));
+    }
+
+    #[test]
+    fn outside_and_nonfinite_are_counted_apart() {
+        let x = [
+            -1.0,
+            0.5,
+            2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.0,
+        ];
+        let h = histogram(&x, 2, 0.0, 1.0, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.counts, [0, 2]);
+        assert_eq!((h.below, h.above, h.nonfinite, h.total()), (1, 1, 3, 2));
+    }
+
+    #[test]
+    fn auto_range_uses_f32_edges_like_numpy() {
+        // np.histogram(a, 27) for these float32 values (numpy 2.4.6): edge 5 is 0xc1bdcf48
+        // (linspace in f32 arithmetic); linspace in f64 would give 0xc1bdcf47, one f32 step
+        // towards zero. numpy puts the edge value itself in bin 5 and the next value below it,
+        // 0xc1bdcf49, in bin 4; with f64 edges the edge value would land in bin 4.
+        let a = [
+            f32::from_bits(0xc1fe_4d58),
+            f32::from_bits(0x413b_ea04),
+            f32::from_bits(0xc1bd_cf48),
+            f32::from_bits(0xc1bd_cf49),
+        ];
+        let h = histogram_auto(&a, 27, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.edges().get(5).map(|e| e.to_bits()), Some(0xc1bd_cf48));
+        let mut expected = vec![0u64; 27];
+        expected[0] = 1;
+        expected[4] = 1;
+        expected[5] = 1;
+        expected[26] = 1;
+        assert_eq!(h.counts, expected);
+    }
+
+    #[test]
+    fn auto_range_degenerate_and_empty() {
+        // np.histogram(np.float32([1.5]), 4) -> [0, 0, 1, 0], edges [1, 1.25, 1.5, 1.75, 2].
+        let h = histogram_auto(&[1.5], 4, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.counts, [0, 0, 1, 0]);
+        assert_eq!(h.edges(), [1.0, 1.25, 1.5, 1.75, 2.0]);
+        assert_eq!((h.lo, h.hi), (1.0, 2.0));
+        // Empty: numpy uses [0, 1].
+        let h = histogram_auto(&[], 4, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((h.lo, h.hi, h.total()), (0.0, 1.0, 0));
+        let h = histogram_auto(&[f32::NAN; 3], 4, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((h.total(), h.nonfinite), (0, 3));
+    }
+
+    #[test]
+    fn abs_histogram_bins_magnitudes() {
+        let x = [-4.0, -0.5, 0.0, 0.5, 3.0, f32::NAN];
+        let h = abs_histogram(&x, 4, 4.0, &never()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.counts, [3, 0, 0, 2]);
+        assert_eq!(h.nonfinite, 1);
+        assert_eq!(
+            abs_histogram(&x, 4, 0.0, &never()),
+            Err(StatsError::EmptyRange { lo: 0.0, hi: 0.0 })
+        );
+    }
+
+    #[test]
+    fn invalid_arguments_are_typed_errors() {
+        let c = never();
+        assert_eq!(histogram(&[], 0, 0.0, 1.0, &c), Err(StatsError::ZeroBins));
+        assert_eq!(
+            histogram(&[], 4, 1.0, 1.0, &c),
+            Err(StatsError::EmptyRange { lo: 1.0, hi: 1.0 })
+        );
+        assert!(matches!(
+            histogram(&[], 4, f64::NAN, 1.0, &c),
+            Err(StatsError::NonFiniteRange { .. })
+        ));
+        assert!(matches!(
+            histogram(&[], 4, -f64::MAX, f64::MAX, &c),
+            Err(StatsError::NonFiniteRange { .. })
+        ));
+        assert_eq!(
+            histogram(&[], MAX_BINS + 1, 0.0, 1.0, &c),
+            Err(StatsError::TooManyBins {
+                bins: MAX_BINS + 1,
+                max: MAX_BINS
+            })
+        );
+        let cancelled = Cancel::new();
+        cancelled.cancel();
+        assert!(matches!(
+            histogram(&[1.0], 4, 0.0, 1.0, &cancelled),
+            Err(StatsError::Cancelled(_))
+        ));
+    }
+
+    #[test]
+    fn code_histogram_counts_each_code() {
+        let codes = [-128, -127, 0, 0, 127, 127, 127, 500, -500];
+        let h = code_histogram(&codes, -127, 127);
+        assert_eq!(h.len(), 255);
+        assert_eq!(h.first(), Some(&1));
+        assert_eq!(h.get(127), Some(&2));
+        assert_eq!(h.last(), Some(&3));
+        assert_eq!(h.iter().sum::<u64>(), 6);
+        assert!(code_histogram(&codes, 1, 0).is_empty());
+        assert!(code_histogram(&codes, i32::MIN, i32::MAX).is_empty());
+        assert_eq!(code_histogram(&[], 0, 3), [0, 0, 0, 0]);
+    }
+}
