@@ -212,6 +212,11 @@ class Setting:
         return f"preset={self.preset} scheme={self.scheme} gran={self.granularity} bits={self.bits}"
 
 
+ORT_INT4_NOTE = (
+    "ORT's quantizer has no narrow INT4 range (quant_utils.ONNX_INT_TYPE_SYMMETRIC_RANGE lists INT8 "
+    "and INT16 only): symmetric INT4 uses [-8, 7] and S = 2 absmax / 15 = absmax / 7.5, while "
+    "NUMERICS.md's onnxruntime preset says narrow, S = absmax / (2^(b-1) - 1) = absmax / 7"
+)
 F32_EPS = np.float32(2.0**-23)
 F32_TINY = np.finfo(np.float32).tiny
 
@@ -388,6 +393,8 @@ class TorchRef:
     def observer_params(self, x: np.ndarray, s: Setting):
         torch = self.torch
         qmin, qmax = code_range(s)
+        if s.granularity == "channel" and x.ndim == 1:
+            x = x.reshape(-1, 1)  # the per-channel observer needs a second axis
         xt = torch.from_numpy(np.ascontiguousarray(x))
         if s.granularity == "tensor" or x.ndim == 0:
             qscheme = torch.per_tensor_affine if s.scheme == "asymmetric" else torch.per_tensor_symmetric
@@ -405,6 +412,9 @@ class TorchRef:
         """torch.quantize_per_tensor / per_channel: (codes clamped to the b-bit range, x_hat)."""
         torch = self.torch
         qmin, qmax = code_range(s)
+        shape_in = x.shape
+        if s.granularity == "channel" and x.ndim == 1:
+            x = x.reshape(-1, 1)
         xt = torch.from_numpy(np.ascontiguousarray(x))
         if s.granularity == "tensor" or x.ndim == 0:
             q = torch.quantize_per_tensor(xt, float(scale[0]), int(zp[0]), self.dtype(s))
@@ -417,12 +427,12 @@ class TorchRef:
             sc_b, zp_b = scale.reshape(shape), zp.reshape(shape)
         codes = q.int_repr().numpy().astype(np.int64)
         if s.bits == 8:
-            return codes, q.dequantize().numpy()
+            return codes.reshape(shape_in), q.dequantize().numpy().reshape(shape_in)
         # quint8/qint8 clamp to 8 bits; clamping again to the b-bit range gives b-bit codes,
         # and the dequantized values follow torch's formula (q - z) * S in f32.
         codes = np.clip(codes, qmin, qmax)
         xh = ((codes - zp_b).astype(np.float32) * np.asarray(sc_b, dtype=np.float32)).astype(np.float32)
-        return codes, xh
+        return codes.reshape(shape_in), xh.reshape(shape_in)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,6 +548,8 @@ def check_quantize(args, report: Report, model: Path, xs: dict[str, np.ndarray],
                         if ort_ref.qu is not None:
                             ts, tz, tq = ort_ref.tool(x2, s)
                             scale_check(report.check("ORT quantize_data scale (f32 bits)", st), name, scale, ts, x2)
+                            if s.bits == 4 and s.scheme == "symmetric":
+                                report.check("ORT quantize_data scale (f32 bits)", st).note = ORT_INT4_NOTE
                             report.check("ORT quantize_data zero point", st).add(name, zp, tz)
                             report.check("ORT quantize_data codes", st).add(name, q2, tq, x=x2)
 
@@ -634,8 +646,22 @@ def check_calibration(args, report: Report, model: Path, xs: dict[str, np.ndarra
             c.max_diff = max(c.max_diff, apart)
             if apart >= 0.5:
                 c.mismatches += 1
+                first_nonzero = int(np.flatnonzero(hist)[0]) if hist.any() else -1
+                why = ""
+                if first_nonzero >= (1 << (bits - 1)):
+                    amax_skip, ibin_skip = amax_entropy_vectorised(
+                        hist, edges, num_bits=bits, start_bin=1 << (bits - 1), skip_nan=True
+                    )
+                    why = (
+                        f"; the first non-empty bin is {first_nonzero} >= start {1 << (bits - 1)}, so candidates "
+                        f"i <= {first_nonzero} have Q = 0 and KL = NaN, and NVIDIA's np.argmin picks the last NaN "
+                        f"(edge {ibin}, below every |x|); skipping NaN candidates gives {amax_skip!r} (edge {ibin_skip})"
+                        f"{' = quantscope' if abs(got - amax_skip) < 0.5 * width else ''}"
+                    )
                 if len(c.examples) < 4:
-                    c.examples.append(f"{name}: quantscope clip_max {got!r}, reference amax {amax!r} (edge {ibin}), {apart:.2f} bins")
+                    c.examples.append(
+                        f"{name}: quantscope clip_max {got!r}, reference amax {amax!r} (edge {ibin}), {apart:.2f} bins{why}"
+                    )
 
     # Percentile 99.9 (numpy 'linear'): asymmetric [P(0.1), P(99.9)], symmetric P(99.9) of |x|.
     for scheme in ("asymmetric", "symmetric"):
@@ -774,7 +800,12 @@ def _val(v) -> float:
 
 
 def check_bits(args, report: Report, ml_dtypes, torch):
-    values = bits_values(args.bits_values, args.seed)
+    with np.errstate(all="ignore"):
+        values = bits_values(args.bits_values, args.seed)
+        _check_bits(args, report, ml_dtypes, torch, values)
+
+
+def _check_bits(args, report: Report, ml_dtypes, torch, values: np.ndarray):
     print(f"bits: {values.size} values x 2 overflow modes ({2 * values.size} runs of `quantscope bits`)")
     jobs = [(v, mode) for v in values for mode in ("saturate", "nan")]
     results = {}
