@@ -101,7 +101,7 @@ fn add_to_histogram(values: &[f32], side: Side, edges: &[f32], counts: &mut [u64
             _ => continue,
         };
         // NaN fails this test and +-Inf exceed hi: both are skipped.
-        if !(v <= hi) {
+        if v.is_nan() || v > hi {
             continue;
         }
         // Saturating float-to-int cast of a non-negative guess, clamped to the last bin.
@@ -274,18 +274,13 @@ pub fn entropy_from_histogram(counts: &[u64], hi: f32, bits: u8) -> EntropyResul
         })
         .collect();
     // The last minimum wins (np.argmin over the reversed list). NaN never wins.
-    let mut best = 0usize;
-    let mut best_kl = f64::INFINITY;
-    let mut found = false;
+    let mut chosen: Option<(usize, f64)> = None;
     for (k, &v) in kl.iter().enumerate() {
-        if v <= best_kl || !found && !v.is_nan() {
-            if !v.is_nan() {
-                best = k;
-                best_kl = v;
-                found = true;
-            }
+        if !v.is_nan() && chosen.is_none_or(|(_, b)| v <= b) {
+            chosen = Some((k, v));
         }
     }
+    let best = chosen.map_or(0, |c| c.0);
     let candidates: Vec<f64> = (start..=n)
         .map(|i| edges.get(i).map_or(f64::from(hi), |&e| f64::from(e)))
         .collect();
@@ -464,11 +459,11 @@ fn refine(
         let cands: Vec<(f64, f64)> = ranges.iter().map(|&b| make(b)).collect();
         let sse = evaluate(values, &cands, cfg);
         let i = argmin(&sse);
-        if let (Some(&s), Some(&b)) = (sse.get(i), ranges.get(i)) {
-            if s < best_sse {
-                best_sse = s;
-                best = b;
-            }
+        if let (Some(&s), Some(&b)) = (sse.get(i), ranges.get(i))
+            && s < best_sse
+        {
+            best_sse = s;
+            best = b;
         }
         step /= 10.0;
     }

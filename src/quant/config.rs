@@ -189,10 +189,11 @@ pub struct Convention {
 }
 
 /// Which elements share one (S, z) pair (NUMERICS.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Granularity {
     /// One (S, z) for the whole tensor; scale shape [].
+    #[default]
     PerTensor,
     /// One (S, z) per index of `axis`, computed over all other axes; scale shape [dim_axis].
     PerChannel {
@@ -207,12 +208,6 @@ pub enum Granularity {
     },
 }
 
-impl Default for Granularity {
-    fn default() -> Self {
-        Self::PerTensor
-    }
-}
-
 impl Granularity {
     /// Per-channel along axis 0, the usual choice for weights.
     pub const DEFAULT_CHANNEL: Granularity = Granularity::PerChannel { axis: 0 };
@@ -221,10 +216,11 @@ impl Granularity {
 }
 
 /// How the clip range is chosen (NUMERICS.md §4).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Calibration {
     /// The finite min and max.
+    #[default]
     MinMax,
     /// Exact percentiles (numpy linear): [P(100 - p), P(p)], or P(p) of |x| when symmetric.
     Percentile(f64),
@@ -246,12 +242,6 @@ impl Calibration {
             Self::Entropy => "entropy",
             Self::Mse => "mse",
         }
-    }
-}
-
-impl Default for Calibration {
-    fn default() -> Self {
-        Self::MinMax
     }
 }
 
@@ -429,10 +419,10 @@ impl QuantConfig {
                 }
             }
         }
-        if let Calibration::Percentile(p) = self.calibration {
-            if !(p > 0.0 && p <= 100.0) {
-                return Err(QuantError::Percentile(p));
-            }
+        if let Calibration::Percentile(p) = self.calibration
+            && (p.is_nan() || p <= 0.0 || p > 100.0)
+        {
+            return Err(QuantError::Percentile(p));
         }
         if self.outliers != OutlierMode::None {
             let t = match self.outlier_threshold {

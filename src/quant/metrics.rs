@@ -135,7 +135,8 @@ impl MetricAcc {
         } else {
             10.0 * (self.sum_x2 / self.sum_e2).log10()
         };
-        let norms = self.sum_x2.sqrt() * self.sum_xh2.sqrt();
+        // One square root of the product: exactly 1 for identical vectors.
+        let norms = (self.sum_x2 * self.sum_xh2).sqrt();
         Metrics {
             count: self.count,
             mse,
@@ -143,7 +144,7 @@ impl MetricAcc {
             mae: per(self.sum_abs_e),
             max_abs_error: self.max_abs_e,
             sqnr_db,
-            cosine: (norms > 0.0).then(|| self.sum_x_xh / norms),
+            cosine: (norms > 0.0).then(|| (self.sum_x_xh / norms).clamp(-1.0, 1.0)),
             clipped_fraction: per(self.clipped as f64),
             clipped: self.clipped,
             nan_count: self.nan,

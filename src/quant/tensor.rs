@@ -156,10 +156,11 @@ impl Layout {
                 if size == 0 {
                     return Err(QuantError::GroupSize);
                 }
-                let rows = if cols == 0 {
-                    element_count(shape.get(..shape.len().saturating_sub(1)).unwrap_or(&[]))?
-                } else {
-                    n / cols
+                let rows = match n.checked_div(cols) {
+                    Some(r) => r,
+                    None => {
+                        element_count(shape.get(..shape.len().saturating_sub(1)).unwrap_or(&[]))?
+                    }
                 };
                 let per_row = cols.div_ceil(size);
                 let mut s: Vec<usize> = shape
@@ -242,7 +243,7 @@ impl Layout {
         while i < end {
             let (stop, run) = match self.kind {
                 Kind::Tensor => (end, Run::Same(0)),
-                Kind::Channel { dim, inner, .. } if inner == 1 => {
+                Kind::Channel { dim, inner: 1, .. } => {
                     let a = i % dim.max(1);
                     ((i + dim - a).min(end), Run::Consecutive(a))
                 }
@@ -407,6 +408,12 @@ fn chunk_pass<const R: u8, const RECIP: bool>(
     acc
 }
 
+/// The fused pass's metric sums and optional codes and dequantized values.
+type Fused = (MetricAcc, Option<Vec<i32>>, Option<Vec<f32>>);
+
+/// Per-group clip ranges and the optional calibration curve.
+type Calibrated = (Vec<(f64, f64)>, Option<CalibrationCurve>);
+
 /// Runs the fused pass over the whole tensor in fixed chunks, in parallel.
 fn fused<const R: u8, const RECIP: bool>(
     values: &[f32],
@@ -415,7 +422,7 @@ fn fused<const R: u8, const RECIP: bool>(
     split: &Split<'_>,
     want: Outputs,
     cancel: &Cancel,
-) -> Result<(MetricAcc, Option<Vec<i32>>, Option<Vec<f32>>), QuantError> {
+) -> Result<Fused, QuantError> {
     let n = values.len();
     let mut codes = want.codes.then(|| vec![0i32; n]);
     let mut deq = want.dequantized.then(|| vec![0f32; n]);
@@ -458,7 +465,7 @@ fn fused_dispatch(
     want: Outputs,
     cfg: &QuantConfig,
     cancel: &Cancel,
-) -> Result<(MetricAcc, Option<Vec<i32>>, Option<Vec<f32>>), QuantError> {
+) -> Result<Fused, QuantError> {
     let conv = cfg.convention();
     match (rule_code(conv.rounding), conv.reciprocal) {
         (RNE, false) => fused::<RNE, false>(values, layout, kp, split, want, cancel),
@@ -476,7 +483,7 @@ fn calibrate(
     layout: &Layout,
     cfg: &QuantConfig,
     cancel: &Cancel,
-) -> Result<(Vec<(f64, f64)>, Option<CalibrationCurve>), QuantError> {
+) -> Result<Calibrated, QuantError> {
     let groups = layout.groups();
     // Fast paths for minmax: one parallel pass.
     if cfg.calibration == Calibration::MinMax {
@@ -487,10 +494,10 @@ fn calibrate(
                 None,
             ));
         }
-        if let Kind::Channel { outer, dim, inner } = layout.kind {
-            if outer > 1 {
-                return Ok((strided_minmax(values, dim, inner, cancel)?, None));
-            }
+        if let Kind::Channel { outer, dim, inner } = layout.kind
+            && outer > 1
+        {
+            return Ok((strided_minmax(values, dim, inner, cancel)?, None));
         }
     }
     if groups == 1 {
