@@ -130,6 +130,8 @@ pub(crate) fn decode_slice(
         | DType::Q4_1
         | DType::Q5_0
         | DType::Q5_1
+        | DType::Q2K
+        | DType::Q3K
         | DType::Q4K
         | DType::Q5K
         | DType::Q6K => {

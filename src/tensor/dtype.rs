@@ -57,6 +57,10 @@ pub enum DType {
     Q5_0,
     /// GGUF Q5_1: blocks of 32 5-bit codes with an f16 scale and an f16 minimum.
     Q5_1,
+    /// GGUF Q2_K: super-blocks of 256 2-bit codes, 16 sub-blocks with 4-bit scales and minimums.
+    Q2K,
+    /// GGUF Q3_K: super-blocks of 256 3-bit codes, 16 sub-blocks with 6-bit signed scales.
+    Q3K,
     /// GGUF Q4_K: super-blocks of 256 4-bit codes, 8 sub-blocks with 6-bit scales and minimums.
     Q4K,
     /// GGUF Q5_K: super-blocks of 256 5-bit codes, 8 sub-blocks with 6-bit scales and minimums.
@@ -82,7 +86,7 @@ pub enum Packing {
 
 impl DType {
     /// Every dtype, in declaration order (handy for tests and menus).
-    pub const ALL: [DType; 27] = [
+    pub const ALL: [DType; 29] = [
         DType::Bool,
         DType::U8,
         DType::I8,
@@ -107,6 +111,8 @@ impl DType {
         DType::Q4_1,
         DType::Q5_0,
         DType::Q5_1,
+        DType::Q2K,
+        DType::Q3K,
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
@@ -140,6 +146,8 @@ impl DType {
             DType::Q4_1 => "Q4_1",
             DType::Q5_0 => "Q5_0",
             DType::Q5_1 => "Q5_1",
+            DType::Q2K => "Q2_K",
+            DType::Q3K => "Q3_K",
             DType::Q4K => "Q4_K",
             DType::Q5K => "Q5_K",
             DType::Q6K => "Q6_K",
@@ -180,6 +188,8 @@ impl DType {
             | DType::Q4_1
             | DType::Q5_0
             | DType::Q5_1
+            | DType::Q2K
+            | DType::Q3K
             | DType::Q4K
             | DType::Q5K
             | DType::Q6K => true,
@@ -221,6 +231,14 @@ impl DType {
             DType::Q5_1 => Packing::Block {
                 elements: 32,
                 bytes: 24,
+            },
+            DType::Q2K => Packing::Block {
+                elements: 256,
+                bytes: 84,
+            },
+            DType::Q3K => Packing::Block {
+                elements: 256,
+                bytes: 110,
             },
             DType::Q4K => Packing::Block {
                 elements: 256,

@@ -44,6 +44,8 @@ fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
         6 => DType::Q5_0,
         7 => DType::Q5_1,
         8 => DType::Q8_0,
+        10 => DType::Q2K,
+        11 => DType::Q3K,
         12 => DType::Q4K,
         13 => DType::Q5K,
         14 => DType::Q6K,
@@ -54,8 +56,6 @@ fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
         28 => DType::F64,
         30 => DType::BF16,
         9 => return Err("Q8_1"),
-        10 => return Err("Q2_K"),
-        11 => return Err("Q3_K"),
         15 => return Err("Q8_K"),
         16 => return Err("IQ2_XXS"),
         17 => return Err("IQ2_XS"),
@@ -568,10 +568,10 @@ mod tests {
             parse(p(), &unknown).unwrap_err(),
             LoadError::UnknownDtype { .. }
         ));
-        let q3k = to_bytes(&[], &[("t", vec![256], 11, vec![0; 110])], 32);
-        let e = parse(p(), &q3k).unwrap_err();
+        let iq2 = to_bytes(&[], &[("t", vec![256], 16, vec![0; 66])], 32);
+        let e = parse(p(), &iq2).unwrap_err();
         assert!(
-            matches!(&e, LoadError::Unsupported { message, .. } if message.contains("Q3_K")),
+            matches!(&e, LoadError::Unsupported { message, .. } if message.contains("IQ2_XXS")),
             "{e}"
         );
         let short_row = to_bytes(&[], &[("t", vec![16], 8, vec![0; 17])], 32);

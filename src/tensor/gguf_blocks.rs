@@ -1,4 +1,4 @@
-//! GGUF block dequantizers (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), as llama.cpp does it.
+//! GGUF block dequantizers (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K), as llama.cpp does it.
 //!
 //! Block layouts are those of llama.cpp `ggml/src/ggml-common.h`, formulas those of
 //! `ggml/src/ggml-quants.c` `dequantize_row_*`. The arithmetic is done in f32 in the same order
@@ -42,6 +42,8 @@ pub(crate) fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<
         DType::Q4_1 => blocks_with(bytes, out, q4_1),
         DType::Q5_0 => blocks_with(bytes, out, q5_0),
         DType::Q5_1 => blocks_with(bytes, out, q5_1),
+        DType::Q2K => blocks_with(bytes, out, q2_k),
+        DType::Q3K => blocks_with(bytes, out, q3_k),
         DType::Q4K => blocks_with(bytes, out, q4_k),
         DType::Q5K => blocks_with(bytes, out, q5_k),
         DType::Q6K => blocks_with(bytes, out, q6_k),
@@ -125,6 +127,73 @@ fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
         let x1 = (u32::from(q >> 4) | xh_1) as f32;
         y[j] = x0 * d + m;
         y[j + 16] = x1 * d + m;
+    }
+}
+
+/// block_q2_K { u8 scales[16]; u8 qs[64]; f16 d; f16 dmin }: two halves of 128 elements; in
+/// half n, 2-bit field `shift = 2j` of qs[32n + l] (l in 0..16, then 16..32) gives elements
+/// 128n + 32j + l; each run of 16 has its own scale byte (low nibble scale, high nibble min);
+/// y = (d * sc) * q - dmin * m.
+fn q2_k(b: &[u8; 84], y: &mut [f32; QK_K]) {
+    let d = f16_at([b[80], b[81]]);
+    let min = f16_at([b[82], b[83]]);
+    for n in 0..2 {
+        for j in 0..4 {
+            for h in 0..2 {
+                let sc = b[8 * n + 2 * j + h];
+                let dl = d * f32::from(sc & 0x0F);
+                let ml = min * f32::from(sc >> 4);
+                for l in 0..16 {
+                    let q = (b[16 + 32 * n + 16 * h + l] >> (2 * j)) & 3;
+                    y[128 * n + 32 * j + 16 * h + l] = dl * f32::from(q) - ml;
+                }
+            }
+        }
+    }
+}
+
+/// The 16 six-bit scales of a Q3_K block, unpacked as llama.cpp `dequantize_row_q3_K` does
+/// with its kmask1/kmask2 shuffle of three little-endian u32 words.
+fn q3_k_scales(packed: [u8; 12]) -> [i8; 16] {
+    const KMASK1: u32 = 0x0303_0303;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (a0, a1, tmp) = (word(0), word(1), word(2));
+    let aux = [
+        (a0 & KMASK2) | ((tmp & KMASK1) << 4),
+        (a1 & KMASK2) | (((tmp >> 2) & KMASK1) << 4),
+        ((a0 >> 4) & KMASK2) | (((tmp >> 4) & KMASK1) << 4),
+        ((a1 >> 4) & KMASK2) | (((tmp >> 6) & KMASK1) << 4),
+    ];
+    // Each byte holds a 6-bit value (0..64); llama.cpp reads them as int8.
+    std::array::from_fn(|i| aux[i / 4].to_le_bytes()[i % 4] as i8)
+}
+
+/// block_q3_K { u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d }: like Q2_K's layout, with a
+/// third bit from hmask (bit 4n + j of hmask[16h + l]; a clear bit subtracts 4);
+/// y = (d * (sc - 32)) * q.
+fn q3_k(b: &[u8; 110], y: &mut [f32; QK_K]) {
+    let d_all = f16_at([b[108], b[109]]);
+    let scales = q3_k_scales(std::array::from_fn(|i| b[96 + i]));
+    for n in 0..2 {
+        for j in 0..4 {
+            let m = 1u8 << (4 * n + j);
+            for h in 0..2 {
+                let dl = d_all * f32::from(i16::from(scales[8 * n + 2 * j + h]) - 32);
+                for l in 0..16 {
+                    let q = i16::from((b[32 + 32 * n + 16 * h + l] >> (2 * j)) & 3);
+                    let high = if b[16 * h + l] & m != 0 { 0 } else { 4 };
+                    y[128 * n + 32 * j + 16 * h + l] = dl * f32::from(q - high);
+                }
+            }
+        }
     }
 }
 
@@ -407,6 +476,75 @@ mod tests {
                 assert_eq!(y[base + 96], 7.0 - 32.0);
             }
         }
+    }
+
+    #[test]
+    fn q2_k_two_bit_fields() {
+        // d = 1, dmin = 0.5; scale byte k = (k % 4) << 4 | (k % 8 + 1): sc = k % 8 + 1, m = k % 4.
+        // qs all 0b11_10_01_00: field j holds code j. Element i lies in scale run k = i / 16
+        // and uses field j = (i % 128) / 32, so y = (k % 8 + 1) * j - 0.5 * (k % 4).
+        let mut b: Vec<u8> = (0..16u8).map(|k| ((k % 4) << 4) | (k % 8 + 1)).collect();
+        b.extend([0b11_10_01_00u8; 64]);
+        b.extend(f16_bytes(1.0));
+        b.extend(f16_bytes(0.5));
+        let y = run(DType::Q2K, &b, 256);
+        for (i, v) in y.iter().enumerate() {
+            let k = i / 16;
+            let code = ((i % 128) / 32) as f32;
+            let want = ((k % 8) as f32 + 1.0) * code - 0.5 * (k % 4) as f32;
+            assert_eq!(*v, want, "element {i}");
+        }
+        // Element 255: k = 15, j = 3: 8 * 3 - 0.5 * 3 = 22.5.
+        assert_eq!(y[255], 22.5);
+    }
+
+    /// Packs 16 six-bit Q3_K scales the way llama.cpp quantize_row_q3_K_ref does.
+    fn pack_q3_scales(ls: [u8; 16]) -> [u8; 12] {
+        let mut s = [0u8; 12];
+        for (j, &l) in ls.iter().enumerate() {
+            if j < 8 {
+                s[j] = l & 0xF;
+            } else {
+                s[j - 8] |= (l & 0xF) << 4;
+            }
+            s[j % 4 + 8] |= (l >> 4) << (2 * (j / 4));
+        }
+        s
+    }
+
+    #[test]
+    fn q3_k_scales_unpack_what_llama_cpp_packs() {
+        let ls = [0, 1, 63, 32, 31, 16, 47, 5, 60, 2, 33, 48, 15, 7, 40, 63];
+        let got = q3_k_scales(pack_q3_scales(ls));
+        for j in 0..16 {
+            assert_eq!(got[j], ls[j] as i8, "scale {j}");
+        }
+    }
+
+    #[test]
+    fn q3_k_high_bit_and_signed_scales() {
+        // d = 0.5; scale k stored as k + 24, so sc - 32 = k - 8. qs all 0b11_10_01_00 (field j
+        // holds code j); hmask[l] = 0x0F for l < 16 (bits 0..4: half 0, first run of each
+        // pair, no subtraction) and 0x00 for l >= 16 (subtract 4). Element
+        // i = 128n + 32j + 16h + l has run k = 8n + 2j + h and
+        // y = 0.5 * (k - 8) * (j - (n == 0 && h == 0 ? 0 : 4)).
+        let ls: [u8; 16] = std::array::from_fn(|k| k as u8 + 24);
+        let mut b = vec![0x0Fu8; 16];
+        b.extend([0u8; 16]);
+        b.extend([0b11_10_01_00u8; 64]);
+        b.extend(pack_q3_scales(ls));
+        b.extend(f16_bytes(0.5));
+        let y = run(DType::Q3K, &b, 256);
+        for (i, v) in y.iter().enumerate() {
+            let (n, j, h) = (i / 128, (i % 128) / 32, (i % 32) / 16);
+            let k = 8 * n + 2 * j + h;
+            let sub = if n == 0 && h == 0 { 0.0 } else { 4.0 };
+            let want = 0.5 * (k as f32 - 8.0) * (j as f32 - sub);
+            assert_eq!(*v, want, "element {i}");
+        }
+        // Element 0: k = 0, j = 0, no subtraction: 0.5 * -8 * 0 = 0; element 16 (h = 1):
+        // 0.5 * (1 - 8) * (0 - 4) = 14.
+        assert_eq!((y[0], y[16]), (0.0, 14.0));
     }
 
     #[test]
