@@ -349,6 +349,43 @@ fn outlier_columns_follow_llm_int8() {
     }
 }
 
+#[test]
+fn manual_range_clips_and_matches_the_single_value_kernel() {
+    // A hand-dragged range [-1, 1] on the seed vector: S = 2/254 = 1/127 symmetric; -2.5 and 3.5
+    // clip to -127 and 127; -1 and 1 land exactly on -127 and 127.
+    let manual = QuantConfig {
+        calibration: Calibration::Manual { lo: -1.0, hi: 1.0 },
+        ..cfg(Preset::OnnxRuntime, Scheme::Symmetric)
+    };
+    let r = run(&X, &[5], &manual);
+    assert_eq!(r.codes.as_deref(), Some(&[-127, -127, 0, 127, 127][..]));
+    assert_eq!(r.metrics.clipped, 2);
+    let p = params_from_range(-1.0, 1.0, &manual);
+    assert_eq!(r.scales, vec![p.scale]);
+    for (&x, &q) in X.iter().zip(r.codes.as_deref().unwrap_or_default()) {
+        assert_eq!(quantize(x, &p, &manual), q);
+    }
+    let backwards = QuantConfig {
+        calibration: Calibration::Manual { lo: 1.0, hi: -1.0 },
+        ..manual.clone()
+    };
+    assert!(matches!(
+        backwards.validate(&[5]),
+        Err(QuantError::ManualRange { .. })
+    ));
+    let infinite = QuantConfig {
+        calibration: Calibration::Manual {
+            lo: f32::NEG_INFINITY,
+            hi: 1.0,
+        },
+        ..manual
+    };
+    assert!(matches!(
+        infinite.validate(&[5]),
+        Err(QuantError::ManualRange { .. })
+    ));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]

@@ -228,6 +228,13 @@ pub enum Calibration {
     Entropy,
     /// The clip range minimising this tensor's actual quantization MSE.
     Mse,
+    /// A range chosen by hand (dragged in the app's histogram), applied to every group.
+    Manual {
+        /// Lower clip bound.
+        lo: f32,
+        /// Upper clip bound.
+        hi: f32,
+    },
 }
 
 impl Calibration {
@@ -241,6 +248,7 @@ impl Calibration {
             Self::Percentile(_) => "percentile",
             Self::Entropy => "entropy",
             Self::Mse => "mse",
+            Self::Manual { .. } => "manual",
         }
     }
 }
@@ -251,6 +259,9 @@ impl PartialEq for Calibration {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Percentile(a), Self::Percentile(b)) => a.to_bits() == b.to_bits(),
+            (Self::Manual { lo: a, hi: b }, Self::Manual { lo: c, hi: d }) => {
+                a.to_bits() == c.to_bits() && b.to_bits() == d.to_bits()
+            }
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
@@ -261,8 +272,10 @@ impl Eq for Calibration {}
 impl Hash for Calibration {
     fn hash<H: Hasher>(&self, state: &mut H) {
         std::mem::discriminant(self).hash(state);
-        if let Self::Percentile(p) = self {
-            p.to_bits().hash(state);
+        match self {
+            Self::Percentile(p) => p.to_bits().hash(state),
+            Self::Manual { lo, hi } => (lo.to_bits(), hi.to_bits()).hash(state),
+            Self::MinMax | Self::Entropy | Self::Mse => {}
         }
     }
 }
@@ -423,6 +436,11 @@ impl QuantConfig {
             && (p.is_nan() || p <= 0.0 || p > 100.0)
         {
             return Err(QuantError::Percentile(p));
+        }
+        if let Calibration::Manual { lo, hi } = self.calibration
+            && !(lo.is_finite() && hi.is_finite() && lo <= hi)
+        {
+            return Err(QuantError::ManualRange { lo, hi });
         }
         if self.outliers != OutlierMode::None {
             let t = match self.outlier_threshold {

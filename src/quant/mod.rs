@@ -55,6 +55,14 @@ pub enum QuantError {
     /// A percentile outside (0, 100].
     #[error("percentile must be in (0, 100], got {0}")]
     Percentile(f64),
+    /// A hand-chosen clip range that is not finite or not ordered.
+    #[error("manual clip range [{lo}, {hi}] must be finite with lo <= hi")]
+    ManualRange {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
     /// An outlier threshold that is not a positive finite number.
     #[error("outlier threshold must be a positive finite number, got {0}")]
     OutlierThreshold(f32),

@@ -592,6 +592,7 @@ fn calibrate_one(
             Some(r) => ((r.lo, r.hi), keep_curve.then_some(CalibrationCurve::Mse(r))),
             None => (none, None),
         },
+        Calibration::Manual { lo, hi } => ((f64::from(lo), f64::from(hi)), None),
     })
 }
 
