@@ -8,9 +8,9 @@
 # It creates a venv in target/bench-venv (or $BENCH_VENV), installs numpy and PyTorch (CPU is
 # enough; plain `pip install torch` pulls the CUDA wheels, which is slow but works) plus, for the
 # cross-check, onnxruntime, onnx, ml-dtypes and gguf. PyTorch is optional: if it does not install
-# or import, the scripts report without it. Then it builds the release binary and runs the
-# script. Builds and timed runs hold /tmp/qs-cargo.lock so that no other cargo build on this
-# machine competes for the CPU while we measure.
+# or import, the scripts report without it (BENCH_NO_TORCH=1 skips installing it). Then it
+# builds the release binary and runs the script. Builds and timed runs hold /tmp/qs-cargo.lock
+# so that no other cargo build on this machine competes for the CPU while we measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,7 +36,7 @@ if ((${#need[@]})); then
     echo "== pip install ${need[*]}"
     "$PY" -m pip install --quiet "${need[@]}" || echo "warning: pip install ${need[*]} failed; the scripts skip what does not import"
 fi
-if ! "$PY" -c "import torch" 2>/dev/null; then
+if [[ -z ${BENCH_NO_TORCH:-} ]] && ! "$PY" -c "import torch" 2>/dev/null; then
     echo "== pip install torch (large download; optional)"
     "$PY" -m pip install --quiet torch || echo "warning: PyTorch did not install; reporting without it"
 fi
