@@ -137,8 +137,10 @@ impl<'a> Binner<'a> {
             return Place::Above;
         }
         // `as` saturates (and maps NaN, from a zero-width f32 range, to 0); the guess is then
-        // clamped to a bin, like numpy's `indices[indices == bins] -= 1`.
-        let guess = (((x - self.first) * self.scale) as usize).min(self.last_bin);
+        // clamped to a bin, like numpy's `indices[indices == bins] -= 1`. Bins are at most
+        // MAX_BINS = 2^24, so i32 holds every bin index (and converts faster than usize).
+        let guess = ((x - self.first) * self.scale) as i32;
+        let guess = usize::try_from(guess).unwrap_or(0).min(self.last_bin);
         let left = self.edges.get(guess).map_or(self.first, |&e| f64::from(e));
         if x < left {
             return Place::Bin(guess.saturating_sub(1));

@@ -8,8 +8,6 @@
 //! copy of the finite values. (numpy on a float32 array rounds `b - a` to f32 first, so its
 //! result can differ from ours by half an f32 ulp of `b - a`.)
 
-use rayon::prelude::*;
-
 /// Percentile `p` (in percent) of the finite values of `values`.
 ///
 /// `p` is clamped to [0, 100]; a NaN `p` gives a NaN result. `None` when there is no finite
@@ -25,11 +23,8 @@ pub fn percentile(values: &[f32], p: f64) -> Option<f64> {
 /// Each `p` is clamped to [0, 100]; a NaN `p` gives NaN in its place. `None` when there is no
 /// finite value.
 pub fn percentiles(values: &[f32], ps: &[f64]) -> Option<Vec<f64>> {
-    let mut finite: Vec<f32> = values
-        .par_iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
+    let mut finite = Vec::with_capacity(values.len());
+    finite.extend(values.iter().copied().filter(|x| x.is_finite()));
     percentiles_in_place(&mut finite, ps)
 }
 
@@ -42,11 +37,8 @@ pub fn abs_percentile(values: &[f32], p: f64) -> Option<f64> {
 
 /// Several percentiles of `|x|` over the finite values; same rules as [`percentiles`].
 pub fn abs_percentiles(values: &[f32], ps: &[f64]) -> Option<Vec<f64>> {
-    let mut finite: Vec<f32> = values
-        .par_iter()
-        .filter(|x| x.is_finite())
-        .map(|x| x.abs())
-        .collect();
+    let mut finite = Vec::with_capacity(values.len());
+    finite.extend(values.iter().filter(|x| x.is_finite()).map(|x| x.abs()));
     percentiles_in_place(&mut finite, ps)
 }
 
