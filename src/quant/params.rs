@@ -100,7 +100,8 @@ pub fn params_from_range(rmin: f64, rmax: f64, cfg: &QuantConfig) -> QuantParams
 
     match cfg.preset {
         Preset::OnnxRuntime => {
-            let s64 = f64::from(hi - lo) / span;
+            // ORT (quant_utils.compute_scale_zp) widens both ends to f64 before subtracting.
+            let s64 = (f64::from(hi) - f64::from(lo)) / span;
             if s64 < f64::from(f32::MIN_POSITIVE) {
                 return unit;
             }
