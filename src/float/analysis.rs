@@ -124,7 +124,7 @@ impl FloatFormat {
         let stored = self.decode(bits);
         let reference = f64::from(input);
         let both_finite = stored.is_finite() && reference.is_finite();
-        let error = both_finite.then(|| stored - reference);
+        let error = both_finite.then_some(stored - reference);
         let relative_error = error
             .filter(|_| reference != 0.0)
             .map(|e| (e / reference).abs());
