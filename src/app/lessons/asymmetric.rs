@@ -237,8 +237,8 @@ impl AsymmetricLesson {
                 ui,
                 &format!(
                     "{ties} value(s) land exactly halfway between two codes (x / S = ±42.5 for ±1). \
-                     The seed rounds halves away from zero (42.5 → 43, −42.5 → −43); PyTorch and ONNX \
-                     Runtime round halves to the even neighbour (42.5 → 42, −42.5 → −42). The codes \
+                     The seed rounds halves away from zero (42.5 becomes 43, −42.5 becomes −43); PyTorch and ONNX \
+                     Runtime round halves to the even neighbour (42.5 becomes 42, −42.5 becomes −42). The codes \
                      differ by one, yet the MSE is the same ({} vs {}): each tie is exactly half a step \
                      from both neighbours, so either choice costs the same (the last digits differ \
                      only through float32 rounding of S·(q − z)). Tie rules are a convention, \

@@ -142,26 +142,26 @@ impl DataTypesLesson {
             r.computed_in.get(1),
             r.computed_in.get(2),
             r.stored_in.get(2),
-        ) {
-            if h.class == FloatClass::Infinite && bf.class != FloatClass::Infinite {
-                note(
-                    ui,
-                    &format!(
-                        "FP16's largest finite number is {}; a result that rounds above it becomes \
+        ) && h.class == FloatClass::Infinite
+            && bf.class != FloatClass::Infinite
+        {
+            note(
+                ui,
+                &format!(
+                    "FP16's largest finite number is {}; a result that rounds above it becomes \
                          infinity, so the product is lost. BF16 has FP32's eight exponent bits, so \
                          the product fits, but with 7 mantissa bits it comes out as {} ({} \
                          relative error). That is the seed's number: BF16 first rounds each factor \
                          ({} becomes {}), then rounds the product. Storing the exact FP32 product \
                          in BF16 in one step would give {} instead.",
-                        format_exact(FloatFormat::FP16.max_finite()),
-                        format_exact(bf.stored),
-                        percent(f64_rel(bf.stored, f64::from(r.product))),
-                        format_exact(f64::from(self.a)),
-                        r.a_in.get(2).map_or("—".into(), |x| format_exact(x.stored)),
-                        format_exact(bf_direct.stored),
-                    ),
-                );
-            }
+                    format_exact(FloatFormat::FP16.max_finite()),
+                    format_exact(bf.stored),
+                    percent(f64_rel(bf.stored, f64::from(r.product))),
+                    format_exact(f64::from(self.a)),
+                    r.a_in.get(2).map_or("—".into(), |x| format_exact(x.stored)),
+                    format_exact(bf_direct.stored),
+                ),
+            );
         }
 
         section(ui, "Precision: the inputs themselves");
@@ -254,10 +254,10 @@ fn bit_row(ui: &mut Ui, an: &Analysis) {
             ui.add_space(4.0);
         }
         let class = match an.class {
-            FloatClass::Infinite => RichText::new("overflow → ∞")
+            FloatClass::Infinite => RichText::new("overflow: becomes ∞")
                 .color(ui.visuals().error_fg_color)
                 .strong(),
-            FloatClass::Zero if an.input != 0.0 => RichText::new("underflow → 0")
+            FloatClass::Zero if an.input != 0.0 => RichText::new("underflow: becomes 0")
                 .color(ui.visuals().error_fg_color)
                 .strong(),
             c => RichText::new(c.name()),

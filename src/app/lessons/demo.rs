@@ -30,7 +30,7 @@ impl SplitMix64 {
 /// A weight-like demo vector: 20,000 N(0, 1) values (Box–Muller) with eight large outliers
 /// (±8 … ±20) at fixed positions, the shape LLM weights and activations often have.
 pub fn demo_vector() -> Vec<f32> {
-    let mut rng = SplitMix64(0x5EED_0F_0A17);
+    let mut rng = SplitMix64(0x5EED_F00D_0A17);
     let mut out = Vec::with_capacity(DEMO_LEN);
     while out.len() < DEMO_LEN {
         let (u1, u2) = (rng.next_unit(), rng.next_unit());

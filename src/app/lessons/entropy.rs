@@ -290,7 +290,7 @@ fn candidates_table(ui: &mut Ui, e: &EntropyResult) {
     egui::Grid::new("l8_candidates")
         .striped(true)
         .show(ui, |ui| {
-            for h in ["candidate", "threshold T", "KL(P ‖ Q)", ""] {
+            for h in ["candidate", "threshold T", "KL(P||Q)", ""] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -298,7 +298,7 @@ fn candidates_table(ui: &mut Ui, e: &EntropyResult) {
                 ui.label(format!("#{i}"));
                 ui.label(e.candidates.get(i).map_or("—".into(), |&c| fmt_g(c, 5)));
                 ui.label(e.kl.get(i).map_or("—".into(), |&k| fmt_g(k, 5)));
-                ui.label(if i == e.best { "← minimum" } else { "" });
+                ui.label(if i == e.best { "minimum" } else { "" });
                 ui.end_row();
             }
         });
@@ -318,7 +318,7 @@ fn kl_plot(ui: &mut Ui, id: &str, points: &[[f64; 2]], e: &EntropyResult, height
         .legend(Legend::default())
         .allow_scroll(false)
         .x_axis_label("threshold T")
-        .y_axis_label("KL(P ‖ Q)")
+        .y_axis_label("KL(P||Q)")
         .show(ui, |plot| {
             plot.line(Line::new("KL divergence", PlotPoints::new(points.to_vec())));
             if let Some((t, k)) = best {

@@ -121,8 +121,8 @@ impl MinMaxLesson {
         note(
             ui,
             "The seed rounds the scale to 0.00275 and calls the codes int8; they run from 0 to 255, so \
-             they are unsigned 8-bit (uint8). Writing q = ⌊(x − min) / S⌉ as the seed does gives the \
-             same codes here, because the zero point z = ⌊−min / S⌉ absorbs the shift; libraries \
+             they are unsigned 8-bit (uint8). Writing q = round((x − min) / S) as the seed does gives the \
+             same codes here, because the zero point z = round(−min / S) absorbs the shift; libraries \
              round z to an integer first so that the real value 0 is exactly representable.",
         );
         widgets::try_button(ui, &self.config())

@@ -251,7 +251,7 @@ impl LessonsState {
         ui.horizontal(|ui| {
             let prev = self.current.previous();
             if ui
-                .add_enabled(prev.is_some(), egui::Button::new("◀ Previous lesson"))
+                .add_enabled(prev.is_some(), egui::Button::new("Previous lesson"))
                 .clicked()
                 && let Some(p) = prev
             {
@@ -267,7 +267,7 @@ impl LessonsState {
             );
             let next = self.current.next();
             if ui
-                .add_enabled(next.is_some(), egui::Button::new("Next lesson ▶"))
+                .add_enabled(next.is_some(), egui::Button::new("Next lesson"))
                 .clicked()
                 && let Some(n) = next
             {
@@ -342,8 +342,10 @@ mod tests {
 
     #[test]
     fn state_round_trips_through_serde() {
-        let mut s = LessonsState::default();
-        s.current = LessonId::Entropy;
+        let s = LessonsState {
+            current: LessonId::Entropy,
+            ..Default::default()
+        };
         let json = serde_json::to_string(&s).unwrap();
         let back: LessonsState = serde_json::from_str(&json).unwrap();
         assert_eq!(back.current, LessonId::Entropy);

@@ -166,7 +166,7 @@ impl OutliersLesson {
         let r = self.result();
         let k = r.is_outlier.iter().filter(|&&o| o).count();
         if let Some(e) = &r.error {
-            ui.label(RichText::new(format!("⚠ {e}")).color(ui.visuals().error_fg_color));
+            ui.label(RichText::new(format!("Error: {e}")).color(ui.visuals().error_fg_color));
         }
 
         section(ui, "Before: one range for everything");

@@ -105,12 +105,15 @@ impl VectorWiseLesson {
         widgets::drag_u8(ui, "Bits b:", &mut self.bits, 2..=8);
         let r = self.result();
         let qmax = r.a_own.params.qmax;
-        ui.label(format!(
-            "Signed {}-bit codes: q ∈ [{}, {}]",
-            self.bits,
-            widgets::minus(&r.a_own.params.qmin.to_string()),
-            qmax
-        ));
+        formula(
+            ui,
+            &format!(
+                "signed {}-bit codes: q ∈ [{}, {}]",
+                self.bits,
+                widgets::minus(&r.a_own.params.qmin.to_string()),
+                qmax
+            ),
+        );
 
         section(ui, "One rule for both groups");
         formula(

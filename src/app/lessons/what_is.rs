@@ -171,9 +171,9 @@ impl WhatIsLesson {
             for h in [
                 "x",
                 "v",
-                "round down ⌊v⌋",
+                "round down",
                 "back: q·max|x|/top",
-                "nearest ⌊v⌉",
+                "nearest",
                 "back",
             ] {
                 ui.strong(h);

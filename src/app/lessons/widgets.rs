@@ -167,7 +167,7 @@ impl VectorField {
         });
         if let Some(e) = &self.error {
             ui.label(
-                RichText::new(format!("⚠ {e} — still showing the last valid vector"))
+                RichText::new(format!("Error: {e} — still showing the last valid vector"))
                     .color(ui.visuals().error_fg_color),
             );
         }
@@ -344,11 +344,15 @@ pub fn formula(ui: &mut Ui, src: &str) -> Response {
     formula_sized(ui, src, 17.0)
 }
 
-/// [`formula`] with a chosen font size.
+/// [`formula`] with a chosen font size; small formulas (table headers) never wrap.
 pub fn formula_sized(ui: &mut Ui, src: &str, size: f32) -> Response {
     let color = ui.visuals().strong_text_color();
     let mut job = LayoutJob::default();
-    job.wrap.max_width = ui.available_width().max(50.0);
+    job.wrap.max_width = if size < 16.0 {
+        f32::INFINITY
+    } else {
+        ui.available_width().max(50.0)
+    };
     let mut hats: Vec<usize> = Vec::new();
     let mut n_chars = 0usize;
     for piece in parse_formula(src) {
