@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::args::{BitsArgs, FormatArg, OverflowArg};
 use crate::float::{Analysis, FloatFormat, Overflow, format_exact};
+use crate::report::json_float;
 
 /// What the user typed: a number, or a bit pattern in one format.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,16 +96,6 @@ pub fn analyses(input: BitsInput, format: FormatArg, overflow: Overflow) -> Vec<
         .collect()
 }
 
-fn json_number(value: f64) -> Value {
-    if value.is_nan() {
-        json!("nan")
-    } else if value.is_infinite() {
-        json!(if value > 0.0 { "inf" } else { "-inf" })
-    } else {
-        json!(value)
-    }
-}
-
 /// One analysis as the stable JSON object of `bits --json`.
 pub fn analysis_json(a: &Analysis, overflow: Overflow) -> Value {
     let format = a.format;
@@ -115,16 +106,16 @@ pub fn analysis_json(a: &Analysis, overflow: Overflow) -> Value {
         "sign": sign,
         "exponent": exponent,
         "mantissa": mantissa,
-        "value": json_number(a.stored),
+        "value": json_float(a.stored),
         "class": a.class.name(),
-        "input": json_number(f64::from(a.input)),
+        "input": json_float(f64::from(a.input)),
         "error": a.error,
         "relative_error": a.relative_error,
         "exponent_value": a.fields.exponent_value,
         "significand": a.fields.significand,
         "formula": format.formula(a.bits),
-        "previous": a.previous.map(json_number),
-        "next": a.next.map(json_number),
+        "previous": a.previous.map(json_float),
+        "next": a.next.map(json_float),
         "ulp": a.ulp,
         "overflow": overflow_name(overflow),
     })

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::args::InspectArgs;
 use super::progress::tensor_bar;
 use crate::cancel::Cancel;
+use crate::report::human_bytes;
 use crate::stats::{Summary, percentiles, summarize};
 use crate::tensor::{Model, TensorInfo};
 
@@ -124,23 +125,6 @@ pub fn report(
     })
 }
 
-/// A byte count for people: 1.5 KiB, 86.7 MiB.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    // Display only: precision loss above 2^53 bytes does not matter.
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 fn shape_text(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
     format!("[{}]", dims.join(", "))
@@ -220,16 +204,4 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     }
     lines.push(String::new());
     super::emit(&lines.join("\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(90_868_376), "86.7 MiB");
-    }
 }

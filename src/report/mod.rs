@@ -3,6 +3,10 @@
 //! The CLI and the app's exports both build a [`TensorReport`] from a
 //! [`QuantResult`](crate::quant::tensor::QuantResult), so the two always carry the same keys.
 
+mod text;
+
+pub use text::human_bytes;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
