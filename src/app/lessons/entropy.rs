@@ -276,6 +276,17 @@ impl EntropyLesson {
             "Left of the minimum the threshold clips too much of the tail; right of it the levels \
              get too coarse for the bulk of the data.",
         );
+        if let (Ok(kl), Ok(mm)) = (&rr.entropy, &rr.minmax)
+            && kl.metrics.mse > mm.metrics.mse
+        {
+            note(
+                ui,
+                "KL keeps the shape of the histogram, not the mean squared error: on this data the \
+                 few clipped outliers cost more squared error than the finer steps save. Whether \
+                 that matters depends on the model; the MSE calibrator in the main views optimises \
+                 the error directly.",
+            );
+        }
         widgets::try_button(ui, &self.config())
     }
 }
