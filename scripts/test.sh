@@ -4,4 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Snapshot tests render with wgpu on Mesa's lavapipe (no GPU needed).
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
+# wgpu's Vulkan loader wants a runtime directory; CI and fresh shells may have none.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
+  XDG_RUNTIME_DIR="$(mktemp -d)"
+  export XDG_RUNTIME_DIR
+fi
 cargo test --all-features --no-fail-fast
