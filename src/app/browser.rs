@@ -204,13 +204,14 @@ pub fn browser_ui(
     let mut out = Vec::new();
     ui.horizontal(|ui| {
         let mut filter = state.filter.clone();
+        let label = ui.label("Filter");
         let r = ui
             .add(
                 egui::TextEdit::singleline(&mut filter)
-                    .hint_text("🔍 filter tensors  ( / )")
+                    .hint_text("name contains…  ( / )")
                     .desired_width(ui.available_width() - 70.0),
             )
-            .on_hover_text("Show only tensors whose name contains this text (/ or Ctrl+F to focus, Esc to clear).");
+            .labelled_by(label.id);
         if state.focus_filter {
             r.request_focus();
             out.push(Command::FilterFocused);
@@ -231,6 +232,14 @@ pub fn browser_ui(
     });
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("{} tensors", rows.len())).weak());
+        if state.sort.0 != SortColumn::File
+            && ui
+                .small_button("tree")
+                .on_hover_text("Back to the tree in file order.")
+                .clicked()
+        {
+            out.push(Command::SetSort(SortColumn::File, true));
+        }
         if busy {
             ui.spinner();
         }
@@ -250,7 +259,7 @@ pub fn browser_ui(
                   out: &mut Vec<Command>| {
         let (current, ascending) = state.sort;
         let arrow = if current == column {
-            if ascending { " ⏶" } else { " ⏷" }
+            if ascending { " ↑" } else { " ↓" }
         } else {
             ""
         };
@@ -274,104 +283,116 @@ pub fn browser_ui(
             out.push(Command::SetSort(next.0, next.1));
         }
     };
-    let mut table = TableBuilder::new(ui)
-        .id_salt("tensor_table")
-        .striped(true)
-        .resizable(true)
-        .sense(egui::Sense::click())
-        .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-        .column(Column::initial(190.0).at_least(100.0).clip(true))
-        .column(Column::auto().at_least(40.0))
-        .column(Column::auto().at_least(60.0))
-        .column(Column::auto().at_least(50.0))
-        .column(Column::auto().at_least(50.0))
-        .column(Column::auto().at_least(50.0))
-        .column(Column::auto().at_least(40.0))
-        .column(Column::remainder().at_least(50.0));
-    if let Some(r) = scroll_row {
-        table = table.scroll_to_row(r, Some(egui::Align::Center));
-        out.push(Command::ScrolledToSelected);
-    }
-    table
-        .header(20.0, |mut h| {
-            h.col(|ui| header(ui, "name", SortColumn::Name, "Sort by name; click again to reverse. Click 'tree' to go back to file order.", &mut out));
-            h.col(|ui| {
-                ui.label(RichText::new("dtype").strong());
-            });
-            h.col(|ui| {
-                ui.label(RichText::new("shape").strong());
-            });
-            h.col(|ui| header(ui, "size", SortColumn::Size, "Sort by stored size.", &mut out));
-            h.col(|ui| header(ui, "absmax", SortColumn::Absmax, "Sort by max |x| (computes it for every tensor).", &mut out));
-            h.col(|ui| header(ui, "std", SortColumn::Std, "Sort by standard deviation.", &mut out));
-            h.col(|ui| header(ui, "outl.", SortColumn::Outliers, "Sort by the number of values with |x| at or above the outlier threshold of the quantization settings.", &mut out));
-            h.col(|ui| header(ui, "SQNR dB", SortColumn::Sqnr, "Sort by the signal-to-quantization-noise ratio under the current settings (worst first).", &mut out));
-        })
-        .body(|body| {
-            body.rows(20.0, entries.len(), |mut row| {
-                let Some(entry) = entries.get(row.index()) else {
-                    return;
-                };
-                match entry {
-                    Entry::Group(name, count) => {
-                        let collapsed = state.collapsed.contains(name);
-                        row.col(|ui| {
-                            let icon = if collapsed { "▶" } else { "▼" };
-                            ui.label(RichText::new(format!("{icon} {name}  ({count})")).strong());
-                        });
-                        for _ in 0..7 {
-                            row.col(|_| {});
+    egui::ScrollArea::horizontal()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+        let mut table = TableBuilder::new(ui)
+            .id_salt("tensor_table")
+            .striped(true)
+            .resizable(true)
+            .sense(egui::Sense::click())
+            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+            .column(Column::initial(170.0).at_least(90.0).clip(true))
+            .column(Column::auto().at_least(40.0))
+            .column(Column::auto().at_least(60.0))
+            .column(Column::auto().at_least(50.0))
+            .column(Column::auto().at_least(50.0))
+            .column(Column::auto().at_least(50.0))
+            .column(Column::auto().at_least(40.0))
+            .column(Column::remainder().at_least(50.0));
+        if let Some(r) = scroll_row {
+            table = table.scroll_to_row(r, Some(egui::Align::Center));
+            out.push(Command::ScrolledToSelected);
+        }
+        table
+            .header(20.0, |mut h| {
+                h.col(|ui| header(ui, "name", SortColumn::Name, "Sort by name; click again to reverse. 'tree' goes back to file order.", &mut out));
+                h.col(|ui| {
+                    ui.label(RichText::new("dtype").strong());
+                });
+                h.col(|ui| {
+                    ui.label(RichText::new("shape").strong());
+                });
+                h.col(|ui| header(ui, "size", SortColumn::Size, "Sort by stored size.", &mut out));
+                h.col(|ui| header(ui, "absmax", SortColumn::Absmax, "Sort by max |x| (computes it for every tensor).", &mut out));
+                h.col(|ui| header(ui, "std", SortColumn::Std, "Sort by standard deviation.", &mut out));
+                h.col(|ui| header(ui, "outl.", SortColumn::Outliers, "Sort by the number of values with |x| at or above the outlier threshold of the quantization settings.", &mut out));
+                h.col(|ui| header(ui, "SQNR dB", SortColumn::Sqnr, "Sort by the signal-to-quantization-noise ratio under the current settings (worst first).", &mut out));
+            })
+            .body(|body| {
+                body.rows(20.0, entries.len(), |mut row| {
+                    let Some(entry) = entries.get(row.index()) else {
+                        return;
+                    };
+                    match entry {
+                        Entry::Group(name, count) => {
+                            let collapsed = state.collapsed.contains(name);
+                            row.col(|ui| {
+                                let icon = if collapsed { "▶" } else { "▼" };
+                                ui.label(RichText::new(format!("{icon} {name}  ({count})")).strong());
+                            });
+                            for _ in 0..7 {
+                                row.col(|_| {});
+                            }
+                            if row.response().clicked() {
+                                out.push(Command::ToggleGroup(name.clone()));
+                            }
                         }
-                        if row.response().clicked() {
-                            out.push(Command::ToggleGroup(name.clone()));
+                        Entry::Tensor(i, indented) => {
+                            let Some(r) = rows.get(*i) else {
+                                return;
+                            };
+                            row.set_selected(selected == Some(r.index));
+                            let group = group_of(&r.name);
+                            let short = if *indented {
+                                format!("   {}", r.name.get(group.len() + 1..).unwrap_or(&r.name))
+                            } else {
+                                r.name.clone()
+                            };
+                            let mut label_clicked = false;
+                            row.col(|ui| {
+                                label_clicked = ui
+                                    .add(
+                                        egui::Label::new(short)
+                                            .truncate()
+                                            .selectable(false)
+                                            .sense(egui::Sense::click()),
+                                    )
+                                    .on_hover_text(&r.name)
+                                    .clicked();
+                            });
+                            row.col(|ui| {
+                                ui.label(&r.dtype);
+                            });
+                            row.col(|ui| {
+                                ui.label(&r.shape);
+                            });
+                            row.col(|ui| {
+                                ui.label(format_bytes(r.size_bytes));
+                            });
+                            let opt = |v: Option<f64>, digits: usize| {
+                                v.map_or_else(|| "·".to_string(), |v| format!("{v:.digits$}"))
+                            };
+                            row.col(|ui| {
+                                ui.label(opt(r.absmax, 3));
+                            });
+                            row.col(|ui| {
+                                ui.label(opt(r.std, 4));
+                            });
+                            row.col(|ui| {
+                                ui.label(r.outliers.map_or_else(|| "·".into(), |o| o.to_string()));
+                            });
+                            row.col(|ui| {
+                                ui.label(opt(r.sqnr_db, 1));
+                            });
+                            if row.response().clicked() || label_clicked {
+                                out.push(Command::Select(r.index));
+                            }
                         }
                     }
-                    Entry::Tensor(i, indented) => {
-                        let Some(r) = rows.get(*i) else {
-                            return;
-                        };
-                        row.set_selected(selected == Some(r.index));
-                        let group = group_of(&r.name);
-                        let short = if *indented {
-                            format!("   {}", r.name.get(group.len() + 1..).unwrap_or(&r.name))
-                        } else {
-                            r.name.clone()
-                        };
-                        row.col(|ui| {
-                            ui.add(egui::Label::new(short).truncate().selectable(false))
-                                .on_hover_text(&r.name);
-                        });
-                        row.col(|ui| {
-                            ui.label(&r.dtype);
-                        });
-                        row.col(|ui| {
-                            ui.label(&r.shape);
-                        });
-                        row.col(|ui| {
-                            ui.label(format_bytes(r.size_bytes));
-                        });
-                        let opt = |v: Option<f64>, digits: usize| {
-                            v.map_or_else(|| "·".to_string(), |v| format!("{v:.digits$}"))
-                        };
-                        row.col(|ui| {
-                            ui.label(opt(r.absmax, 3));
-                        });
-                        row.col(|ui| {
-                            ui.label(opt(r.std, 4));
-                        });
-                        row.col(|ui| {
-                            ui.label(r.outliers.map_or_else(|| "·".into(), |o| o.to_string()));
-                        });
-                        row.col(|ui| {
-                            ui.label(opt(r.sqnr_db, 1));
-                        });
-                        if row.response().clicked() {
-                            out.push(Command::Select(r.index));
-                        }
-                    }
-                }
+                });
             });
-        });
+    });
     out
 }
 

@@ -403,9 +403,9 @@ pub struct QuantView {
     pub original: Bins,
     /// Histogram of the dequantized values on the same edges.
     pub dequantized: Bins,
-    /// Histogram of e = x̂ - x.
+    /// Histogram of e = x' - x.
     pub error_hist: Bins,
-    /// e = x̂ - x per element (NaN where x is not finite).
+    /// e = x' - x per element (NaN where x is not finite).
     pub error: Arc<Vec<f32>>,
     /// The original values (shared with the value store).
     pub values: Arc<Vec<f32>>,

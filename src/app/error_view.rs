@@ -21,7 +21,7 @@ pub const MAX_HEAT_SIDE: usize = 512;
 /// Which quantity a heatmap shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeatKind {
-    /// max |x̂ - x| per cell.
+    /// max |x' - x| per cell.
     AbsError,
     /// The scale S of the group each element belongs to (max per cell).
     Scale,
@@ -227,16 +227,17 @@ pub fn error_plots_ui(ui: &mut Ui, view: &QuantView, stale: bool, log_y: bool) -
                     *view.error_hist.edges.get(i)?,
                     *view.error_hist.edges.get(i + 1)?,
                 );
-                Some(Bar::new(0.5 * (a + b), bar_height(c, log_y)).width(b - a))
+                // The rounding error is nearly uniform: a linear axis shows its shape best.
+                Some(Bar::new(0.5 * (a + b), bar_height(c, false)).width(b - a))
             })
             .collect();
         Plot::new("error_hist_plot")
             .height(h - 4.0)
             .legend(Legend::default().position(Corner::LeftTop))
-            .x_axis_label("x̂ − x")
+            .x_axis_label("x' − x")
             .show(&mut cols[1], |p| {
                 p.bar_chart(
-                    BarChart::new("error x̂ − x", bars)
+                    BarChart::new("error x' − x", bars)
                         .color(Color32::from_rgb(220, 70, 90).gamma_multiply(dim)),
                 );
             });
@@ -333,7 +334,7 @@ pub fn heatmap_ui(
         let x = values.get(flat).copied().unwrap_or(f32::NAN);
         let e = view.error.get(flat).copied().unwrap_or(f32::NAN);
         let text = match kind {
-            HeatKind::AbsError => format!("[{r}, {c}]  x = {x:.6}  x̂ − x = {e:.3e}"),
+            HeatKind::AbsError => format!("[{r}, {c}]  x = {x:.6}  x' − x = {e:.3e}"),
             HeatKind::Scale => format!(
                 "[{r}, {c}]  group {}  S = {:.4e}",
                 view.layout.group_of(flat),

@@ -1,5 +1,5 @@
 //! "Explain this number": one picked weight through every step of quantization,
-//! x → x/S → round (tie rule named) → + z → clamp → q → S·(q − z) → x̂, with the actual numbers
+//! x → x/S → round (tie rule named) → + z → clamp → q → S·(q − z) → x', with the actual numbers
 //! and the neighbouring grid points.
 
 use egui::{RichText, Ui};
@@ -75,10 +75,10 @@ pub fn explain_lines(e: &ExplainView) -> Vec<(String, String)> {
         ),
         ("q".into(), format!("{}", x.q)),
         (
-            "x̂ = S · (q − z)".into(),
+            "dequantized x' = S·(q − z)".into(),
             format!("{:e} · ({} − {}) = {}", p.scale, x.q, p.zero_point, x.x_hat),
         ),
-        ("error x̂ − x".into(), format!("{:e}", x.error)),
+        ("error x' − x".into(), format!("{:e}", x.error)),
         (
             "grid neighbours".into(),
             format!("{}  ≤ x ≤  {}", x.below, x.above),

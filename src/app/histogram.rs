@@ -2,7 +2,7 @@
 //! every calibrator drawn in distinct colours, a legend giving each one's error, and the active
 //! clip range shaded with draggable edges.
 
-use egui::{Color32, Ui};
+use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, Corner, HoverPosition, Legend, Plot, PlotPoint, Span, VLine};
 
 use super::Command;
@@ -108,6 +108,7 @@ pub fn histogram_plot_ui(
         .height(height)
         .legend(Legend::default().position(Corner::LeftTop))
         .allow_drag(false)
+        .sense(egui::Sense::click_and_drag())
         .allow_boxed_zoom(true)
         .allow_scroll(false)
         .y_axis_label(if log_y { "log10(1 + count)" } else { "count" })
@@ -134,14 +135,7 @@ pub fn histogram_plot_ui(
         if show_thresholds {
             for t in thresholds {
                 let colour = calibration_colour(t.calibration);
-                let name = format!(
-                    "{}  [{:.4}, {:.4}]  MSE {:.3e}  SQNR {:.1} dB",
-                    t.calibration.label(),
-                    t.lo,
-                    t.hi,
-                    t.mse,
-                    t.sqnr_db
-                );
+                let name = t.calibration.label().to_string();
                 plot_ui.vline(VLine::new(name.clone(), t.lo).color(colour).width(1.5));
                 plot_ui.vline(VLine::new(name, t.hi).color(colour).width(1.5));
             }
@@ -149,7 +143,7 @@ pub fn histogram_plot_ui(
         if let Some((lo, hi)) = active {
             plot_ui.span(
                 Span::new("active clip range", lo..=hi)
-                    .fill(ACTIVE_COLOUR.gamma_multiply(0.12))
+                    .fill(ACTIVE_COLOUR.gamma_multiply(0.06))
                     .border_color(ACTIVE_COLOUR),
             );
             plot_ui.vline(
@@ -171,15 +165,16 @@ pub fn histogram_plot_ui(
     if view.draggable
         && let Some((lo, hi)) = active
     {
-        let near = |x: f64| {
+        let near_at = |x: f64, pos: Option<egui::Pos2>| {
             let sx = response
                 .transform
                 .position_from_point(&PlotPoint::new(x, 0.0))
                 .x;
-            resp.interact_pointer_pos()
-                .or(resp.hover_pos())
-                .is_some_and(|p| (p.x - sx).abs() < 8.0)
+            pos.is_some_and(|p| (p.x - sx).abs() < 8.0)
         };
+        // A drag grabs the edge nearest to where the button went down.
+        let origin = ui.input(|i| i.pointer.press_origin());
+        let near = |x: f64| near_at(x, origin);
         if resp.drag_started() {
             let edge = if near(lo) {
                 Some(DragEdge::Lo)
@@ -192,9 +187,9 @@ pub fn histogram_plot_ui(
         }
         let edge: Option<DragEdge> = ui.ctx().data(|d| d.get_temp(drag_id)).flatten();
         if resp.dragged()
-            && let (Some(edge), Some(p)) = (edge, pointer)
+            && let (Some(edge), Some(pos)) = (edge, resp.interact_pointer_pos())
         {
-            let x = p.x;
+            let x = response.transform.value_from_position(pos).x;
             let (new_lo, new_hi) = match (edge, view.symmetric) {
                 (_, true) => (-x.abs(), x.abs()),
                 (DragEdge::Lo, false) => (x.min(hi), hi),
@@ -206,7 +201,8 @@ pub fn histogram_plot_ui(
         if resp.drag_stopped() {
             ui.ctx().data_mut(|d| d.remove::<Option<DragEdge>>(drag_id));
         }
-        if (near(lo) || near(hi)) && resp.hovered() {
+        let hover = resp.hover_pos();
+        if (near_at(lo, hover) || near_at(hi, hover)) && resp.hovered() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
         }
     }
@@ -220,7 +216,33 @@ pub fn histogram_plot_ui(
     resp.clone().on_hover_text(
         "Click a bar to pick a real weight from that bin. Drag a yellow edge to set the clip range. Drag a box with the right mouse button to zoom; double-click to reset.",
     );
+    if show_thresholds && !thresholds.is_empty() {
+        thresholds_legend_ui(ui, thresholds);
+    }
     (out, resp.rect, Some(response.transform))
+}
+
+/// The thresholds' legend with each calibrator's range and error (per-tensor, current scheme).
+pub fn thresholds_legend_ui(ui: &mut Ui, thresholds: &[ThresholdLine]) {
+    ui.horizontal_wrapped(|ui| {
+        for t in thresholds {
+            ui.label(RichText::new("■").color(calibration_colour(t.calibration)));
+            ui.label(format!(
+                "{} [{:.4}, {:.4}] SQNR {:.2} dB",
+                t.calibration.label(),
+                t.lo,
+                t.hi,
+                t.sqnr_db
+            ))
+            .on_hover_text(format!(
+                "Clip range of {} calibration (per tensor) and the error of quantizing this tensor with it under the current scheme: MSE {:.4e}, SQNR {:.2} dB.",
+                t.calibration.label(),
+                t.mse,
+                t.sqnr_db
+            ));
+            ui.add_space(6.0);
+        }
+    });
 }
 
 #[cfg(test)]

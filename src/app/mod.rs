@@ -70,6 +70,18 @@ pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
+/// Adds the bundled monospace font (Hack) as a fallback of the proportional family, so arrows
+/// and box-drawing symbols render with the default fonts on any machine.
+pub fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if let Some(list) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+        && !list.iter().any(|f| f == "Hack")
+    {
+        list.push("Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
 /// The tabs of the lower half of the central area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -170,6 +182,8 @@ pub struct QuantscopeApp {
     pub browser: BrowserState,
     /// The lower tab.
     pub tab: Tab,
+    /// Show compute times (tests turn this off so snapshots are deterministic).
+    pub show_timings: bool,
     /// The histogram plot's transform of the last frame (tests use it to drag thresholds).
     pub hist_transform: Option<egui_plot::PlotTransform>,
     /// The last report copied (tests read it; the clipboard is the window's).
@@ -227,6 +241,7 @@ impl QuantscopeApp {
             visible_order: Vec::new(),
             copied_report: None,
             hist_transform: None,
+            show_timings: true,
             copy_requests: Vec::new(),
             screenshot_requests: Vec::new(),
             dialog: None,
@@ -363,6 +378,9 @@ impl QuantscopeApp {
     /// Draws the whole window into `ui` (used by `eframe::App::ui` and by kittest).
     pub fn ui_root(&mut self, ui: &mut Ui) {
         self.poll_jobs();
+        if self.theme_applied.is_none() {
+            install_fonts(ui.ctx());
+        }
         if self.theme_applied != Some(self.settings.theme) {
             ui.ctx().set_theme(match self.settings.theme {
                 Theme::Dark => egui::Theme::Dark,
@@ -376,8 +394,9 @@ impl QuantscopeApp {
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui, &mut commands));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui, &mut commands));
         egui::Panel::left("browser")
-            .default_size(440.0)
+            .default_size(400.0)
             .min_size(260.0)
+            .max_size(700.0)
             .show(ui, |ui| self.browser_panel_ui(ui, &mut commands));
         egui::Panel::right("quant")
             .default_size(330.0)
@@ -538,9 +557,9 @@ impl QuantscopeApp {
     fn status_ui(&self, ui: &mut Ui, out: &mut Vec<Command>) {
         for (i, e) in self.errors.iter().enumerate() {
             ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("⚠ {e}")).color(ui.visuals().error_fg_color));
+                ui.label(RichText::new(format!("Error: {e}")).color(ui.visuals().error_fg_color));
                 if ui
-                    .small_button("✖")
+                    .small_button("dismiss")
                     .on_hover_text("Dismiss this message.")
                     .clicked()
                 {
@@ -626,7 +645,9 @@ impl QuantscopeApp {
         ));
         ui.separator();
         match self.quant_state() {
-            Some(JobState::Ready(v)) => out.extend(quant_panel::metrics_ui(ui, &v, false)),
+            Some(JobState::Ready(v)) => {
+                out.extend(quant_panel::metrics_ui(ui, &v, false, self.show_timings))
+            }
             Some(JobState::Pending { last, progress }) => {
                 ui.horizontal(|ui| {
                     ui.spinner();
@@ -637,7 +658,7 @@ impl QuantscopeApp {
                     );
                 });
                 if let Some(v) = last {
-                    out.extend(quant_panel::metrics_ui(ui, &v, true));
+                    out.extend(quant_panel::metrics_ui(ui, &v, true, self.show_timings));
                 }
             }
             Some(JobState::Failed(e)) => {
@@ -770,6 +791,7 @@ impl QuantscopeApp {
             out.push(Command::SavePlot("histogram".into(), plot_rect));
         }
         ui.separator();
+        let mut save_tab_png = false;
         ui.horizontal(|ui| {
             for (tab, label, tip) in [
                 (
@@ -796,7 +818,24 @@ impl QuantscopeApp {
                     out.push(Command::SetTab(tab));
                 }
             }
+            if self.tab != Tab::Bits {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    save_tab_png = ui
+                        .small_button("PNG")
+                        .on_hover_text("Save the plots of this tab as a PNG in the export folder.")
+                        .clicked();
+                });
+            }
         });
+        let tab_rect = ui.available_rect_before_wrap();
+        if save_tab_png {
+            let name = if self.tab == Tab::Heatmap {
+                "heatmap"
+            } else {
+                "error"
+            };
+            out.push(Command::SavePlot(name.into(), tab_rect));
+        }
         match self.tab {
             Tab::Bits => {
                 egui::ScrollArea::vertical()
@@ -804,14 +843,6 @@ impl QuantscopeApp {
             }
             Tab::Error => match &quant_value {
                 Some(v) => {
-                    let r = ui.available_rect_before_wrap();
-                    if ui
-                        .small_button("PNG")
-                        .on_hover_text("Save these plots as a PNG in the export folder.")
-                        .clicked()
-                    {
-                        out.push(Command::SavePlot("error".into(), r));
-                    }
                     out.extend(error_view::error_plots_ui(
                         ui,
                         v,
@@ -837,17 +868,16 @@ impl QuantscopeApp {
             return;
         };
         let (rows, cols) = engine::rows_cols(&view.layout.shape);
-        let r = ui.available_rect_before_wrap();
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("2-D view {rows}×{cols} · drag a box with the right mouse button to zoom, double-click to reset · click to pick")).weak());
-            if ui.small_button("PNG").on_hover_text("Save the heatmaps as a PNG in the export folder.").clicked() {
-                out.push(Command::SavePlot("heatmap".into(), r));
-            }
-        });
+        ui.label(
+            RichText::new(format!(
+                "2-D view {rows}×{cols} · right-drag a box to zoom, double-click to reset · click a cell to pick that weight"
+            ))
+            .weak(),
+        );
         let h = (ui.available_height() - 24.0).max(100.0);
         ui.columns(2, |columns| {
             for (slot, (kind, title)) in [
-                (HeatKind::AbsError, "|x̂ − x| (max per cell)"),
+                (HeatKind::AbsError, "|x' − x| (max per cell)"),
                 (HeatKind::Scale, "scale S per group"),
             ]
             .into_iter()

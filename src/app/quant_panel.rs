@@ -197,7 +197,7 @@ pub fn format_db(v: f64) -> String {
 }
 
 /// Draws the metrics of `view` (dimmed when stale); returns export commands.
-pub fn metrics_ui(ui: &mut Ui, view: &QuantView, stale: bool) -> Vec<Command> {
+pub fn metrics_ui(ui: &mut Ui, view: &QuantView, stale: bool, show_time: bool) -> Vec<Command> {
     let mut out = Vec::new();
     let m = &view.metrics;
     let weak = |t: String| {
@@ -254,7 +254,9 @@ pub fn metrics_ui(ui: &mut Ui, view: &QuantView, stale: bool) -> Vec<Command> {
             }
             row(ui, "scale", view.scale_summary.clone(), "The scale S (range per group when not per-tensor).");
             row(ui, "zero point", view.zero_point_summary.clone(), "The zero point z.");
-            row(ui, "time", format!("{:.0} ms", view.elapsed_ms), "Compute time of this result on the job pool.");
+            if show_time {
+                row(ui, "time", format!("{:.0} ms", view.elapsed_ms), "Compute time of this result on the job pool.");
+            }
         });
     ui.horizontal(|ui| {
         if ui

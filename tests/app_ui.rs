@@ -1,0 +1,209 @@
+//! Interaction and snapshot tests of the desktop app: the real app state in an egui_kittest
+//! Harness with jobs run inline, asserting that the numbers shown equal the core's.
+#![cfg(feature = "gui")]
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use quantscope::app::QuantscopeApp;
+use quantscope::app::qsettings::{GranularityChoice, SchemeChoice};
+use quantscope::app::quant_panel::format_db;
+use quantscope::cancel::Cancel;
+use quantscope::quant::{self, QuantConfig};
+
+/// A small tensor of the demo (256 × 256 Gaussian weights with outlier columns) keeps the
+/// unoptimised test build fast.
+const SMALL: &str = "layers.0.self_attn.k_proj.weight";
+
+fn harness(select: &str) -> Harness<'static, QuantscopeApp> {
+    let mut app = QuantscopeApp::new_for_tests();
+    assert!(app.select_by_name(select), "demo has {select}");
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_ui_state(|ui, app: &mut QuantscopeApp| app.ui_root(ui), app)
+}
+
+/// The values of the selected tensor, decoded by the core.
+fn values(app: &QuantscopeApp) -> Vec<f32> {
+    let model = app.model.as_ref().expect("model");
+    model
+        .model
+        .values_f32(app.selected.expect("selection"), &Cancel::never())
+        .expect("values")
+}
+
+/// The per-tensor min-max quantization of `values` by the core's scalar kernels: (S, z, SQNR).
+fn reference(values: &[f32], cfg: &QuantConfig) -> (f32, i32, f64) {
+    let (lo, hi) = quant::calib::minmax_range(values).expect("finite values");
+    let p = quant::params_from_range(f64::from(lo), f64::from(hi), cfg);
+    let deq: Vec<f32> = values
+        .iter()
+        .map(|&x| quant::dequantize(quant::quantize(x, &p, cfg), &p))
+        .collect();
+    let m = quant::metrics::compare(values, &deq);
+    (p.scale, p.zero_point, m.sqnr_db)
+}
+
+fn has_label(h: &Harness<'_, QuantscopeApp>, text: &str) -> bool {
+    h.query_by_label(text).is_some()
+}
+
+#[test]
+fn selecting_a_tensor_shows_the_cores_sqnr() {
+    let mut h = harness("final_norm.weight");
+    h.get_by_label("Filter").click();
+    h.run();
+    h.get_by_label("Filter")
+        .type_text("layers.1.self_attn.k_proj");
+    h.run();
+    h.get_by_label("layers.1.self_attn.k_proj.weight").click();
+    h.run();
+    let app = h.state();
+    let model = app.model.as_ref().expect("model");
+    assert_eq!(
+        app.selected,
+        model.model.find("layers.1.self_attn.k_proj.weight")
+    );
+    let (_, _, sqnr) = reference(&values(app), &app.settings.quant.to_config());
+    assert!(
+        has_label(&h, &format_db(sqnr)),
+        "SQNR {} shown",
+        format_db(sqnr)
+    );
+}
+
+#[test]
+fn asymmetric_bits_and_granularity_change_the_shown_parameters() {
+    let mut h = harness(SMALL);
+    h.get_by_label("asymmetric").click();
+    h.run();
+    assert_eq!(h.state().settings.quant.scheme, SchemeChoice::Asymmetric);
+    let cfg = h.state().settings.quant.to_config();
+    let (s, z, sqnr) = reference(&values(h.state()), &cfg);
+    assert!(
+        has_label(&h, &format!("S = {:.6e}", f64::from(s))),
+        "scale shown"
+    );
+    assert!(has_label(&h, &format!("z = {z}")), "zero point shown");
+    assert!(has_label(&h, &format_db(sqnr)));
+
+    // Fewer bits: the scale grows by (2^8 - 1) / (2^4 - 1) = 17 and SQNR drops.
+    h.get_by_role(egui::accesskit::Role::Slider)
+        .set_value_accesskit(4.0);
+    h.run();
+    assert_eq!(h.state().settings.quant.bits, 4);
+    let cfg4 = h.state().settings.quant.to_config();
+    let (s4, _, sqnr4) = reference(&values(h.state()), &cfg4);
+    assert!((f64::from(s4) / f64::from(s) - 17.0).abs() < 1e-4);
+    assert!(sqnr4 < sqnr);
+    assert!(has_label(&h, &format_db(sqnr4)));
+
+    // Per-group with G = 128 on a 256 × 256 tensor: 256 rows × 2 groups.
+    h.get_by_value("per tensor").click();
+    h.run();
+    h.get_by_label("per group").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.quant.granularity,
+        GranularityChoice::Group
+    );
+    // Both the scale and the zero-point summaries count the groups.
+    assert_eq!(h.query_all_by_label_contains("(512 groups)").count(), 2);
+}
+
+#[test]
+fn dragging_the_clip_edge_sets_a_manual_range_and_recomputes() {
+    let mut h = harness(SMALL);
+    h.run();
+    let before = h.state().clip;
+    assert_eq!(before, None);
+    let t = h.state().hist_transform.expect("histogram drawn");
+    let values = values(h.state());
+    let absmax = values.iter().fold(0.0_f32, |a, v| a.max(v.abs()));
+    let y = t.frame().center().y;
+    let from = egui::pos2(t.position_from_point_x(f64::from(absmax)), y);
+    let target = f64::from(absmax) * 0.5;
+    let to = egui::pos2(t.position_from_point_x(target), y);
+    h.hover_at(from);
+    h.run();
+    h.drag_at(from);
+    h.run();
+    for i in 1..=5 {
+        h.hover_at(from + (to - from) * (i as f32 / 5.0));
+        h.run();
+    }
+    h.drop_at(to);
+    h.run();
+    let (lo, hi) = h.state().clip.expect("dragged range");
+    // Symmetric: the range mirrors; the drag ends within a pixel of the target.
+    assert_eq!(lo, -hi);
+    let px = (t.value_from_position(to + egui::vec2(1.0, 0.0)).x - target).abs();
+    assert!(
+        (f64::from(hi) - target).abs() <= px + 1e-6,
+        "hi {hi} target {target}"
+    );
+    // The shown SQNR is the core's for that range.
+    let cfg = h.state().settings.quant.to_config();
+    let p = quant::params_from_range(f64::from(lo), f64::from(hi), &cfg);
+    let deq: Vec<f32> = values
+        .iter()
+        .map(|&x| quant::dequantize(quant::quantize(x, &p, &cfg), &p))
+        .collect();
+    let m = quant::metrics::compare(&values, &deq);
+    assert!(has_label(&h, &format_db(m.sqnr_db)));
+    // Half the range clips the tails: the shown count is the core's count of clamped codes.
+    let clipped = values
+        .iter()
+        .filter(|&&x| quant::explain(x, &p, &cfg).clamped)
+        .count();
+    assert!(clipped > 0);
+    let fraction = 100.0 * clipped as f64 / values.len() as f64;
+    assert!(has_label(&h, &format!("{fraction:.4} %  ({clipped})")));
+}
+
+#[test]
+fn flipping_bits_changes_the_value_in_every_format() {
+    let mut h = harness(SMALL);
+    h.get_by_label("Bit layout").click();
+    h.run();
+    // The default value is the seed's 1e8: flipping FP32's sign bit gives -1e8.
+    h.get_by_label("FP32 bit 31").click();
+    h.run();
+    assert_eq!(h.state().bits.value, -1.0e8);
+    // In FP16, 1e8 overflows to -Inf (0xFC00); clearing the lowest exponent bit gives
+    // 0xF800 = -(2^(30 - 15)) = -32768.
+    h.get_by_label("FP16 bit 10").click();
+    h.run();
+    assert_eq!(h.state().bits.value, -32768.0);
+    assert!(has_label(&h, "0xf800"));
+}
+
+#[test]
+fn keyboard_moves_through_the_tensor_list() {
+    let mut h = harness(SMALL);
+    let start = h.state().selected.expect("selection");
+    h.key_press(egui::Key::ArrowDown);
+    h.run();
+    assert_eq!(h.state().selected, Some(start + 1));
+    h.key_press(egui::Key::ArrowUp);
+    h.run();
+    assert_eq!(h.state().selected, Some(start));
+}
+
+/// Renders the whole window (wgpu on lavapipe) and compares it with the stored image.
+fn snapshot_of(select: &str, setup: impl FnOnce(&mut Harness<'static, QuantscopeApp>), name: &str) {
+    let mut app = QuantscopeApp::new_for_tests();
+    app.show_timings = false;
+    assert!(app.select_by_name(select));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut QuantscopeApp| app.ui_root(ui), app);
+    setup(&mut h);
+    h.run();
+    h.snapshot(name);
+}
+
+#[test]
+fn snapshot_main_window_error_tab() {
+    snapshot_of(SMALL, |_| {}, "main_error_tab");
+}
