@@ -275,7 +275,7 @@ fn sample(distribution: &Distribution, col: usize, rng: &mut SplitMix64) -> f32 
             every,
         } => {
             let z = rng.next_normal_pair().0;
-            let is_outlier = col >= first && (col - first) % every.max(1) == 0;
+            let is_outlier = col >= first && (col - first).is_multiple_of(every.max(1));
             let s = if is_outlier { std * factor } else { std };
             (f64::from(s) * z) as f32
         }

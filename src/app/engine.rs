@@ -103,8 +103,11 @@ pub fn demo_model(cancel: &Cancel) -> Result<Model, String> {
 /// tensor decode it once. Keeps the few most recent tensors.
 #[derive(Default)]
 pub struct ValueStore {
-    entries: Mutex<VecDeque<((u64, usize), Arc<Vec<f32>>)>>,
+    entries: Mutex<VecDeque<(ValueId, Arc<Vec<f32>>)>>,
 }
+
+/// (model id, tensor index).
+type ValueId = (u64, usize);
 
 /// How many decoded tensors the store keeps (the 4096² demo tensor is 64 MiB).
 const VALUE_STORE_CAPACITY: usize = 4;
@@ -139,7 +142,7 @@ impl ValueStore {
         Ok(values)
     }
 
-    fn lookup(&self, key: (u64, usize)) -> Option<Arc<Vec<f32>>> {
+    fn lookup(&self, key: ValueId) -> Option<Arc<Vec<f32>>> {
         let entries = self.entries.lock().ok()?;
         entries
             .iter()

@@ -15,6 +15,9 @@ use super::jobs::JobKey;
 use crate::cancel::Cancel;
 use crate::quant::Granularity;
 
+/// Rows [r0, r1) and columns [c0, c1) of the 2-D view of a tensor.
+pub type Region = (usize, usize, usize, usize);
+
 /// Largest heatmap image side in pixels (images are aggregated down to this).
 pub const MAX_HEAT_SIDE: usize = 512;
 
@@ -149,8 +152,8 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
                         for c in xa..xb {
                             let v = cell_value(r * cols + c);
                             // NaN-ignoring max: a non-finite element does not hide its cell.
-                            if !(v <= m) {
-                                m = if m.is_nan() || v > m { v } else { m };
+                            if m.is_nan() || v > m {
+                                m = v;
                             }
                         }
                     }
@@ -290,7 +293,7 @@ pub fn heatmap_ui(
     kind: HeatKind,
     values: &[f32],
     height: f32,
-) -> (Vec<Command>, Option<(usize, usize, usize, usize)>) {
+) -> (Vec<Command>, Option<Region>) {
     let mut out = Vec::new();
     let (rows, cols) = rows_cols(&view.layout.shape);
     // Precision loss only for tensors with more than 2^53 rows or columns.
@@ -327,7 +330,7 @@ pub fn heatmap_ui(
     // The element under the pointer, exactly.
     let element = pointer.and_then(|p| {
         // Plot coordinates to indices: floor of a non-negative position.
-        (p.x >= 0.0 && p.y >= 0.0 && p.x < cf && p.y < rf).then(|| (p.y as usize, p.x as usize))
+        (p.x >= 0.0 && p.y >= 0.0 && p.x < cf && p.y < rf).then_some((p.y as usize, p.x as usize))
     });
     if let Some((r, c)) = element {
         let flat = r * cols + c;

@@ -95,9 +95,14 @@ mod tests {
 
     #[test]
     fn settings_round_trip_through_json_and_tolerate_missing_keys() {
-        let mut s = Settings::default();
-        s.theme = Theme::Light;
-        s.histogram.bins = 77;
+        let s = Settings {
+            theme: Theme::Light,
+            histogram: HistogramSettings {
+                bins: 77,
+                ..HistogramSettings::default()
+            },
+            ..Settings::default()
+        };
         let json = serde_json::to_string(&s).expect("serialize");
         let back: Settings = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, s);
