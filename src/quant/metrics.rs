@@ -153,6 +153,123 @@ impl MetricAcc {
     }
 }
 
+/// Accumulator lanes of [`LaneAcc`]: element j of every block of `LANES` goes to lane j.
+pub(crate) const LANES: usize = 8;
+
+/// `|x|` bits below this are finite.
+pub(crate) const F32_INF_BITS: u32 = 0x7F80_0000;
+
+/// Sign-clearing mask of an f32's bits.
+pub(crate) const F32_ABS_MASK: u32 = 0x7FFF_FFFF;
+
+/// Metric sums in [`LANES`] independent lanes, so the loop has no long dependency chains and
+/// vectorises; non-finite inputs are handled by selects, not branches.
+///
+/// Element j of every block of `LANES` consecutive pushed values goes to lane j; lanes are
+/// merged in one fixed order by [`LaneAcc::flush_into`]. The sums therefore depend only on how
+/// the caller splits its data into `push_block` calls (fixed chunks and runs), never on the
+/// thread count. No fused multiply-add is used, so every build (SSE2 or AVX2) gives the same
+/// bits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaneAcc {
+    pub e2: [f64; LANES],
+    pub abs_e: [f64; LANES],
+    pub max_e: [f64; LANES],
+    pub x2: [f64; LANES],
+    pub xh2: [f64; LANES],
+    pub x_xh: [f64; LANES],
+    pub finite: [u64; LANES],
+    pub clipped: [u64; LANES],
+    pub nan: [u64; LANES],
+    pub seen: u64,
+}
+
+impl Default for LaneAcc {
+    fn default() -> Self {
+        Self {
+            e2: [0.0; LANES],
+            abs_e: [0.0; LANES],
+            max_e: [0.0; LANES],
+            x2: [0.0; LANES],
+            xh2: [0.0; LANES],
+            x_xh: [0.0; LANES],
+            finite: [0; LANES],
+            clipped: [0; LANES],
+            nan: [0; LANES],
+            seen: 0,
+        }
+    }
+}
+
+impl LaneAcc {
+    /// Adds element (x, x_hat, clipped) to lane `j` (j < LANES).
+    #[inline(always)]
+    pub fn lane(&mut self, j: usize, x: f32, xh: f32, clipped: bool) {
+        let abs_bits = x.to_bits() & F32_ABS_MASK;
+        let finite = abs_bits < F32_INF_BITS;
+        let nan = abs_bits > F32_INF_BITS;
+        // Non-finite inputs contribute zeros to every sum (and 0 to the max, which starts at 0).
+        let xd = if finite { f64::from(x) } else { 0.0 };
+        let hd = if finite { f64::from(xh) } else { 0.0 };
+        let e = hd - xd;
+        let ae = e.abs();
+        self.e2[j] += e * e;
+        self.abs_e[j] += ae;
+        self.max_e[j] = if ae > self.max_e[j] {
+            ae
+        } else {
+            self.max_e[j]
+        };
+        self.x2[j] += xd * xd;
+        self.xh2[j] += hd * hd;
+        self.x_xh[j] += xd * hd;
+        self.finite[j] += u64::from(finite);
+        self.clipped[j] += u64::from(clipped & finite);
+        self.nan[j] += u64::from(nan);
+    }
+
+    /// Adds `x.len()` elements: the references, their reconstructions and whether each code
+    /// was clamped (the three slices have the same length; extra elements are ignored).
+    #[inline(always)]
+    pub fn push_block(&mut self, x: &[f32], xh: &[f32], clipped: &[bool]) {
+        let n = x.len().min(xh.len()).min(clipped.len());
+        let (x, xh, clipped) = (&x[..n], &xh[..n], &clipped[..n]);
+        let (xb, xt) = x.as_chunks::<LANES>();
+        let (hb, ht) = xh.as_chunks::<LANES>();
+        let (cb, ct) = clipped.as_chunks::<LANES>();
+        for ((x8, h8), c8) in xb.iter().zip(hb).zip(cb) {
+            for j in 0..LANES {
+                self.lane(j, x8[j], h8[j], c8[j]);
+            }
+        }
+        for (j, ((&x, &h), &c)) in xt.iter().zip(ht).zip(ct).enumerate() {
+            self.lane(j, x, h, c);
+        }
+        // usize fits in u64.
+        self.seen += n as u64;
+    }
+
+    /// Adds the lanes to `acc` in a fixed order.
+    pub fn flush_into(&self, acc: &mut MetricAcc) {
+        // Pairwise over the lanes: (0+1)+(2+3) ... always the same tree.
+        fn tree(v: &[f64; LANES]) -> f64 {
+            ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+        }
+        let count: u64 = self.finite.iter().sum();
+        let nan: u64 = self.nan.iter().sum();
+        acc.count += count;
+        acc.sum_e2 += tree(&self.e2);
+        acc.sum_abs_e += tree(&self.abs_e);
+        acc.max_abs_e = self.max_e.iter().fold(acc.max_abs_e, |m, &v| m.max(v));
+        acc.sum_x2 += tree(&self.x2);
+        acc.sum_xh2 += tree(&self.xh2);
+        acc.sum_x_xh += tree(&self.x_xh);
+        acc.clipped += self.clipped.iter().sum::<u64>();
+        acc.nan += nan;
+        acc.inf += self.seen - count - nan;
+    }
+}
+
 /// Metrics of `approx` against `reference` (same length; extra values are ignored), with no
 /// clipping information. Sequential; a plain reference for tests and small inputs.
 pub fn compare(reference: &[f32], approx: &[f32]) -> Metrics {

@@ -7,6 +7,7 @@
 //! values are only materialised when asked for.
 
 use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,8 +18,10 @@ use super::config::{
     Calibration, Granularity, OutlierMode, OutlierThreshold, QuantConfig, Scheme, element_count,
 };
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
-use super::metrics::{MetricAcc, Metrics, bits_per_weight};
-use super::params::params_from_range;
+use super::metrics::{
+    F32_ABS_MASK, F32_INF_BITS, LANES, LaneAcc, MetricAcc, Metrics, bits_per_weight,
+};
+use super::params::{QuantParams, params_from_range};
 use crate::cancel::Cancel;
 use crate::stats;
 
@@ -72,7 +75,9 @@ pub enum CalibrationCurve {
 }
 
 /// Everything one quantization run produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Equality compares every result field and ignores `calibration_ms` (a timing).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuantResult {
     /// The input shape.
     pub shape: Vec<usize>,
@@ -107,6 +112,54 @@ pub struct QuantResult {
     pub tail_group: Option<TailGroup>,
     /// The calibration curve, for per-tensor entropy or MSE calibration.
     pub curve: Option<CalibrationCurve>,
+    /// Time spent choosing the clip ranges and parameters, in milliseconds (excluded from
+    /// comparisons: it is a measurement, not a result). Wall time of the calibration step; in
+    /// the one-pass per-row path (per-channel along a leading axis with minmax), where each
+    /// row is calibrated just before it is quantized, the summed time of the rows' min/max and
+    /// parameter steps over all threads.
+    #[serde(default)]
+    pub calibration_ms: f64,
+}
+
+impl PartialEq for QuantResult {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            shape,
+            scale_shape,
+            scales,
+            zero_points,
+            clip_min,
+            clip_max,
+            qmin,
+            qmax,
+            degenerate_groups,
+            codes,
+            dequantized,
+            metrics,
+            outliers,
+            bits_per_weight,
+            tail_group,
+            curve,
+            calibration_ms: _,
+        } = self;
+        *shape == other.shape
+            && *scale_shape == other.scale_shape
+            && *scales == other.scales
+            && *zero_points == other.zero_points
+            && *clip_min == other.clip_min
+            && *clip_max == other.clip_max
+            && *qmin == other.qmin
+            && *qmax == other.qmax
+            && *degenerate_groups == other.degenerate_groups
+            && *codes == other.codes
+            && *dequantized == other.dequantized
+            && *metrics == other.metrics
+            && *outliers == other.outliers
+            && *bits_per_weight == other.bits_per_weight
+            && *tail_group == other.tail_group
+            && *curve == other.curve
+    }
 }
 
 /// How elements map to groups.
@@ -185,6 +238,14 @@ impl Layout {
             kind,
             scale_shape,
         })
+    }
+
+    /// Elements per channel row when channels are contiguous rows (per-channel, outer = 1).
+    fn cols_of_rows(&self) -> usize {
+        match self.kind {
+            Kind::Channel { inner, .. } => inner,
+            _ => self.n,
+        }
     }
 
     fn groups(&self) -> usize {
@@ -299,47 +360,57 @@ impl Split<'_> {
     }
 }
 
+/// Elements per inner block of [`run_same`]: the block's x_hat and clamp flags live on the
+/// stack (in L1) between the quantize loop and the metric loop.
+const BLOCK: usize = 512;
+
 /// Quantizes one run of elements with fixed parameters (the hot loop).
+///
+/// Works in blocks of [`BLOCK`]: one branch-free loop computes the codes (relative to z), x_hat
+/// and the clamp flags; optional loops store codes and dequantized values; then the metric
+/// lanes take the block. Every output is the same whichever outputs are asked for.
 #[inline(always)]
 fn run_same<const R: u8, const RECIP: bool>(
     x: &[f32],
     k: &KernelParams,
-    codes: Option<&mut [i32]>,
-    deq: Option<&mut [f32]>,
-    acc: &mut MetricAcc,
+    mut codes: Option<&mut [i32]>,
+    mut deq: Option<&mut [f32]>,
+    lanes: &mut LaneAcc,
 ) {
-    match (codes, deq) {
-        (None, None) => {
-            for &v in x {
-                let (off, clip) = code_offset::<R, RECIP>(v, k);
-                acc.push(v, k.scale * off, clip);
-            }
+    let mut off = [0f32; BLOCK];
+    let mut xh = [0f32; BLOCK];
+    let mut clip = [false; BLOCK];
+    for (b, xb) in x.chunks(BLOCK).enumerate() {
+        let n = xb.len();
+        let (Some(off), Some(xh), Some(clip)) =
+            (off.get_mut(..n), xh.get_mut(..n), clip.get_mut(..n))
+        else {
+            continue;
+        };
+        for (((&v, o), h), c) in xb
+            .iter()
+            .zip(off.iter_mut())
+            .zip(xh.iter_mut())
+            .zip(clip.iter_mut())
+        {
+            let (q, cl) = code_offset::<R, RECIP>(v, k);
+            *o = q;
+            *h = k.scale * q;
+            *c = cl;
         }
-        (Some(c), None) => {
-            for (&v, c) in x.iter().zip(c) {
-                let (off, clip) = code_offset::<R, RECIP>(v, k);
+        let s = b * BLOCK;
+        if let Some(cs) = codes.as_deref_mut().and_then(|c| c.get_mut(s..s + n)) {
+            for (c, &o) in cs.iter_mut().zip(off.iter()) {
                 // An exact integer within the code range.
-                *c = (off + k.zero) as i32;
-                acc.push(v, k.scale * off, clip);
+                *c = (o + k.zero) as i32;
             }
         }
-        (None, Some(d)) => {
-            for (&v, d) in x.iter().zip(d) {
-                let (off, clip) = code_offset::<R, RECIP>(v, k);
-                let xh = if v.is_nan() { f32::NAN } else { k.scale * off };
-                *d = xh;
-                acc.push(v, xh, clip);
+        if let Some(ds) = deq.as_deref_mut().and_then(|d| d.get_mut(s..s + n)) {
+            for ((d, &h), &v) in ds.iter_mut().zip(xh.iter()).zip(xb) {
+                *d = if v.is_nan() { f32::NAN } else { h };
             }
         }
-        (Some(c), Some(d)) => {
-            for ((&v, c), d) in x.iter().zip(c).zip(d) {
-                let (off, clip) = code_offset::<R, RECIP>(v, k);
-                let xh = if v.is_nan() { f32::NAN } else { k.scale * off };
-                *c = (off + k.zero) as i32;
-                *d = xh;
-                acc.push(v, xh, clip);
-            }
-        }
+        lanes.push_block(xb, xh, clip);
     }
 }
 
@@ -362,7 +433,6 @@ fn one<const R: u8, const RECIP: bool>(
 }
 
 /// The fused pass over one chunk starting at flat index `base`.
-#[allow(clippy::too_many_arguments)]
 fn chunk_pass<const R: u8, const RECIP: bool>(
     layout: &Layout,
     base: usize,
@@ -373,6 +443,7 @@ fn chunk_pass<const R: u8, const RECIP: bool>(
     mut deq: Option<&mut [f32]>,
 ) -> MetricAcc {
     let mut acc = MetricAcc::default();
+    let mut lanes = LaneAcc::default();
     let fast = matches!(split, Split::None);
     layout.for_each_run(base, base + x.len(), |s, e, run| {
         let (ls, le) = (s - base, e - base);
@@ -382,7 +453,7 @@ fn chunk_pass<const R: u8, const RECIP: bool>(
         match run {
             Run::Same(g) if fast => {
                 if let Some(k) = kp.get(g) {
-                    run_same::<R, RECIP>(xs, k, cs, ds, &mut acc);
+                    run_best::<R, RECIP>(xs, k, cs, ds, &mut lanes);
                 }
             }
             _ => {
@@ -405,7 +476,85 @@ fn chunk_pass<const R: u8, const RECIP: bool>(
             }
         }
     });
+    lanes.flush_into(&mut acc);
     acc
+}
+
+/// [`run_same`], through the AVX2 kernel when no outputs are stored and the CPU has AVX2
+/// (the same bits either way).
+#[inline(always)]
+fn run_best<const R: u8, const RECIP: bool>(
+    x: &[f32],
+    k: &KernelParams,
+    codes: Option<&mut [i32]>,
+    deq: Option<&mut [f32]>,
+    lanes: &mut LaneAcc,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if codes.is_none() && deq.is_none() && has_avx2() {
+        // SAFETY: the CPU supports AVX2, checked at run time just above.
+        unsafe { avx2::measure_run::<R, RECIP>(x, k, lanes) };
+        return;
+    }
+    run_same::<R, RECIP>(x, k, codes, deq, lanes);
+}
+
+/// The finite (min, max) of `x`, or None when nothing is finite; vectorised (AVX2 when the
+/// CPU has it), the same bits on every path.
+pub(crate) fn row_minmax(x: &[f32]) -> Option<(f32, f32)> {
+    #[cfg(target_arch = "x86_64")]
+    let (lo, hi) = if has_avx2() {
+        // SAFETY: the CPU supports AVX2, checked at run time just above.
+        unsafe { avx2::minmax(x) }
+    } else {
+        row_minmax_scalar(x)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (lo, hi) = row_minmax_scalar(x);
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Lane-wise finite min/max (element j of each block of 8 in lane j), folded by
+/// [`fold_minmax`]; (+inf, -inf) when nothing is finite.
+fn row_minmax_scalar(x: &[f32]) -> (f32, f32) {
+    let mut l = [f32::INFINITY; LANES];
+    let mut h = [f32::NEG_INFINITY; LANES];
+    let (blocks, tail) = x.as_chunks::<LANES>();
+    for x8 in blocks {
+        for j in 0..LANES {
+            let v = x8[j];
+            let finite = (v.to_bits() & F32_ABS_MASK) < F32_INF_BITS;
+            let a = if finite { v } else { f32::INFINITY };
+            let b = if finite { v } else { f32::NEG_INFINITY };
+            l[j] = if a < l[j] { a } else { l[j] };
+            h[j] = if b > h[j] { b } else { h[j] };
+        }
+    }
+    fold_minmax(l, h, tail)
+}
+
+/// Folds min/max lanes in lane order, then the tail elements in order.
+fn fold_minmax(l: [f32; LANES], h: [f32; LANES], tail: &[f32]) -> (f32, f32) {
+    let mut lo = l
+        .iter()
+        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
+    let mut hi = h
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for &v in tail {
+        if (v.to_bits() & F32_ABS_MASK) < F32_INF_BITS {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
+        }
+    }
+    (lo, hi)
+}
+
+/// Whether this CPU runs AVX2 code (std caches the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// The fused pass's metric sums and optional codes and dequantized values.
@@ -474,6 +623,102 @@ fn fused_dispatch(
         (RHAZ, true) => fused::<RHAZ, true>(values, layout, kp, split, want, cancel),
         (_, false) => fused::<RHU, false>(values, layout, kp, split, want, cancel),
         (_, true) => fused::<RHU, true>(values, layout, kp, split, want, cancel),
+    }
+}
+
+/// Per-row results of [`fused_rows`]: the clip range and parameters of each row, the metric
+/// sums, the outputs and the summed time spent on the rows' min/max and parameters.
+type FusedRows = (Vec<((f64, f64), QuantParams)>, Fused, f64);
+
+/// Rows shorter than this take the two-pass path (calibrate, then quantize).
+const FUSED_ROW_MIN: usize = 64;
+
+/// Per-channel along a leading axis (contiguous rows of `inner` elements) with minmax
+/// calibration, in ONE pass over memory: each row's finite min/max, then its (S, z), then the
+/// row is quantized, dequantized and measured while it is still in cache.
+///
+/// Tasks take whole rows (about [`CHUNK`] elements each), so the work split, and therefore
+/// every sum, depends only on the shape, never on the thread count. Each row's metric lanes
+/// are flushed in row order.
+fn fused_rows<const R: u8, const RECIP: bool>(
+    values: &[f32],
+    inner: usize,
+    cfg: &QuantConfig,
+    want: Outputs,
+    cancel: &Cancel,
+) -> Result<FusedRows, QuantError> {
+    let n = values.len();
+    let inner = inner.max(1);
+    let per_task = inner * (CHUNK / inner).max(1);
+    let tasks = n.div_ceil(per_task);
+    let mut codes = want.codes.then(|| vec![0i32; n]);
+    let mut deq = want.dequantized.then(|| vec![0f32; n]);
+    let code_chunks: Vec<Option<&mut [i32]>> = match codes.as_deref_mut() {
+        Some(c) => c.chunks_mut(per_task).map(Some).collect(),
+        None => (0..tasks).map(|_| None).collect(),
+    };
+    let deq_chunks: Vec<Option<&mut [f32]>> = match deq.as_deref_mut() {
+        Some(d) => d.chunks_mut(per_task).map(Some).collect(),
+        None => (0..tasks).map(|_| None).collect(),
+    };
+    // usize fits in u64.
+    cancel.add_total(n as u64);
+    type Part = (Vec<((f64, f64), QuantParams)>, MetricAcc, Duration);
+    let parts: Vec<Part> = values
+        .par_chunks(per_task)
+        .zip(code_chunks)
+        .zip(deq_chunks)
+        .map(|((x, mut c), mut d)| {
+            cancel.check()?;
+            let mut acc = MetricAcc::default();
+            let mut rows = Vec::with_capacity(x.len() / inner + 1);
+            let mut spent = Duration::ZERO;
+            for (r, row) in x.chunks(inner).enumerate() {
+                let t = Instant::now();
+                let range =
+                    row_minmax(row).map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
+                let p = params_from_range(range.0, range.1, cfg);
+                spent += t.elapsed();
+                let k = KernelParams::new(&p, cfg);
+                let (s, e) = (r * inner, r * inner + row.len());
+                let cs = c.as_deref_mut().and_then(|c| c.get_mut(s..e));
+                let ds = d.as_deref_mut().and_then(|d| d.get_mut(s..e));
+                let mut lanes = LaneAcc::default();
+                run_best::<R, RECIP>(row, &k, cs, ds, &mut lanes);
+                lanes.flush_into(&mut acc);
+                rows.push((range, p));
+            }
+            cancel.add_done(x.len() as u64);
+            Ok((rows, acc, spent))
+        })
+        .collect::<Result<_, QuantError>>()?;
+    let mut total = MetricAcc::default();
+    let mut rows = Vec::with_capacity(n / inner + 1);
+    let mut spent = Duration::ZERO;
+    for (r, a, t) in parts {
+        total.merge(&a);
+        rows.extend(r);
+        spent += t;
+    }
+    Ok((rows, (total, codes, deq), spent.as_secs_f64() * 1e3))
+}
+
+/// Dispatches [`fused_rows`] on the tie rule and the divide/reciprocal choice.
+fn fused_rows_dispatch(
+    values: &[f32],
+    inner: usize,
+    cfg: &QuantConfig,
+    want: Outputs,
+    cancel: &Cancel,
+) -> Result<FusedRows, QuantError> {
+    let conv = cfg.convention();
+    match (rule_code(conv.rounding), conv.reciprocal) {
+        (RNE, false) => fused_rows::<RNE, false>(values, inner, cfg, want, cancel),
+        (RNE, true) => fused_rows::<RNE, true>(values, inner, cfg, want, cancel),
+        (RHAZ, false) => fused_rows::<RHAZ, false>(values, inner, cfg, want, cancel),
+        (RHAZ, true) => fused_rows::<RHAZ, true>(values, inner, cfg, want, cancel),
+        (_, false) => fused_rows::<RHU, false>(values, inner, cfg, want, cancel),
+        (_, true) => fused_rows::<RHU, true>(values, inner, cfg, want, cancel),
     }
 }
 
@@ -669,14 +914,33 @@ pub fn quantize_tensor(
         nan_masked - nan_orig
     };
 
-    let (ranges, curve) = calibrate(&masked, &layout, cfg, cancel)?;
-    let params: Vec<_> = ranges
-        .iter()
-        .map(|&(lo, hi)| params_from_range(lo, hi, cfg))
-        .collect();
-    let kp: Vec<KernelParams> = params.iter().map(|p| KernelParams::new(p, cfg)).collect();
-    let (acc, codes, dequantized) =
-        fused_dispatch(values, &layout, &kp, &split, want, cfg, cancel)?;
+    let one_pass = match layout.kind {
+        Kind::Channel {
+            outer: 1, inner, ..
+        } => {
+            matches!(split, Split::None)
+                && cfg.calibration == Calibration::MinMax
+                && inner >= FUSED_ROW_MIN
+        }
+        _ => false,
+    };
+    let (ranges, params, curve, calibration_ms, (acc, codes, dequantized)) = if one_pass {
+        let (rows, fused, ms) =
+            fused_rows_dispatch(values, layout.cols_of_rows(), cfg, want, cancel)?;
+        let (ranges, params): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+        (ranges, params, None, ms, fused)
+    } else {
+        let started = Instant::now();
+        let (ranges, curve) = calibrate(&masked, &layout, cfg, cancel)?;
+        let params: Vec<_> = ranges
+            .iter()
+            .map(|&(lo, hi)| params_from_range(lo, hi, cfg))
+            .collect();
+        let calibration_ms = started.elapsed().as_secs_f64() * 1e3;
+        let kp: Vec<KernelParams> = params.iter().map(|p| KernelParams::new(p, cfg)).collect();
+        let fused = fused_dispatch(values, &layout, &kp, &split, want, cfg, cancel)?;
+        (ranges, params, curve, calibration_ms, fused)
+    };
 
     let (without_split, bits) = if matches!(split, Split::None) {
         (None, base_bits)
@@ -747,6 +1011,7 @@ pub fn quantize_tensor(
         bits_per_weight: bits,
         tail_group: layout.tail(),
         curve,
+        calibration_ms,
     })
 }
 
@@ -789,4 +1054,413 @@ fn column_mask(
         }
     }
     Ok(mask)
+}
+
+/// Hand-vectorised AVX2 kernels (selected at run time; see [`has_avx2`]).
+///
+/// Each one performs, lane for lane, exactly the IEEE operations of its scalar counterpart
+/// (`code_offset`, `LaneAcc::lane`, the select-based min/max) in the same order and without
+/// FMA, so both give the same bits. Element j of every block of 8 is lane j, as in
+/// [`LaneAcc`]. Only value intrinsics are used (no pointer loads or stores): vectors are built
+/// from `&[f32; 8]` and lanes read back with extract intrinsics.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256, __m256d, __m256i, _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_LT_OQ, _CMP_UNORD_Q, _mm_cvtsd_f64,
+        _mm_unpackhi_pd, _mm256_add_pd, _mm256_add_ps, _mm256_and_pd, _mm256_and_ps,
+        _mm256_and_si256, _mm256_andnot_ps, _mm256_castpd256_pd128, _mm256_castps_si256,
+        _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_castsi256_ps, _mm256_cmp_ps,
+        _mm256_cmpgt_epi32, _mm256_cvtps_pd, _mm256_div_ps, _mm256_extract_epi32,
+        _mm256_extractf128_pd, _mm256_extractf128_ps, _mm256_max_pd, _mm256_max_ps, _mm256_min_ps,
+        _mm256_mul_pd, _mm256_mul_ps, _mm256_or_ps, _mm256_set1_epi32, _mm256_set1_epi64x,
+        _mm256_set1_ps, _mm256_setr_pd, _mm256_setr_ps, _mm256_setzero_si256, _mm256_sub_epi32,
+        _mm256_sub_pd, _mm256_sub_ps,
+    };
+
+    use super::super::kernel::{KernelParams, RHAZ, RNE, code_offset};
+    use super::super::metrics::{F32_ABS_MASK, F32_INF_BITS, LANES, LaneAcc};
+
+    /// 1.5 * 2^23, the rounding constant of `kernel::round_small` (same value).
+    const MAGIC: f32 = 12_582_912.0;
+
+    /// Blocks of 8 between flushes of the i32 count lanes (far below 2^31 per lane).
+    const COUNT_FLUSH: usize = 1 << 16;
+
+    /// Eight f32 from an array (one unaligned load after optimisation).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load8(a: &[f32; 8]) -> __m256 {
+        _mm256_setr_ps(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+    }
+
+    /// Lanes 0..4 or 4..8 of an accumulator array.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load4(a: &[f64; LANES], hi: bool) -> __m256d {
+        let o = if hi { 4 } else { 0 };
+        _mm256_setr_pd(a[o], a[o + 1], a[o + 2], a[o + 3])
+    }
+
+    /// Writes a vector back to lanes 0..4 or 4..8.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store4(v: __m256d, a: &mut [f64; LANES], hi: bool) {
+        let o = if hi { 4 } else { 0 };
+        let l = _mm256_castpd256_pd128(v);
+        let h = _mm256_extractf128_pd::<1>(v);
+        a[o] = _mm_cvtsd_f64(l);
+        a[o + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(l, l));
+        a[o + 2] = _mm_cvtsd_f64(h);
+        a[o + 3] = _mm_cvtsd_f64(_mm_unpackhi_pd(h, h));
+    }
+
+    /// Adds the eight i32 count lanes to u64 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn flush_counts(c: __m256i, a: &mut [u64; LANES]) {
+        let v = [
+            _mm256_extract_epi32::<0>(c),
+            _mm256_extract_epi32::<1>(c),
+            _mm256_extract_epi32::<2>(c),
+            _mm256_extract_epi32::<3>(c),
+            _mm256_extract_epi32::<4>(c),
+            _mm256_extract_epi32::<5>(c),
+            _mm256_extract_epi32::<6>(c),
+            _mm256_extract_epi32::<7>(c),
+        ];
+        for (slot, n) in a.iter_mut().zip(v) {
+            // Counts are non-negative and below 2^31.
+            *slot += u64::from(n.unsigned_abs());
+        }
+    }
+
+    /// Quantizes `x` with `k` and adds the errors to `lanes` (codes and x_hat not stored):
+    /// the vector form of `run_same` without outputs.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn measure_run<const R: u8, const RECIP: bool>(
+        x: &[f32],
+        k: &KernelParams,
+        lanes: &mut LaneAcc,
+    ) {
+        let scale = _mm256_set1_ps(k.scale);
+        let inv = _mm256_set1_ps(k.inv_scale);
+        let lo1 = _mm256_set1_ps(k.lo - 1.0);
+        let hi1 = _mm256_set1_ps(k.hi + 1.0);
+        let lo = _mm256_set1_ps(k.lo);
+        let hi = _mm256_set1_ps(k.hi);
+        let magic = _mm256_set1_ps(MAGIC);
+        let one = _mm256_set1_ps(1.0);
+        let half = _mm256_set1_ps(0.5);
+        let neg_half = _mm256_set1_ps(-0.5);
+        let zero = _mm256_set1_ps(0.0);
+        // Bit masks: reinterpreting the u32/u64 constants as i32/i64 is the point.
+        let abs_i = _mm256_set1_epi32(F32_ABS_MASK as i32);
+        let inf_i = _mm256_set1_epi32(F32_INF_BITS as i32);
+        let abs_pd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFF_FFFF_FFFF_FFFF));
+
+        let (blocks, tail) = x.as_chunks::<8>();
+        let mut acc = [[_mm256_castsi256_pd(_mm256_setzero_si256()); 2]; 6];
+        for (h, hi_half) in [false, true].into_iter().enumerate() {
+            acc[0][h] = load4(&lanes.e2, hi_half);
+            acc[1][h] = load4(&lanes.abs_e, hi_half);
+            acc[2][h] = load4(&lanes.max_e, hi_half);
+            acc[3][h] = load4(&lanes.x2, hi_half);
+            acc[4][h] = load4(&lanes.xh2, hi_half);
+            acc[5][h] = load4(&lanes.x_xh, hi_half);
+        }
+        for group in blocks.chunks(COUNT_FLUSH) {
+            let mut n_fin = _mm256_setzero_si256();
+            let mut n_nan = _mm256_setzero_si256();
+            let mut n_clip = _mm256_setzero_si256();
+            for x8 in group {
+                let xv = load8(x8);
+                let v = if RECIP {
+                    _mm256_mul_ps(xv, inv)
+                } else {
+                    _mm256_div_ps(xv, scale)
+                };
+                // v.max(lo - 1).min(hi + 1): max_ps returns its second operand for NaN.
+                let vc = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1);
+                let r0 = _mm256_sub_ps(_mm256_add_ps(vc, magic), magic);
+                let r = if R == RNE {
+                    r0
+                } else {
+                    let d = _mm256_sub_ps(vc, r0);
+                    let up = _mm256_cmp_ps::<_CMP_EQ_OQ>(d, half);
+                    if R == RHAZ {
+                        let up = _mm256_and_ps(up, _mm256_cmp_ps::<_CMP_GT_OQ>(vc, zero));
+                        let down = _mm256_and_ps(
+                            _mm256_cmp_ps::<_CMP_EQ_OQ>(d, neg_half),
+                            _mm256_cmp_ps::<_CMP_LT_OQ>(vc, zero),
+                        );
+                        _mm256_sub_ps(
+                            _mm256_add_ps(r0, _mm256_and_ps(up, one)),
+                            _mm256_and_ps(down, one),
+                        )
+                    } else {
+                        _mm256_add_ps(r0, _mm256_and_ps(up, one))
+                    }
+                };
+                let clipped = _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_LT_OQ>(r, lo),
+                    _mm256_cmp_ps::<_CMP_GT_OQ>(r, hi),
+                );
+                let rq = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(xv, xv);
+                let off = _mm256_andnot_ps(nan, rq);
+                let clipped = _mm256_andnot_ps(nan, clipped);
+                let xh = _mm256_mul_ps(scale, off);
+
+                let abs_bits = _mm256_and_si256(_mm256_castps_si256(xv), abs_i);
+                let finite = _mm256_cmpgt_epi32(inf_i, abs_bits);
+                let is_nan = _mm256_cmpgt_epi32(abs_bits, inf_i);
+                let fm = _mm256_castsi256_ps(finite);
+                let xf = _mm256_and_ps(xv, fm);
+                let hf = _mm256_and_ps(xh, fm);
+                let xd = [
+                    _mm256_cvtps_pd(_mm256_castps256_ps128(xf)),
+                    _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(xf)),
+                ];
+                let hd = [
+                    _mm256_cvtps_pd(_mm256_castps256_ps128(hf)),
+                    _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(hf)),
+                ];
+                for h in 0..2 {
+                    let e = _mm256_sub_pd(hd[h], xd[h]);
+                    let ae = _mm256_and_pd(e, abs_pd);
+                    acc[0][h] = _mm256_add_pd(acc[0][h], _mm256_mul_pd(e, e));
+                    acc[1][h] = _mm256_add_pd(acc[1][h], ae);
+                    acc[2][h] = _mm256_max_pd(ae, acc[2][h]);
+                    acc[3][h] = _mm256_add_pd(acc[3][h], _mm256_mul_pd(xd[h], xd[h]));
+                    acc[4][h] = _mm256_add_pd(acc[4][h], _mm256_mul_pd(hd[h], hd[h]));
+                    acc[5][h] = _mm256_add_pd(acc[5][h], _mm256_mul_pd(xd[h], hd[h]));
+                }
+                n_fin = _mm256_sub_epi32(n_fin, finite);
+                n_nan = _mm256_sub_epi32(n_nan, is_nan);
+                n_clip = _mm256_sub_epi32(
+                    n_clip,
+                    _mm256_and_si256(_mm256_castps_si256(clipped), finite),
+                );
+            }
+            flush_counts(n_fin, &mut lanes.finite);
+            flush_counts(n_nan, &mut lanes.nan);
+            flush_counts(n_clip, &mut lanes.clipped);
+        }
+        for (h, hi_half) in [false, true].into_iter().enumerate() {
+            store4(acc[0][h], &mut lanes.e2, hi_half);
+            store4(acc[1][h], &mut lanes.abs_e, hi_half);
+            store4(acc[2][h], &mut lanes.max_e, hi_half);
+            store4(acc[3][h], &mut lanes.x2, hi_half);
+            store4(acc[4][h], &mut lanes.xh2, hi_half);
+            store4(acc[5][h], &mut lanes.x_xh, hi_half);
+        }
+        // usize fits in u64.
+        lanes.seen += (blocks.len() * 8) as u64;
+        for (j, &v) in tail.iter().enumerate() {
+            let (off, cl) = code_offset::<R, RECIP>(v, k);
+            lanes.lane(j, v, k.scale * off, cl);
+        }
+        lanes.seen += tail.len() as u64;
+    }
+
+    /// The finite (min, max) of `x` in 8 select-based lanes, folded in lane order; (+inf,
+    /// -inf) when nothing is finite. Same bits as `super::row_minmax_scalar`.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn minmax(x: &[f32]) -> (f32, f32) {
+        let abs_i = _mm256_set1_epi32(F32_ABS_MASK as i32);
+        let inf_i = _mm256_set1_epi32(F32_INF_BITS as i32);
+        let pinf = _mm256_set1_ps(f32::INFINITY);
+        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+        let (blocks, tail) = x.as_chunks::<8>();
+        let mut lo = pinf;
+        let mut hi = ninf;
+        for x8 in blocks {
+            let xv = load8(x8);
+            let abs_bits = _mm256_and_si256(_mm256_castps_si256(xv), abs_i);
+            let fm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(inf_i, abs_bits));
+            // finite ? x : +-inf, then `if a < m { a } else { m }` (min_ps(a, m)).
+            let a = _mm256_or_ps(_mm256_and_ps(fm, xv), _mm256_andnot_ps(fm, pinf));
+            let b = _mm256_or_ps(_mm256_and_ps(fm, xv), _mm256_andnot_ps(fm, ninf));
+            lo = _mm256_min_ps(a, lo);
+            hi = _mm256_max_ps(b, hi);
+        }
+        let mut l = [0f32; 8];
+        let mut h = [0f32; 8];
+        let (l0, l1) = (_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
+        let (h0, h1) = (_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
+        lanes_of(l0, &mut l[..4]);
+        lanes_of(l1, &mut l[4..]);
+        lanes_of(h0, &mut h[..4]);
+        lanes_of(h1, &mut h[4..]);
+        super::fold_minmax(l, h, tail)
+    }
+
+    /// The four lanes of an SSE vector.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lanes_of(v: std::arch::x86_64::__m128, out: &mut [f32]) {
+        use std::arch::x86_64::{_mm_cvtss_f32, _mm_shuffle_ps};
+        let v = [
+            _mm_cvtss_f32(v),
+            _mm_cvtss_f32(_mm_shuffle_ps::<0b01_01_01_01>(v, v)),
+            _mm_cvtss_f32(_mm_shuffle_ps::<0b10_10_10_10>(v, v)),
+            _mm_cvtss_f32(_mm_shuffle_ps::<0b11_11_11_11>(v, v)),
+        ];
+        for (o, x) in out.iter_mut().zip(v) {
+            *o = x;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::config::{Preset, Rounding};
+
+    /// Awkward inputs: NaN, +-Inf, +-0, exact ties x/S = k + 0.5 for S = 0.25, values far
+    /// outside the range, subnormals, and an odd length so every path has a tail.
+    fn awkward(n: usize) -> Vec<f32> {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut v: Vec<f32> = (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                match i % 11 {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => -0.0,
+                    3 => 0.125 * ((s % 64) as f32) - 4.0,
+                    4 => f32::NEG_INFINITY,
+                    5 => 1e-40,
+                    6 => 300.0,
+                    // Raw bit patterns (any class).
+                    7 => f32::from_bits((s >> 32) as u32),
+                    _ => ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 20.0,
+                }
+            })
+            .collect();
+        v.push(2.125);
+        v
+    }
+
+    #[test]
+    fn vector_and_scalar_kernels_give_the_same_bits() {
+        let x = awkward(4099);
+        let cases = [
+            (Preset::OnnxRuntime, None),
+            (Preset::PyTorch, None),
+            (Preset::TfLite, None),
+            (Preset::OnnxRuntime, Some(Rounding::HalfUp)),
+        ];
+        for (preset, rounding) in cases {
+            for scheme in [Scheme::Symmetric, Scheme::Asymmetric] {
+                let cfg = QuantConfig {
+                    scheme,
+                    preset,
+                    rounding,
+                    ..QuantConfig::default()
+                };
+                // S = 0.25 (or close) makes x/S land exactly on .5 for the 0.125 steps.
+                let p = params_from_range(-31.75, 31.75, &cfg);
+                let k = KernelParams::new(&p, &cfg);
+                let conv = cfg.convention();
+                let (mut a, mut b) = (LaneAcc::default(), LaneAcc::default());
+                let mut deq = vec![0f32; x.len()];
+                match (rule_code(conv.rounding), conv.reciprocal) {
+                    (RNE, false) => {
+                        run_best::<RNE, false>(&x, &k, None, None, &mut a);
+                        run_same::<RNE, false>(&x, &k, None, Some(&mut deq), &mut b);
+                    }
+                    (RNE, true) => {
+                        run_best::<RNE, true>(&x, &k, None, None, &mut a);
+                        run_same::<RNE, true>(&x, &k, None, Some(&mut deq), &mut b);
+                    }
+                    (RHAZ, false) => {
+                        run_best::<RHAZ, false>(&x, &k, None, None, &mut a);
+                        run_same::<RHAZ, false>(&x, &k, None, Some(&mut deq), &mut b);
+                    }
+                    (RHU, false) => {
+                        run_best::<RHU, false>(&x, &k, None, None, &mut a);
+                        run_same::<RHU, false>(&x, &k, None, Some(&mut deq), &mut b);
+                    }
+                    other => panic!("unexpected convention {other:?}"),
+                }
+                let (mut ma, mut mb) = (MetricAcc::default(), MetricAcc::default());
+                a.flush_into(&mut ma);
+                b.flush_into(&mut mb);
+                assert_eq!(ma, mb, "{preset:?} {scheme:?}");
+                // And both agree with the per-element reference on every code.
+                for (&v, &d) in x.iter().zip(&deq) {
+                    let q = crate::quant::quantize(v, &p, &cfg);
+                    let want = if v.is_nan() {
+                        f32::NAN
+                    } else {
+                        p.real_from_code(q)
+                    };
+                    assert!(
+                        d.to_bits() == want.to_bits() || (d.is_nan() && want.is_nan()),
+                        "{v}: {d} vs {want}"
+                    );
+                }
+                // The lanes count every element once.
+                assert_eq!(ma.count + ma.nan + ma.inf, x.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn row_minmax_matches_the_scalar_reference() {
+        let x = awkward(1031);
+        for len in [0, 1, 7, 8, 9, 100, 1031] {
+            let s = &x[..len];
+            let want = calib::minmax_range(s);
+            let got = row_minmax(s);
+            assert_eq!(got, want, "len {len}");
+            let (lo, hi) = row_minmax_scalar(s);
+            assert_eq!((lo <= hi).then_some((lo, hi)), got);
+        }
+        assert_eq!(row_minmax(&[f32::NAN, f32::INFINITY]), None);
+    }
+
+    #[test]
+    fn one_pass_rows_equal_the_two_pass_path() {
+        // Per-channel axis 0 with minmax takes the one-pass path: it must give the ranges,
+        // parameters and codes of calibrating each row alone and quantizing each value with
+        // the scalar reference, which is what the two-pass path does.
+        let x = awkward(40 * 130);
+        let x = &x[..40 * 130];
+        let cfg = QuantConfig {
+            scheme: Scheme::Asymmetric,
+            granularity: Granularity::PerChannel { axis: 0 },
+            ..QuantConfig::default()
+        };
+        let all = Outputs {
+            codes: true,
+            dequantized: true,
+        };
+        let r = quantize_tensor(x, &[40, 130], &cfg, all, &Cancel::never()).expect("ok");
+        let lean =
+            quantize_tensor(x, &[40, 130], &cfg, Outputs::default(), &Cancel::never()).expect("ok");
+        assert_eq!(r.metrics, lean.metrics);
+        let codes = r.codes.as_ref().expect("asked for");
+        for (row, chunk) in x.chunks(130).enumerate() {
+            let (lo, hi) = calib::minmax_range(chunk)
+                .map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
+            assert_eq!((r.clip_min[row], r.clip_max[row]), (lo, hi));
+            let p = params_from_range(lo, hi, &cfg);
+            assert_eq!((r.scales[row], r.zero_points[row]), (p.scale, p.zero_point));
+            for (j, &v) in chunk.iter().enumerate() {
+                assert_eq!(codes[row * 130 + j], crate::quant::quantize(v, &p, &cfg));
+            }
+        }
+        let seq = crate::quant::metrics::compare(x, r.dequantized.as_ref().expect("asked for"));
+        let rel = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs());
+        assert!(rel(seq.mse, r.metrics.mse), "{} {}", seq.mse, r.metrics.mse);
+        assert_eq!(seq.max_abs_error, r.metrics.max_abs_error);
+        assert_eq!(
+            (seq.count, seq.nan_count, seq.inf_count),
+            (r.metrics.count, r.metrics.nan_count, r.metrics.inf_count)
+        );
+    }
 }
