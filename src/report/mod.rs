@@ -232,6 +232,7 @@ impl TensorReport {
                 "bits_per_weight_without_split": json_float(outliers.bits_per_weight_without_split),
             },
             "elapsed_ms": self.elapsed_ms,
+            "calibration_ms": r.calibration_ms,
             "decode_ms": self.decode_ms,
         })
     }
