@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{QuantConfig, Scheme};
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
 use super::params::params_from_range;
+use super::tensor::row_minmax;
 use crate::cancel::{Cancel, Cancelled};
 use crate::stats;
 
@@ -27,17 +28,10 @@ const CHUNK: usize = 1 << 16;
 /// Slices longer than this are split into parallel chunks inside one calibrator call.
 const PARALLEL_MIN: usize = 1 << 17;
 
-/// The finite (min, max) of `values`, or None when there is no finite value. Sequential.
+/// The finite (min, max) of `values`, or None when there is no finite value. Sequential,
+/// vectorised.
 pub fn minmax_range(values: &[f32]) -> Option<(f32, f32)> {
-    let mut lo = f32::INFINITY;
-    let mut hi = f32::NEG_INFINITY;
-    for &x in values {
-        if x.is_finite() {
-            lo = lo.min(x);
-            hi = hi.max(x);
-        }
-    }
-    (lo <= hi).then_some((lo, hi))
+    row_minmax(values)
 }
 
 /// Percentile clip range: symmetric → (-P(p) of |x|, P(p) of |x|); asymmetric →
@@ -83,73 +77,40 @@ pub fn entropy_edges(hi: f32, bins: usize) -> Vec<f32> {
     edges
 }
 
-/// Adds the values of `values` on `side` to `counts`, binned exactly as numpy.histogram does
-/// against `edges` (first guess, then one correction step against the f32 edges).
-fn add_to_histogram(values: &[f32], side: Side, edges: &[f32], counts: &mut [u64]) {
-    let Some(&hi) = edges.last() else { return };
-    let last_bin = counts.len().saturating_sub(1);
-    if counts.is_empty() || hi <= 0.0 {
-        return;
-    }
-    // counts.len() <= 2048: exact.
-    let scale = counts.len() as f64 / f64::from(hi);
-    for &x in values {
-        let v = match side {
-            Side::Abs => x.abs(),
-            Side::Positive if x > 0.0 => x,
-            Side::Negative if x < 0.0 => -x,
-            _ => continue,
-        };
-        // NaN fails this test and +-Inf exceed hi: both are skipped.
-        if v.is_nan() || v > hi {
-            continue;
-        }
-        // Saturating float-to-int cast of a non-negative guess, clamped to the last bin.
-        let mut i = ((f64::from(v) * scale) as usize).min(last_bin);
-        if edges.get(i).is_some_and(|&e| v < e) {
-            i = i.saturating_sub(1);
-        } else if i != last_bin && edges.get(i + 1).is_some_and(|&e| v >= e) {
-            i += 1;
-        }
-        if let Some(c) = counts.get_mut(i) {
-            *c += 1;
-        }
-    }
-}
-
-/// The 2048-bin histogram of `side` on [0, hi] with numpy's bin assignment; parallel over
-/// fixed chunks for long slices (integer counts: identical for any thread count).
+/// The 2048-bin histogram of `side` on [0, hi] with numpy's bin assignment: the counts of
+/// [`stats::Histogram::of_magnitudes`] (the one histogram kernel; `stats::abs_histogram` for
+/// [`Side::Abs`]). Parallel over fixed chunks (integer counts: identical for any thread
+/// count). All counts are zero when `hi` is not a positive finite number.
 pub fn kl_histogram(
     values: &[f32],
     side: Side,
     hi: f32,
     cancel: &Cancel,
 ) -> Result<Vec<u64>, Cancelled> {
-    let edges = entropy_edges(hi, ENTROPY_BINS);
-    if values.len() < PARALLEL_MIN {
-        let mut counts = vec![0u64; ENTROPY_BINS];
-        add_to_histogram(values, side, &edges, &mut counts);
-        return Ok(counts);
+    let hi = f64::from(hi);
+    let hist = match side {
+        Side::Abs => stats::abs_histogram(values, ENTROPY_BINS, hi, cancel),
+        Side::Positive => stats::Histogram::of_magnitudes(
+            values,
+            ENTROPY_BINS,
+            hi,
+            |x| if x > 0.0 { x } else { f32::NAN },
+            cancel,
+        ),
+        Side::Negative => stats::Histogram::of_magnitudes(
+            values,
+            ENTROPY_BINS,
+            hi,
+            |x| if x < 0.0 { -x } else { f32::NAN },
+            cancel,
+        ),
+    };
+    match hist {
+        Ok(h) => Ok(h.counts),
+        Err(stats::StatsError::Cancelled(c)) => Err(c),
+        // Only a range that is not positive and finite gets here: nothing to count.
+        Err(_) => Ok(vec![0; ENTROPY_BINS]),
     }
-    values
-        .par_chunks(CHUNK)
-        .try_fold(
-            || vec![0u64; ENTROPY_BINS],
-            |mut acc, chunk| {
-                cancel.check()?;
-                add_to_histogram(chunk, side, &edges, &mut acc);
-                Ok(acc)
-            },
-        )
-        .try_reduce(
-            || vec![0u64; ENTROPY_BINS],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += y;
-                }
-                Ok(a)
-            },
-        )
 }
 
 /// The entropy calibrator's answer and the curve it minimised (for plotting).
@@ -185,12 +146,17 @@ fn kl_of_candidate(b: &[f64], lnb: &[f64], total: f64, tail: f64, i: usize, leve
         return f64::INFINITY;
     };
     let last = i - 1;
+    let total_q = total - tail;
+    if total_q == 0.0 {
+        // Every kept bin is empty, so Q is all zeros: NVIDIA normalises it by its sum (0/0) and
+        // scipy.stats.entropy then returns NaN. Kept as NaN: see `entropy_from_histogram`.
+        return f64::NAN;
+    }
     let b_last = kept.get(last).copied().unwrap_or(0.0);
     if b_last == 0.0 && tail > 0.0 {
         // P keeps the tail mass in its last bin, where Q (zero bins stay zero) has nothing.
         return f64::INFINITY;
     }
-    let total_q = total - tail;
     let mut sum = 0.0f64;
     for g in 0..levels {
         // np.digitize(range(i), linspace(0, i, levels + 1)) - 1 puts j in group
@@ -232,7 +198,9 @@ fn kl_of_candidate(b: &[f64], lnb: &[f64], total: f64, tail: f64, i: usize, leve
 /// for each i in 2^(b-1)..=2048: P = bins[..i] with the mass of bins[i..] added to P[i-1];
 /// Q = bins[..i] merged into 2^(b-1) groups (np.digitize), each group's total spread evenly
 /// over its nonzero bins; KL(P || Q) with both normalised (scipy.stats.entropy); amax =
-/// edges[i*] for the i* minimising KL, the last minimum winning ties. For 16 bits (2^15 groups
+/// edges[i*] for the i* minimising KL, the last minimum winning ties; a candidate whose
+/// kept bins are all empty has KL = NaN and, as in NVIDIA's code, the last such candidate wins
+/// (see [`last_argmin`]). For 16 bits (2^15 groups
 /// > 2048 bins) every candidate from 2048 on is lossless, so amax = hi.
 pub fn entropy_from_histogram(counts: &[u64], hi: f32, bits: u8) -> EntropyResult {
     let n = counts.len();
@@ -273,14 +241,7 @@ pub fn entropy_from_histogram(counts: &[u64], hi: f32, bits: u8) -> EntropyResul
             )
         })
         .collect();
-    // The last minimum wins (np.argmin over the reversed list). NaN never wins.
-    let mut chosen: Option<(usize, f64)> = None;
-    for (k, &v) in kl.iter().enumerate() {
-        if !v.is_nan() && chosen.is_none_or(|(_, b)| v <= b) {
-            chosen = Some((k, v));
-        }
-    }
-    let best = chosen.map_or(0, |c| c.0);
+    let best = last_argmin(&kl);
     let candidates: Vec<f64> = (start..=n)
         .map(|i| edges.get(i).map_or(f64::from(hi), |&e| f64::from(e)))
         .collect();
@@ -290,6 +251,28 @@ pub fn entropy_from_histogram(counts: &[u64], hi: f32, bits: u8) -> EntropyResul
         kl,
         best,
     }
+}
+
+/// NVIDIA's `last_argmin = len(d) - 1 - np.argmin(d[::-1])`, NaN included as numpy treats it.
+///
+/// np.argmin propagates NaN: if the array holds a NaN, the index of its FIRST NaN is returned.
+/// Over the reversed list that is the LAST NaN of `d`. NaN appears exactly for the candidates
+/// whose kept bins are all empty (Q sums to 0), i.e. when every |x| lies above the first
+/// candidates (LayerNorm weights in [0.38, 1.5], say); NVIDIA then returns the last of them,
+/// whose threshold edges[i] is the left edge of the first non-empty bin (below every |x|).
+/// quantscope's numbers are checked against NVIDIA's, so this is replicated, not "fixed".
+/// Without NaN: the last minimum (ties go to the larger threshold). 0 for an empty list.
+fn last_argmin(d: &[f64]) -> usize {
+    if let Some(k) = d.iter().rposition(|v| v.is_nan()) {
+        return k;
+    }
+    let mut best = 0;
+    for (k, &v) in d.iter().enumerate() {
+        if d.get(best).is_none_or(|&b| v <= b) {
+            best = k;
+        }
+    }
+    best
 }
 
 /// Entropy calibration of one side of `values` (see [`Side`]), with its KL curve.
@@ -316,26 +299,32 @@ pub fn entropy_amax_with_curve(
     entropy_side(values, Side::Abs, bits, cancel)
 }
 
-/// The largest finite value on `side` (0 when there is none).
+/// The largest finite value on `side` (0 when there is none), from one vectorised finite
+/// min/max pass: max|x| = max(-min, max), the positive side max(max, 0), the negative side
+/// max(-min, 0).
 fn side_max(values: &[f32], side: Side) -> f32 {
-    let fold = |acc: f32, &x: &f32| -> f32 {
-        if !x.is_finite() {
-            return acc;
-        }
-        match side {
-            Side::Abs => acc.max(x.abs()),
-            Side::Positive => acc.max(x),
-            Side::Negative => acc.max(-x),
-        }
-    };
-    if values.len() < PARALLEL_MIN {
-        values.iter().fold(0.0, fold)
+    let (lo, hi) = if values.len() < PARALLEL_MIN {
+        row_minmax(values).unwrap_or((0.0, 0.0))
     } else {
         values
             .par_chunks(CHUNK)
-            .map(|c| c.iter().fold(0.0f32, fold))
-            .reduce(|| 0.0, f32::max)
-    }
+            .map(row_minmax)
+            .reduce(
+                || None,
+                |a, b| match (a, b) {
+                    (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+                    (a, None) => a,
+                    (None, b) => b,
+                },
+            )
+            .unwrap_or((0.0, 0.0))
+    };
+    let m = match side {
+        Side::Abs => (-lo).max(hi),
+        Side::Positive => hi,
+        Side::Negative => -lo,
+    };
+    m.max(0.0)
 }
 
 /// Entropy clip range: symmetric → [-amax, amax] on |x|; asymmetric → the same algorithm on
@@ -610,8 +599,11 @@ mod tests {
             let sq: f64 = new_density.iter().sum();
             let mut ent = 0.0;
             for (p, q) in reference_density.iter().zip(&new_density) {
+                // An all-zero Q normalises to 0/0 = NaN, and scipy's rel_entr(p, NaN) is NaN.
                 let (p, q) = (p / sp, q / sq);
-                ent += if p > 0.0 && q > 0.0 {
+                ent += if q.is_nan() {
+                    f64::NAN
+                } else if p > 0.0 && q > 0.0 {
                     p * (p / q).ln()
                 } else if p == 0.0 {
                     0.0
@@ -621,13 +613,20 @@ mod tests {
             }
             divergences.push(ent);
         }
-        // last_argmin = len - 1 - argmin(reversed)
-        let mut best = 0;
-        for (k, &d) in divergences.iter().enumerate() {
-            if d <= divergences[best] {
-                best = k;
+        // last_argmin = len - 1 - np.argmin(reversed): np.argmin returns the first NaN if
+        // there is one, else the first minimum; over the reversed list, the last of either.
+        let reversed: Vec<f64> = divergences.iter().rev().copied().collect();
+        let mut arg = 0;
+        for (k, &d) in reversed.iter().enumerate() {
+            if d.is_nan() {
+                arg = k;
+                break;
+            }
+            if d < reversed[arg] {
+                arg = k;
             }
         }
+        let best = divergences.len() - 1 - arg;
         f64::from(edges[best + nbins])
     }
 
@@ -736,6 +735,42 @@ mod tests {
             r.amax,
             reference_entropy(&counts, &entropy_edges(8.0, 8), 3)
         );
+    }
+
+    #[test]
+    fn entropy_replicates_nvidia_when_all_mass_is_above_the_first_candidates() {
+        // 2048 bins on [0, 2048]: edges[i] = i exactly. Mass only in bins 300 (10 values) and
+        // 1000 (5 values); bins[0] := bins[1] = 0. For every candidate i <= 300 the kept bins
+        // 0..i are all empty, so Q sums to 0, NVIDIA's _normalize_distr gives 0/0 = NaN and
+        // scipy.stats.entropy returns NaN. np.argmin over the reversed KL list returns the
+        // first NaN it meets, i.e. the LAST NaN candidate, i = 300 (bins 0..300 empty, bin 300
+        // full). So NVIDIA's amax = edges[300] = 300: the left edge of the first non-empty bin.
+        // (Skipping the NaNs would pick a finite-KL candidate instead: i = 301 keeps bin 300,
+        // and i >= 1001 keeps everything.)
+        let mut counts = vec![0u64; 2048];
+        counts[300] = 10;
+        counts[1000] = 5;
+        let r = entropy_from_histogram(&counts, 2048.0, 8);
+        let edges = entropy_edges(2048.0, 2048);
+        assert_eq!(edges[300], 300.0);
+        // Candidates i = 128..=300 are NaN (indices 0..=172), i = 301 is finite.
+        assert!(r.kl[..=172].iter().all(|v| v.is_nan()), "{:?}", &r.kl[..4]);
+        assert!(r.kl[173].is_finite(), "{}", r.kl[173]);
+        assert_eq!(r.best, 172);
+        assert_eq!(r.amax, 300.0);
+        assert_eq!(reference_entropy(&counts, &edges, 8), 300.0);
+        // Through the whole calibrator: values 0.38.. (all in the upper bins) as in a
+        // LayerNorm weight: amax is the left edge of the first non-empty bin, below min|x|.
+        let x: Vec<f32> = (0..1000).map(|k| 0.38 + k as f32 * 0.001).collect();
+        let r = entropy_amax_with_curve(&x, 8, &Cancel::never()).expect("ok");
+        let hi = side_max(&x, Side::Abs);
+        let counts = kl_histogram(&x, Side::Abs, hi, &Cancel::never()).expect("ok");
+        let first = counts.iter().position(|&c| c > 0).expect("non-empty");
+        assert!(first > 128);
+        let edges = entropy_edges(hi, ENTROPY_BINS);
+        assert_eq!(r.amax, f64::from(edges[first]));
+        assert!(r.amax <= 0.38, "{}", r.amax);
+        assert_eq!(r.amax, reference_entropy(&counts, &edges, 8));
     }
 
     #[test]

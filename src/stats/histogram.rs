@@ -156,6 +156,64 @@ impl<'a> Binner<'a> {
     }
 }
 
+/// Sub-histograms per chunk: element j of every 4 goes to sub-histogram j, so consecutive
+/// increments of one popular bin do not wait on each other (store-to-load forwarding).
+const SUBS: usize = 4;
+
+/// The bin-assignment tables of the fast kernel: for each bin i its left edge and the edge a
+/// value must reach to move one bin up (the next edge; +inf for the last bin, which includes
+/// its right end), plus the guess scale. The same assignment as [`Binner::place`], written as
+/// selects.
+struct Tables {
+    left: Vec<f32>,
+    up: Vec<f32>,
+    first: f32,
+    last: f32,
+    first64: f64,
+    scale: f64,
+    last_bin: usize,
+}
+
+impl Tables {
+    fn new(binner: &Binner<'_>) -> Self {
+        let bins = binner.last_bin + 1;
+        let left: Vec<f32> = binner.edges.iter().take(bins).copied().collect();
+        let mut up: Vec<f32> = binner.edges.iter().skip(1).take(bins).copied().collect();
+        if let Some(l) = up.last_mut() {
+            *l = f32::INFINITY;
+        }
+        Tables {
+            left,
+            up,
+            // Both ends are f32 edges widened to f64: narrowing back is exact.
+            first: binner.first as f32,
+            last: binner.last as f32,
+            first64: binner.first,
+            scale: binner.scale,
+            last_bin: binner.last_bin,
+        }
+    }
+
+    /// Slot of `v` in a sub-histogram of `bins + 3` slots: its bin, or `bins` (below),
+    /// `bins + 1` (above) or `bins + 2` (NaN or +-Inf). Branch-free.
+    #[inline(always)]
+    fn slot(&self, v: f32) -> usize {
+        let bins = self.last_bin + 1;
+        let finite = (v.to_bits() & 0x7FFF_FFFF) < 0x7F80_0000;
+        // The same first guess as `Binner::place` (saturating; NaN gives 0), clamped to a bin.
+        let g = ((f64::from(v) - self.first64) * self.scale) as i32;
+        // g.max(0) is non-negative: the conversion is exact.
+        let g = (g.max(0) as usize).min(self.last_bin);
+        let left = self.left.get(g).copied().unwrap_or(self.first);
+        let up = self.up.get(g).copied().unwrap_or(f32::INFINITY);
+        let bin = (g + usize::from(v >= up)).wrapping_sub(usize::from(v < left));
+        let outside = if v < self.first { bins } else { bins + 1 };
+        let inside = (v >= self.first) & (v <= self.last);
+        let s = if inside { bin } else { outside };
+        if finite { s } else { bins + 2 }
+    }
+}
+
 /// Per-thread accumulator.
 #[derive(Debug, Clone)]
 struct Tally {
@@ -163,6 +221,8 @@ struct Tally {
     below: u64,
     above: u64,
     nonfinite: u64,
+    /// SUBS sub-histograms of bins + 3 u32 slots, emptied into the u64 fields after each chunk.
+    scratch: Vec<u32>,
 }
 
 impl Tally {
@@ -172,21 +232,39 @@ impl Tally {
             below: 0,
             above: 0,
             nonfinite: 0,
+            scratch: Vec::new(),
         }
     }
 
-    fn add(&mut self, binner: &Binner<'_>, chunk: &[f32], map: impl Fn(f32) -> f32) {
-        for &x in chunk {
-            match binner.place(f64::from(map(x))) {
-                Place::Bin(i) => {
-                    if let Some(c) = self.counts.get_mut(i) {
-                        *c += 1;
-                    }
+    /// Counts one chunk (at most 2^32 - 1 values, so the u32 slots cannot overflow).
+    fn add(&mut self, tables: &Tables, chunk: &[f32], map: impl Fn(f32) -> f32) {
+        let bins = self.counts.len();
+        let stride = bins + 3;
+        self.scratch.clear();
+        self.scratch.resize(SUBS * stride, 0);
+        let scratch = &mut self.scratch;
+        let (blocks, tail) = chunk.as_chunks::<SUBS>();
+        for b in blocks {
+            for (j, &x) in b.iter().enumerate() {
+                let i = j * stride + tables.slot(map(x));
+                if let Some(c) = scratch.get_mut(i) {
+                    *c += 1;
                 }
-                Place::Below => self.below += 1,
-                Place::Above => self.above += 1,
-                Place::NonFinite => self.nonfinite += 1,
             }
+        }
+        for &x in tail {
+            if let Some(c) = scratch.get_mut(tables.slot(map(x))) {
+                *c += 1;
+            }
+        }
+        for sub in scratch.chunks(stride) {
+            for (c, &n) in self.counts.iter_mut().zip(sub) {
+                *c += u64::from(n);
+            }
+            let tail = sub.get(bins..).unwrap_or(&[]);
+            self.below += tail.first().map_or(0, |&n| u64::from(n));
+            self.above += tail.get(1).map_or(0, |&n| u64::from(n));
+            self.nonfinite += tail.get(2).map_or(0, |&n| u64::from(n));
         }
     }
 
@@ -282,6 +360,7 @@ fn tally(
 ) -> Result<Histogram, StatsError> {
     let bins = edges.len().saturating_sub(1);
     let binner = Binner::new(&edges).ok_or(StatsError::ZeroBins)?;
+    let tables = Tables::new(&binner);
     // usize fits in u64 on every supported target.
     cancel.add_total(values.len() as u64);
     let total = values
@@ -290,7 +369,7 @@ fn tally(
             || Tally::new(bins),
             |mut acc, chunk| {
                 cancel.check()?;
-                acc.add(&binner, chunk, &map);
+                acc.add(&tables, chunk, &map);
                 cancel.add_done(chunk.len() as u64);
                 Ok::<Tally, StatsError>(acc)
             },
@@ -377,16 +456,36 @@ pub fn abs_histogram(
     hi: f64,
     cancel: &Cancel,
 ) -> Result<Histogram, StatsError> {
-    check_bins(bins)?;
-    check_range(0.0, hi)?;
-    tally(
-        values,
-        0.0,
-        hi,
-        edges_from_f64_range(0.0, hi, bins),
-        f32::abs,
-        cancel,
-    )
+    Histogram::of_magnitudes(values, bins, hi, f32::abs, cancel)
+}
+
+impl Histogram {
+    /// Histogram of `magnitude(x)` with `bins` equal bins on `[0, hi]`, numpy's bin
+    /// assignment: the one kernel behind [`abs_histogram`] and the entropy calibrator's
+    /// one-sided histograms (`x` for x > 0, `-x` for x < 0).
+    ///
+    /// `magnitude` returns NaN to leave a value out; left-out values and NaN/+-Inf inputs
+    /// are counted in `nonfinite`. Branch-free bin assignment with four interleaved
+    /// sub-histograms per chunk; integer counts, so identical for any thread count. Errors as
+    /// [`abs_histogram`].
+    pub fn of_magnitudes(
+        values: &[f32],
+        bins: usize,
+        hi: f64,
+        magnitude: impl Fn(f32) -> f32 + Sync,
+        cancel: &Cancel,
+    ) -> Result<Histogram, StatsError> {
+        check_bins(bins)?;
+        check_range(0.0, hi)?;
+        tally(
+            values,
+            0.0,
+            hi,
+            edges_from_f64_range(0.0, hi, bins),
+            magnitude,
+            cancel,
+        )
+    }
 }
 
 /// Histogram on the quantization grid: one bin per integer code `qmin..=qmax`.
