@@ -15,7 +15,6 @@ use super::histogram::ThresholdLine;
 use super::jobs::JobKey;
 use super::qsettings::{CalibrationChoice, QuantKeyPart};
 use crate::cancel::Cancel;
-use crate::quant::metrics::MetricAcc;
 use crate::quant::{self, Granularity, Metrics, QuantConfig, QuantParams, calib};
 use crate::stats::{self, ExponentHistogram, Summary};
 use crate::tensor::{Model, OwnedTensor};
@@ -201,7 +200,11 @@ pub struct HistKey {
     pub grid: Option<(u32, i32, i32, i32)>,
 }
 
-impl JobKey for HistKey {}
+impl JobKey for HistKey {
+    fn same_subject(&self, other: &Self) -> bool {
+        self.model == other.model && self.tensor == other.tensor
+    }
+}
 
 /// A histogram ready to draw: one bar per bin plus a real element of the tensor in each bin
 /// (so clicking a bar can pick a weight).
@@ -327,7 +330,11 @@ pub struct QuantKey {
     pub settings: QuantKeyPart,
 }
 
-impl JobKey for QuantKey {}
+impl JobKey for QuantKey {
+    fn same_subject(&self, other: &Self) -> bool {
+        self.model == other.model && self.tensor == other.tensor
+    }
+}
 
 /// Maps a flat (row-major) index to the index of its (S, z) group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,14 +409,6 @@ pub struct QuantView {
     pub scale_summary: String,
     /// "z = …" or "z in [a, b]".
     pub zero_point_summary: String,
-    /// Histogram of the original values.
-    pub original: Bins,
-    /// Histogram of the dequantized values on the same edges.
-    pub dequantized: Bins,
-    /// Histogram of e = x' - x.
-    pub error_hist: Bins,
-    /// e = x' - x per element (NaN where x is not finite).
-    pub error: Arc<Vec<f32>>,
     /// The original values (shared with the value store).
     pub values: Arc<Vec<f32>>,
     /// Element → group.
@@ -441,42 +440,29 @@ fn range_summary(name: &str, values: impl Iterator<Item = f64>, integer: bool) -
     }
 }
 
-/// Quantizes with one per-tensor (S, z) and measures, in parallel chunks (the manual-range path).
-fn quantize_with_params(
-    values: &[f32],
-    p: &QuantParams,
-    cfg: &QuantConfig,
-    cancel: &Cancel,
-) -> Result<(Vec<f32>, Metrics), String> {
-    let chunk = stats::CHUNK_LEN;
-    let mut error = vec![0.0_f32; values.len()];
-    let accs: Vec<MetricAcc> = values
-        .par_chunks(chunk)
-        .zip(error.par_chunks_mut(chunk))
-        .map(|(xs, es)| {
-            cancel.check().map_err(|e| e.to_string())?;
-            let mut acc = MetricAcc::default();
-            for (&x, e) in xs.iter().zip(es.iter_mut()) {
-                let ex = quant::explain(x, p, cfg);
-                acc.push(x, ex.x_hat, ex.clamped);
-                *e = if x.is_finite() {
-                    ex.x_hat - x
-                } else {
-                    f32::NAN
-                };
-            }
-            cancel.add_done(xs.len() as u64);
-            Ok(acc)
-        })
-        .collect::<Result<_, String>>()?;
-    let mut total = MetricAcc::default();
-    for a in &accs {
-        total.merge(a);
+/// The core configuration of a key: the settings, with a dragged range as a per-tensor manual
+/// calibration.
+fn config_of(key: &QuantKey, shape: &[usize]) -> Result<QuantConfig, String> {
+    let mut cfg = key.settings.settings().to_config();
+    if let Some((lo, hi)) = key.settings.clip() {
+        cfg.granularity = Granularity::PerTensor;
+        cfg.calibration = quant::Calibration::Manual { lo, hi };
     }
-    Ok((error, total.finish()))
+    cfg.validate(shape).map_err(|e| e.to_string())?;
+    Ok(cfg)
 }
 
-/// Computes the [`QuantView`] of a tensor.
+fn shape_of(model: &ModelRef, tensor: usize) -> Result<Vec<usize>, String> {
+    model
+        .model
+        .tensors()
+        .get(tensor)
+        .map(|t| t.shape.clone())
+        .ok_or_else(|| "no such tensor".to_string())
+}
+
+/// Computes the [`QuantView`] of a tensor: the fused quantize + measure pass of the core, without
+/// materialising codes or dequantized values (those are [`error_detail`]'s job).
 pub fn quant_view(
     store: &ValueStore,
     key: &QuantKey,
@@ -484,44 +470,10 @@ pub fn quant_view(
 ) -> Result<QuantView, String> {
     let start = std::time::Instant::now();
     let values = store.values(&key.model, key.tensor, cancel)?;
-    let shape = key
-        .model
-        .model
-        .tensors()
-        .get(key.tensor)
-        .map(|t| t.shape.clone())
-        .ok_or("no such tensor")?;
-    let settings = key.settings.settings();
-    let mut cfg = settings.to_config();
-    let manual = key.settings.clip();
-    if manual.is_some() {
-        cfg.granularity = Granularity::PerTensor;
-    }
-    cfg.validate(&shape).map_err(|e| e.to_string())?;
-    if let Some((lo, hi)) = manual {
-        cancel.add_total(values.len() as u64);
-        let p = quant::params_from_range(f64::from(lo), f64::from(hi), &cfg);
-        let (error, metrics) = quantize_with_params(&values, &p, &cfg, cancel)?;
-        return finish_view(
-            Arc::clone(&values),
-            error,
-            cfg,
-            vec![p],
-            Vec::new(),
-            metrics,
-            None,
-            0,
-            shape,
-            start,
-            cancel,
-        );
-    }
-    let want = quant::Outputs {
-        codes: false,
-        dequantized: true,
-    };
-    let result =
-        quant::quantize_tensor(&values, &shape, &cfg, want, cancel).map_err(|e| e.to_string())?;
+    let shape = shape_of(&key.model, key.tensor)?;
+    let cfg = config_of(key, &shape)?;
+    let result = quant::quantize_tensor(&values, &shape, &cfg, quant::Outputs::default(), cancel)
+        .map_err(|e| e.to_string())?;
     // The core's (S, z) per group, rebuilt from its calibrated ranges exactly as it built them
     // (so the explanation of one weight uses the very same parameters).
     let params: Vec<QuantParams> = result
@@ -530,49 +482,6 @@ pub fn quant_view(
         .zip(&result.clip_max)
         .map(|(&lo, &hi)| quant::params_from_range(lo, hi, &cfg))
         .collect();
-    let dequantized = result.dequantized.unwrap_or_default();
-    let error: Vec<f32> = values
-        .par_iter()
-        .zip(dequantized.par_iter())
-        .map(|(&x, &xh)| if x.is_finite() { xh - x } else { f32::NAN })
-        .collect();
-    drop(dequantized);
-    finish_view(
-        Arc::clone(&values),
-        error,
-        cfg,
-        params,
-        result.scale_shape,
-        result.metrics,
-        result.outliers.without_split,
-        result.outliers.count,
-        shape,
-        start,
-        cancel,
-    )
-    .map(|mut v| {
-        v.bits_per_weight = result.bits_per_weight;
-        v.outlier_fraction = result.outliers.fraction;
-        v
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish_view(
-    values_arc: Arc<Vec<f32>>,
-    error: Vec<f32>,
-    config: QuantConfig,
-    params: Vec<QuantParams>,
-    scale_shape: Vec<usize>,
-    metrics: Metrics,
-    metrics_without_split: Option<Metrics>,
-    outlier_count: u64,
-    shape: Vec<usize>,
-    start: std::time::Instant,
-    cancel: &Cancel,
-) -> Result<QuantView, String> {
-    let values: &[f32] = &values_arc;
-    let n = values.len();
     // The range the grid really covers, [S (qmin - z), S (qmax - z)], per-tensor only.
     let clip = match params.as_slice() {
         [p] => Some((
@@ -581,19 +490,77 @@ fn finish_view(
         )),
         _ => None,
     };
-    let param_bits = match config.scheme {
-        quant::Scheme::Symmetric => 16,
-        quant::Scheme::Asymmetric => 32,
+    let scale_summary = range_summary("S", params.iter().map(|p| f64::from(p.scale)), false);
+    let zero_point_summary =
+        range_summary("z", params.iter().map(|p| f64::from(p.zero_point)), true);
+    Ok(QuantView {
+        layout: GroupLayout {
+            shape,
+            granularity: cfg.granularity,
+        },
+        config: cfg,
+        params,
+        scale_shape: result.scale_shape,
+        clip,
+        metrics: result.metrics,
+        metrics_without_split: result.outliers.without_split,
+        bits_per_weight: result.bits_per_weight,
+        outlier_count: result.outliers.count,
+        outlier_fraction: result.outliers.fraction,
+        scale_summary,
+        zero_point_summary,
+        values: Arc::clone(&values),
+        elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// The per-element error of one quantization and the distributions the error tab draws.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail {
+    /// Histogram of the original values.
+    pub original: Bins,
+    /// Histogram of the dequantized values on the same edges.
+    pub dequantized: Bins,
+    /// Histogram of e = x' - x.
+    pub error_hist: Bins,
+    /// e = x' - x per element (NaN where x is not finite).
+    pub error: Arc<Vec<f32>>,
+    /// The distributions use every `sample_every`-th element (1 = all).
+    pub sample_every: usize,
+}
+
+/// Above this many elements the distributions of the error tab use a regular sample.
+const DETAIL_SAMPLE_LIMIT: usize = 1 << 21;
+
+/// Computes the [`ErrorDetail`] of the quantization `key` (dequantized values from the core).
+pub fn error_detail(
+    store: &ValueStore,
+    key: &QuantKey,
+    cancel: &Cancel,
+) -> Result<ErrorDetail, String> {
+    let values = store.values(&key.model, key.tensor, cancel)?;
+    let shape = shape_of(&key.model, key.tensor)?;
+    let cfg = config_of(key, &shape)?;
+    let want = quant::Outputs {
+        codes: false,
+        dequantized: true,
     };
-    // Outliers are stored as FP16 values plus a 32-bit index each.
-    let outlier_bits = if n == 0 {
-        0.0
+    let result =
+        quant::quantize_tensor(&values, &shape, &cfg, want, cancel).map_err(|e| e.to_string())?;
+    let dequantized = result.dequantized.unwrap_or_default();
+    let error: Vec<f32> = values
+        .par_iter()
+        .zip(dequantized.par_iter())
+        .map(|(&x, &xh)| if x.is_finite() { xh - x } else { f32::NAN })
+        .collect();
+    let sample_every = values.len().div_ceil(DETAIL_SAMPLE_LIMIT).max(1);
+    let sample = |v: &[f32]| -> Vec<f32> { v.iter().step_by(sample_every).copied().collect() };
+    let (xs, xhs, es) = if sample_every > 1 {
+        (sample(&values), sample(&dequantized), sample(&error))
     } else {
-        48.0 * outlier_count as f64 / n as f64
+        (values.to_vec(), dequantized, error.clone())
     };
-    let bits_per_weight =
-        quant::bits_per_weight(config.bits, n, params.len(), param_bits) + outlier_bits;
-    let (lo, hi) = stats::finite_min_max(values, cancel)
+    let (lo, hi) = stats::finite_min_max(&xs, cancel)
         .map_err(|e| e.to_string())?
         .map_or((0.0, 1.0), |(a, b)| (f64::from(a), f64::from(b)));
     let (lo, hi) = if lo < hi {
@@ -601,45 +568,16 @@ fn finish_view(
     } else {
         (lo - 0.5, hi + 0.5)
     };
-    let dequantized: Vec<f32> = values
-        .par_iter()
-        .zip(error.par_iter())
-        .map(|(&x, &e)| x + e)
-        .collect();
     let bins = 200;
-    let original = stats::histogram(values, bins, lo, hi, cancel).map_err(|e| e.to_string())?;
-    let deq = stats::histogram(&dequantized, bins, lo, hi, cancel).map_err(|e| e.to_string())?;
-    drop(dequantized);
-    let error_hist = stats::histogram_auto(&error, 128, cancel).map_err(|e| e.to_string())?;
-    let scale_summary = range_summary("S", params.iter().map(|p| f64::from(p.scale)), false);
-    let zero_point_summary =
-        range_summary("z", params.iter().map(|p| f64::from(p.zero_point)), true);
-    Ok(QuantView {
-        layout: GroupLayout {
-            shape,
-            granularity: config.granularity,
-        },
-        config,
-        params,
-        scale_shape,
-        clip,
-        metrics,
-        metrics_without_split,
-        bits_per_weight,
-        outlier_count,
-        outlier_fraction: if n == 0 {
-            0.0
-        } else {
-            outlier_count as f64 / n as f64
-        },
-        scale_summary,
-        zero_point_summary,
+    let original = stats::histogram(&xs, bins, lo, hi, cancel).map_err(|e| e.to_string())?;
+    let deq = stats::histogram(&xhs, bins, lo, hi, cancel).map_err(|e| e.to_string())?;
+    let error_hist = stats::histogram_auto(&es, 128, cancel).map_err(|e| e.to_string())?;
+    Ok(ErrorDetail {
         original: Bins::from_hist(&original),
         dequantized: Bins::from_hist(&deq),
         error_hist: Bins::from_hist(&error_hist),
         error: Arc::new(error),
-        values: Arc::clone(&values_arc),
-        elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+        sample_every,
     })
 }
 
@@ -654,7 +592,11 @@ pub struct CalibKey {
     pub settings: QuantKeyPart,
 }
 
-impl JobKey for CalibKey {}
+impl JobKey for CalibKey {
+    fn same_subject(&self, other: &Self) -> bool {
+        self.model == other.model && self.tensor == other.tensor
+    }
+}
 
 /// Computes every calibrator's per-tensor clip range and the error of quantizing the whole
 /// tensor with it under the current scheme, preset and bits.
@@ -668,31 +610,24 @@ pub fn thresholds(
     let mut cfg = settings.to_config();
     cfg.granularity = Granularity::PerTensor;
     cfg.outliers = quant::OutlierMode::None;
-    let Some((min, max)) = calib::minmax_range(&values) else {
+    let shape = key
+        .model
+        .model
+        .tensors()
+        .get(key.tensor)
+        .map(|t| t.shape.clone())
+        .ok_or("no such tensor")?;
+    if calib::minmax_range(&values).is_none() {
         return Ok(Vec::new());
-    };
+    }
     let mut out = Vec::new();
     for choice in CalibrationChoice::ALL {
-        cancel.check().map_err(|e| e.to_string())?;
-        let range = match choice {
-            CalibrationChoice::MinMax => Some((f64::from(min), f64::from(max))),
-            CalibrationChoice::Percentile => {
-                calib::percentile_range(&values, settings.percentile, cfg.scheme)
-            }
-            CalibrationChoice::Entropy => Some(
-                calib::entropy_range(&values, cfg.bits, cfg.scheme, cancel)
-                    .map_err(|e| e.to_string())?
-                    .0,
-            ),
-            CalibrationChoice::Mse => calib::mse_range(&values, &cfg, cancel)
-                .map_err(|e| e.to_string())?
-                .map(|r| (r.lo, r.hi)),
-        };
-        let Some((lo, hi)) = range else {
+        cfg.calibration = settings.calibration_config(choice);
+        let r = quant::quantize_tensor(&values, &shape, &cfg, quant::Outputs::default(), cancel)
+            .map_err(|e| e.to_string())?;
+        let (Some(&lo), Some(&hi)) = (r.clip_min.first(), r.clip_max.first()) else {
             continue;
         };
-        let p = quant::params_from_range(lo, hi, &cfg);
-        let metrics = measure_with_params(&values, &p, &cfg, cancel)?;
         // Symmetric schemes clip at ±absmax of the range.
         let (lo, hi) = if cfg.scheme == quant::Scheme::Symmetric {
             let a = lo.abs().max(hi.abs());
@@ -704,37 +639,11 @@ pub fn thresholds(
             calibration: choice,
             lo,
             hi,
-            mse: metrics.mse,
-            sqnr_db: metrics.sqnr_db,
+            mse: r.metrics.mse,
+            sqnr_db: r.metrics.sqnr_db,
         });
     }
     Ok(out)
-}
-
-/// The metrics of quantizing `values` with one (S, z), without keeping the errors.
-fn measure_with_params(
-    values: &[f32],
-    p: &QuantParams,
-    cfg: &QuantConfig,
-    cancel: &Cancel,
-) -> Result<Metrics, String> {
-    let accs: Vec<MetricAcc> = values
-        .par_chunks(stats::CHUNK_LEN)
-        .map(|xs| {
-            cancel.check().map_err(|e| e.to_string())?;
-            let mut acc = MetricAcc::default();
-            for &x in xs {
-                let ex = quant::explain(x, p, cfg);
-                acc.push(x, ex.x_hat, ex.clamped);
-            }
-            Ok(acc)
-        })
-        .collect::<Result<_, String>>()?;
-    let mut total = MetricAcc::default();
-    for a in &accs {
-        total.merge(a);
-    }
-    Ok(total.finish())
 }
 
 #[cfg(test)]
@@ -781,6 +690,95 @@ mod tests {
         assert_eq!(h.bin_at(5.0), Some(4));
         assert_eq!(h.bin_at(0.0), Some(0));
         assert_eq!(h.bin_at(-0.1), None);
+    }
+
+    /// Timing of the jobs on the 4096 × 4096 demo tensor (run with --release --ignored).
+    #[test]
+    #[ignore = "timing, run by hand in release"]
+    fn timing_of_the_big_tensor() {
+        let model = Arc::new(demo_model(&Cancel::never()).expect("demo"));
+        let tensor = model.find("stress.dense_4096x4096.weight").expect("big");
+        let mref = ModelRef {
+            id: 1,
+            model,
+            paths: vec![],
+        };
+        let store = ValueStore::default();
+        let t = std::time::Instant::now();
+        store
+            .values(&mref, tensor, &Cancel::never())
+            .expect("values");
+        eprintln!("decode {:?}", t.elapsed());
+        let values = store
+            .values(&mref, tensor, &Cancel::never())
+            .expect("values");
+        for want in [
+            quant::Outputs::default(),
+            quant::Outputs {
+                codes: false,
+                dequantized: true,
+            },
+        ] {
+            let cfg = QuantConfig::default();
+            let t = std::time::Instant::now();
+            quant::quantize_tensor(&values, &[4096, 4096], &cfg, want, &Cancel::never())
+                .expect("q");
+            eprintln!("quantize_tensor {want:?} {:?}", t.elapsed());
+        }
+        for c in [
+            quant::Calibration::Entropy,
+            quant::Calibration::Mse,
+            quant::Calibration::Percentile(99.99),
+        ] {
+            let cfg = QuantConfig {
+                calibration: c,
+                ..QuantConfig::default()
+            };
+            let t = std::time::Instant::now();
+            quant::quantize_tensor(
+                &values,
+                &[4096, 4096],
+                &cfg,
+                quant::Outputs::default(),
+                &Cancel::never(),
+            )
+            .expect("q");
+            eprintln!("quantize_tensor {c:?} {:?}", t.elapsed());
+        }
+        let t = std::time::Instant::now();
+        stats::histogram(&values, 200, -1.0, 1.0, &Cancel::never()).expect("h");
+        eprintln!("one histogram {:?}", t.elapsed());
+        for clip in [None, Some((-0.5, 0.5))] {
+            let key = QuantKey {
+                model: mref.clone(),
+                tensor,
+                settings: QuantKeyPart::new(&crate::app::qsettings::QuantSettings::default(), clip),
+            };
+            let t = std::time::Instant::now();
+            let v = quant_view(&store, &key, &Cancel::never()).expect("quant");
+            eprintln!(
+                "quant_view {clip:?} {:?} (inner {:.0} ms)",
+                t.elapsed(),
+                v.elapsed_ms
+            );
+            let t = std::time::Instant::now();
+            let ck = CalibKey {
+                model: mref.clone(),
+                tensor,
+                settings: key.settings.clone(),
+            };
+            thresholds(&store, &ck, &Cancel::never()).expect("thresholds");
+            eprintln!("thresholds {:?}", t.elapsed());
+        }
+        let hk = HistKey {
+            model: mref.clone(),
+            tensor,
+            bins: 256,
+            grid: None,
+        };
+        let t = std::time::Instant::now();
+        histogram_data(&store, &hk, &Cancel::never()).expect("hist");
+        eprintln!("histogram {:?}", t.elapsed());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotImage, PlotPoint,
 use rayon::prelude::*;
 
 use super::Command;
-use super::engine::{Bins, QuantKey, QuantView, rows_cols};
+use super::engine::{Bins, ErrorDetail, QuantKey, QuantView, rows_cols};
 use super::histogram::bar_height;
 use super::jobs::JobKey;
 use crate::cancel::Cancel;
@@ -30,10 +30,10 @@ pub enum HeatKind {
     Scale,
 }
 
-/// The quantization result a heatmap is built from. Equality and hashing ignore it: the
-/// [`QuantKey`] next to it in [`HeatKey`] identifies it.
+/// The quantization result (and its per-element error) a heatmap is built from. Equality and
+/// hashing ignore it: the [`QuantKey`] next to it in [`HeatKey`] identifies it.
 #[derive(Clone)]
-pub struct ViewRef(pub Arc<QuantView>);
+pub struct ViewRef(pub Arc<QuantView>, pub Arc<ErrorDetail>);
 
 impl PartialEq for ViewRef {
     fn eq(&self, _: &Self) -> bool {
@@ -67,6 +67,12 @@ pub struct HeatKey {
 }
 
 impl JobKey for HeatKey {
+    fn same_subject(&self, other: &Self) -> bool {
+        self.quant.same_subject(&other.quant)
+            && self.kind == other.kind
+            && self.region == other.region
+    }
+
     fn lane(&self) -> u64 {
         // The overview and the zoomed detail of each kind compete only with themselves.
         let full = u64::from(self.region.0 == 0 && self.region.2 == 0);
@@ -116,6 +122,7 @@ pub fn colormap(t: f32) -> Color32 {
 /// Builds the heatmap of `key` from the quantization result `view`.
 pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
     let view = &*key.view.0;
+    let detail = &*key.view.1;
     let (rows, cols) = rows_cols(&view.layout.shape);
     let (r0, r1, c0, c1) = key.region;
     let (r1, c1) = (r1.min(rows), c1.min(cols));
@@ -127,7 +134,7 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
     let w = w_cols.min(MAX_HEAT_SIDE);
     let cell_value = |flat: usize| -> f32 {
         match key.kind {
-            HeatKind::AbsError => view.error.get(flat).map_or(f32::NAN, |e| e.abs()),
+            HeatKind::AbsError => detail.error.get(flat).map_or(f32::NAN, |e| e.abs()),
             HeatKind::Scale => view.params_of(flat).map_or(f32::NAN, |p| p.scale),
         }
     };
@@ -205,9 +212,18 @@ fn step_line(name: &str, bins: &Bins, log_y: bool, colour: Color32) -> Line<'sta
 }
 
 /// The error tab: overlay and error histogram side by side.
-pub fn error_plots_ui(ui: &mut Ui, view: &QuantView, stale: bool, log_y: bool) -> Vec<Command> {
+pub fn error_plots_ui(ui: &mut Ui, view: &ErrorDetail, stale: bool, log_y: bool) -> Vec<Command> {
     let out = Vec::new();
     let dim = if stale { 0.45 } else { 1.0 };
+    if view.sample_every > 1 {
+        ui.label(
+            egui::RichText::new(format!(
+                "distributions of every {}th value (metrics and heatmaps use all)",
+                view.sample_every
+            ))
+            .weak(),
+        );
+    }
     let h = ui.available_height().max(120.0);
     ui.columns(2, |cols| {
         let orig = Color32::from_rgb(90, 150, 230).gamma_multiply(dim);
@@ -288,6 +304,7 @@ pub fn heatmap_ui(
     ui: &mut Ui,
     id: &str,
     view: &QuantView,
+    detail_data: &ErrorDetail,
     overview: Option<(egui::TextureId, &HeatImage)>,
     detail: Option<(egui::TextureId, &HeatImage)>,
     kind: HeatKind,
@@ -335,7 +352,7 @@ pub fn heatmap_ui(
     if let Some((r, c)) = element {
         let flat = r * cols + c;
         let x = values.get(flat).copied().unwrap_or(f32::NAN);
-        let e = view.error.get(flat).copied().unwrap_or(f32::NAN);
+        let e = detail_data.error.get(flat).copied().unwrap_or(f32::NAN);
         let text = match kind {
             HeatKind::AbsError => format!("[{r}, {c}]  x = {x:.6}  x' − x = {e:.3e}"),
             HeatKind::Scale => format!(

@@ -51,6 +51,13 @@ pub trait JobKey: Clone + Eq + Hash + Send + Sync + 'static {
     fn lane(&self) -> u64 {
         0
     }
+
+    /// Whether the last result of `other` (same lane) may stand in, dimmed, while this key
+    /// computes. Results for another tensor would mislead, so keys override this.
+    fn same_subject(&self, other: &Self) -> bool {
+        let _ = other;
+        true
+    }
 }
 
 /// What a request returns.
@@ -107,7 +114,7 @@ pub struct Jobs<K: JobKey, V: Send + Sync + 'static> {
     capacity: usize,
     failed: HashMap<K, String>,
     running: HashMap<u64, Running<K>>,
-    last_in_lane: HashMap<u64, Arc<V>>,
+    last_in_lane: HashMap<u64, (K, Arc<V>)>,
     tx: Sender<Finished<K, V>>,
     rx: Receiver<Finished<K, V>>,
 }
@@ -162,7 +169,11 @@ impl<K: JobKey, V: Send + Sync + 'static> Jobs<K, V> {
             }
         };
         JobState::Pending {
-            last: self.last_in_lane.get(&lane).cloned(),
+            last: self
+                .last_in_lane
+                .get(&lane)
+                .filter(|(k, _)| key.same_subject(k))
+                .map(|(_, v)| Arc::clone(v)),
             progress,
         }
     }
@@ -229,7 +240,8 @@ impl<K: JobKey, V: Send + Sync + 'static> Jobs<K, V> {
             match result {
                 Ok(v) => {
                     let v = Arc::new(v);
-                    self.last_in_lane.insert(lane, Arc::clone(&v));
+                    self.last_in_lane
+                        .insert(lane, (key.clone(), Arc::clone(&v)));
                     if self.ready.insert(key.clone(), v).is_none() {
                         self.order.push_back(key);
                     }
@@ -298,6 +310,44 @@ mod tests {
             JobState::Failed(e) => assert_eq!(e, "hist: bad"),
             _ => panic!("expected a failure"),
         }
+    }
+
+    #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    struct Subject(u32, u32);
+    impl JobKey for Subject {
+        fn same_subject(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+
+    #[test]
+    fn pending_shows_the_last_result_only_for_the_same_subject() {
+        let runner = Runner::pool(None).expect("pool");
+        let gate = Arc::new(std::sync::Mutex::new(()));
+        let g = Arc::clone(&gate);
+        let mut jobs = Jobs::new("gated", runner, 8, move |k: &Subject, _: &Cancel| {
+            // Jobs with setting 1 wait for the test to release the gate.
+            if k.1 == 1 {
+                let _held = g.lock();
+            }
+            Ok(k.0 * 10 + k.1)
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !jobs.request(&Subject(1, 0)).is_ready() {
+            jobs.poll();
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let held = gate.lock().expect("gate");
+        match jobs.request(&Subject(1, 1)) {
+            JobState::Pending { last, .. } => assert_eq!(last.as_deref(), Some(&10)),
+            _ => panic!("gated job finished early"),
+        }
+        match jobs.request(&Subject(2, 1)) {
+            JobState::Pending { last, .. } => assert!(last.is_none()),
+            _ => panic!("gated job finished early"),
+        }
+        drop(held);
     }
 
     #[test]

@@ -30,8 +30,8 @@ use crate::float::Overflow;
 use bits::BitsState;
 use browser::{BrowserRow, BrowserState, SortColumn};
 use engine::{
-    CalibKey, HistData, HistKey, ModelRef, OpenKey, QuantKey, QuantView, StatsKey, TensorStats,
-    ValueStore,
+    CalibKey, ErrorDetail, HistData, HistKey, ModelRef, OpenKey, QuantKey, QuantView, StatsKey,
+    TensorStats, ValueStore,
 };
 use error_view::{HeatImage, HeatKey, HeatKind, HeatTextures, ViewRef};
 use histogram::ThresholdLine;
@@ -163,11 +163,13 @@ pub struct QuantscopeApp {
     stats_jobs: Jobs<StatsKey, TensorStats>,
     hist_jobs: Jobs<HistKey, HistData>,
     quant_jobs: Jobs<QuantKey, QuantView>,
+    detail_jobs: Jobs<QuantKey, ErrorDetail>,
     calib_jobs: Jobs<CalibKey, Vec<ThresholdLine>>,
     heat_jobs: Jobs<HeatKey, HeatImage>,
     heat_textures: HeatTextures,
     /// The zoomed heatmap region per kind (error, scale) wanted by the last frame.
     heat_detail: [Option<(usize, usize, usize, usize)>; 2],
+    last_heat: [Option<Arc<HeatImage>>; 2],
     status_rx: Receiver<String>,
     status_tx: std::sync::mpsc::Sender<String>,
     /// The selected tensor.
@@ -182,6 +184,8 @@ pub struct QuantscopeApp {
     pub browser: BrowserState,
     /// The lower tab.
     pub tab: Tab,
+    /// CPU time of the last frame in ms (eframe only).
+    pub frame_cpu_ms: Option<f32>,
     /// Show compute times (tests turn this off so snapshots are deterministic).
     pub show_timings: bool,
     /// The histogram plot's transform of the last frame (tests use it to drag thresholds).
@@ -203,14 +207,19 @@ impl QuantscopeApp {
         let s2 = Arc::clone(&store);
         let s3 = Arc::clone(&store);
         let s4 = Arc::clone(&store);
+        let s5 = Arc::clone(&store);
         let (status_tx, status_rx) = channel();
         let mut app = Self {
             calib_jobs: Jobs::new("calibration", runner.clone(), 8, move |k, c| {
                 engine::thresholds(&s4, k, c)
             }),
+            detail_jobs: Jobs::new("error detail", runner.clone(), 2, move |k, c| {
+                engine::error_detail(&s5, k, c)
+            }),
             heat_jobs: Jobs::new("heatmap", runner.clone(), 8, error_view::build_heat),
             heat_textures: HeatTextures::default(),
             heat_detail: [None, None],
+            last_heat: [None, None],
             status_rx,
             status_tx,
             open_jobs: Jobs::new("open", runner.clone(), 2, engine::open_model),
@@ -242,6 +251,7 @@ impl QuantscopeApp {
             copied_report: None,
             hist_transform: None,
             show_timings: true,
+            frame_cpu_ms: None,
             copy_requests: Vec::new(),
             screenshot_requests: Vec::new(),
             dialog: None,
@@ -273,6 +283,7 @@ impl QuantscopeApp {
         self.hist_jobs.poll();
         self.quant_jobs.poll();
         self.calib_jobs.poll();
+        self.detail_jobs.poll();
         self.heat_jobs.poll();
         while let Ok(s) = self.status_rx.try_recv() {
             self.status = Some(s);
@@ -307,6 +318,7 @@ impl QuantscopeApp {
         self.hist_jobs.clear();
         self.quant_jobs.clear();
         self.calib_jobs.clear();
+        self.detail_jobs.clear();
         self.heat_jobs.clear();
         if !paths.is_empty() {
             self.settings.remember_recent(&paths);
@@ -576,6 +588,14 @@ impl QuantscopeApp {
             if let Some(s) = &self.status {
                 ui.label(s);
             }
+            if let Some(ms) = self.frame_cpu_ms {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.label(RichText::new(format!("frame {ms:.1} ms")).weak())
+                        .on_hover_text(
+                            "CPU time of the last frame (heavy work runs on the job pool).",
+                        );
+                });
+            }
         });
     }
 
@@ -841,12 +861,12 @@ impl QuantscopeApp {
                 egui::ScrollArea::vertical()
                     .show(ui, |ui| out.extend(bits::bits_ui(ui, &self.bits)));
             }
-            Tab::Error => match &quant_value {
-                Some(v) => {
+            Tab::Error => match self.detail_state() {
+                Some((d, ready)) => {
                     out.extend(error_view::error_plots_ui(
                         ui,
-                        v,
-                        quant_stale,
+                        &d,
+                        !ready,
                         self.settings.histogram.log_y,
                     ));
                 }
@@ -854,16 +874,34 @@ impl QuantscopeApp {
                     ui.spinner();
                 }
             },
-            Tab::Heatmap => match quant_value {
-                Some(v) => self.heatmaps_ui(ui, &v, out),
-                None => {
+            Tab::Heatmap => match (quant_value, self.detail_state()) {
+                (Some(v), Some((d, ready))) => {
+                    self.heatmaps_ui(ui, &v, &d, ready && !quant_stale, out);
+                }
+                _ => {
                     ui.spinner();
                 }
             },
         }
     }
 
-    fn heatmaps_ui(&mut self, ui: &mut Ui, view: &Arc<QuantView>, out: &mut Vec<Command>) {
+    /// The error detail of the current quantization (or the last one of the same tensor while it
+    /// computes), and whether it is current.
+    fn detail_state(&mut self) -> Option<(Arc<ErrorDetail>, bool)> {
+        let key = self.quant_key()?;
+        let state = self.detail_jobs.request(&key);
+        let ready = state.is_ready();
+        state.value().cloned().map(|d| (d, ready))
+    }
+
+    fn heatmaps_ui(
+        &mut self,
+        ui: &mut Ui,
+        view: &Arc<QuantView>,
+        detail: &Arc<ErrorDetail>,
+        current: bool,
+        out: &mut Vec<Command>,
+    ) {
         let Some(qkey) = self.quant_key() else {
             return;
         };
@@ -887,23 +925,31 @@ impl QuantscopeApp {
                 ui.label(RichText::new(title).strong());
                 let full = HeatKey {
                     quant: qkey.clone(),
-                    view: ViewRef(Arc::clone(view)),
+                    view: ViewRef(Arc::clone(view), Arc::clone(detail)),
                     kind,
                     region: (0, rows, 0, cols),
                 };
-                let overview = self.heat_jobs.request(&full).value().cloned();
-                let detail = self.heat_detail[slot].and_then(|region| {
-                    let key = HeatKey {
-                        region,
-                        ..full.clone()
-                    };
-                    self.heat_jobs.request(&key).value().cloned()
-                });
+                // Heat images are keyed by the quantization: build them only from the current
+                // result, and keep showing the last ones while a new result computes.
+                let (overview, detail_img) = if current {
+                    let overview = self.heat_jobs.request(&full).value().cloned();
+                    let detail_img = self.heat_detail[slot].and_then(|region| {
+                        let key = HeatKey {
+                            region,
+                            ..full.clone()
+                        };
+                        self.heat_jobs.request(&key).value().cloned()
+                    });
+                    self.last_heat[slot] = overview.clone();
+                    (overview, detail_img)
+                } else {
+                    (self.last_heat[slot].clone(), None)
+                };
                 let ctx = ui.ctx().clone();
                 let ov = overview
                     .as_ref()
                     .map(|img| (self.heat_textures.texture(&ctx, slot * 2, img), &**img));
-                let de = detail
+                let de = detail_img
                     .as_ref()
                     .filter(|img| img.region != (0, rows, 0, cols))
                     .map(|img| (self.heat_textures.texture(&ctx, slot * 2 + 1, img), &**img));
@@ -915,6 +961,7 @@ impl QuantscopeApp {
                         "heat_scale"
                     },
                     view,
+                    detail,
                     ov,
                     de,
                     kind,
@@ -1118,7 +1165,9 @@ impl eframe::App for QuantscopeApp {
         self.poll_jobs();
     }
 
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
+        // CPU time of the previous frame, shown in the status bar.
+        self.frame_cpu_ms = frame.info().cpu_usage.map(|s| s * 1e3);
         self.ui_root(ui);
         if self.opening.is_some() || self.dialog.is_some() {
             // The file dialog thread and the open job report through channels.
