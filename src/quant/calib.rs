@@ -662,6 +662,23 @@ mod tests {
             stats::abs_histogram(&x, ENTROPY_BINS, f64::from(hi), &Cancel::never()).expect("hist");
         assert_eq!(ours, theirs.counts);
         assert_eq!(theirs.edges(), edges.as_slice());
+        // Each side against the per-value numpy rule (Histogram::bin_of).
+        for (side, pick) in [
+            (
+                Side::Positive,
+                (|v: f32| (v > 0.0).then_some(v)) as fn(f32) -> Option<f32>,
+            ),
+            (Side::Negative, |v: f32| (v < 0.0).then_some(-v)),
+        ] {
+            let got = kl_histogram(&x, side, hi, &Cancel::never()).expect("never cancelled");
+            let mut want = vec![0u64; ENTROPY_BINS];
+            for m in x.iter().filter_map(|&v| pick(v)) {
+                if let Some(i) = theirs.bin_of(f64::from(m)) {
+                    want[i] += 1;
+                }
+            }
+            assert_eq!(got, want, "{side:?}");
+        }
     }
 
     #[test]

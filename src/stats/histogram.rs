@@ -214,6 +214,124 @@ impl Tables {
     }
 }
 
+/// The AVX2 form of the bin assignment (selected at run time).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        _CMP_GE_OQ, _CMP_GT_OQ, _CMP_LE_OQ, _CMP_LT_OQ, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEG_INF,
+        _mm256_and_ps, _mm256_and_si256, _mm256_blendv_ps, _mm256_castps_si256,
+        _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_cmpgt_epi32, _mm256_cvttps_epi32,
+        _mm256_extract_epi32, _mm256_movemask_ps, _mm256_mul_ps, _mm256_or_ps, _mm256_round_ps,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_ps, _mm256_sub_ps,
+    };
+
+    use super::{SUBS, Tables};
+
+    /// Counts the whole blocks of 8 of `chunk` into `scratch` (SUBS sub-histograms of
+    /// `stride` slots) and returns the tail (fewer than 8 values) for the scalar loop.
+    ///
+    /// For first = 0 only. The guess p = v * f32(bins / last) is computed in f32; when its
+    /// fractional part is at least `margin` = bins * 2^-20 away from an integer for every
+    /// in-range value of the block, floor(p) is the bin numpy picks (normal f32 edges lie
+    /// within bins * 2^-24 bins of i * step, and p within bins * 2^-23 bins of v / step, both
+    /// far inside the margin), so no edge needs to be read. Otherwise the block
+    /// goes through [`Tables::slot`] (exact by construction). Either way the slot is the one
+    /// `Tables::slot` gives.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn add_blocks<'a>(
+        t: &Tables,
+        chunk: &'a [f32],
+        map: &impl Fn(f32) -> f32,
+        scratch: &mut [u32],
+        stride: usize,
+    ) -> &'a [f32] {
+        let (blocks, tail) = chunk.as_chunks::<8>();
+        let bins = t.last_bin + 1;
+        // bins <= MAX_BINS = 2^24: exact in f64; the margin is 8 times the edge error bound.
+        let margin = bins as f64 / f64::from(1u32 << 20);
+        // The error bound holds for edges i * step (first = 0) that are normal f32 numbers:
+        // each is then within 2^-24 of its own size, at most 2^-24 * bins bins.
+        let normal_edges = f64::from(t.last) >= bins as f64 * f64::from(f32::MIN_POSITIVE);
+        if margin >= 0.25 || t.first != 0.0 || !normal_edges {
+            return chunk;
+        }
+        let first = _mm256_set1_ps(t.first);
+        let last = _mm256_set1_ps(t.last);
+        // bins / last in f32 is finite: last >= bins * f32::MIN_POSITIVE (checked above).
+        let scale = _mm256_set1_ps((bins as f64 / f64::from(t.last)) as f32);
+        // margin < 0.25: the f32 forms are within 2^-24 of it, irrelevant to the bound.
+        let lo_m = _mm256_set1_ps(margin as f32);
+        let hi_m = _mm256_set1_ps((1.0 - margin) as f32);
+        let abs_i = _mm256_set1_epi32(0x7FFF_FFFF);
+        let inf_i = _mm256_set1_epi32(0x7F80_0000);
+        // Slots are at most MAX_BINS + 2: they fit in i32.
+        let below = _mm256_castsi256_ps(_mm256_set1_epi32(bins as i32));
+        let above = _mm256_castsi256_ps(_mm256_set1_epi32(bins as i32 + 1));
+        let nonfinite = _mm256_castsi256_ps(_mm256_set1_epi32(bins as i32 + 2));
+        for b in blocks {
+            let m = [
+                map(b[0]),
+                map(b[1]),
+                map(b[2]),
+                map(b[3]),
+                map(b[4]),
+                map(b[5]),
+                map(b[6]),
+                map(b[7]),
+            ];
+            let v = _mm256_setr_ps(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
+            let abs_bits = _mm256_and_si256(_mm256_castps_si256(v), abs_i);
+            let finite = _mm256_castsi256_ps(_mm256_cmpgt_epi32(inf_i, abs_bits));
+            let inside = _mm256_and_ps(
+                _mm256_cmp_ps::<_CMP_GE_OQ>(v, first),
+                _mm256_cmp_ps::<_CMP_LE_OQ>(v, last),
+            );
+            // p = v * f32(bins / last) in f32: within 2^-23 * bins bins of v's position
+            // (two roundings), well inside the margin.
+            let p = _mm256_mul_ps(v, scale);
+            let fl = _mm256_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(p);
+            let frac = _mm256_sub_ps(p, fl);
+            let close = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_LT_OQ>(frac, lo_m),
+                _mm256_cmp_ps::<_CMP_GT_OQ>(frac, hi_m),
+            );
+            let near = _mm256_movemask_ps(_mm256_and_ps(close, inside));
+            // Only in-range values need an exact guess.
+            if near != 0 {
+                for (j, &x) in m.iter().enumerate() {
+                    let i = (j % SUBS) * stride + t.slot(x);
+                    if let Some(c) = scratch.get_mut(i) {
+                        *c += 1;
+                    }
+                }
+                continue;
+            }
+            let bin = _mm256_castsi256_ps(_mm256_cvttps_epi32(fl));
+            let out = _mm256_blendv_ps(above, below, _mm256_cmp_ps::<_CMP_LT_OQ>(v, first));
+            let slot = _mm256_blendv_ps(out, bin, inside);
+            let slot = _mm256_castps_si256(_mm256_blendv_ps(nonfinite, slot, finite));
+            let s = [
+                _mm256_extract_epi32::<0>(slot),
+                _mm256_extract_epi32::<1>(slot),
+                _mm256_extract_epi32::<2>(slot),
+                _mm256_extract_epi32::<3>(slot),
+                _mm256_extract_epi32::<4>(slot),
+                _mm256_extract_epi32::<5>(slot),
+                _mm256_extract_epi32::<6>(slot),
+                _mm256_extract_epi32::<7>(slot),
+            ];
+            for (j, &k) in s.iter().enumerate() {
+                // Slots are non-negative (0..=bins + 2).
+                let i = (j % SUBS) * stride + k.unsigned_abs() as usize;
+                if let Some(c) = scratch.get_mut(i) {
+                    *c += 1;
+                }
+            }
+        }
+        tail
+    }
+}
+
 /// Per-thread accumulator.
 #[derive(Debug, Clone)]
 struct Tally {
@@ -243,6 +361,13 @@ impl Tally {
         self.scratch.clear();
         self.scratch.resize(SUBS * stride, 0);
         let scratch = &mut self.scratch;
+        #[cfg(target_arch = "x86_64")]
+        let chunk = if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked at run time just above.
+            unsafe { avx2::add_blocks(tables, chunk, &map, scratch, stride) }
+        } else {
+            chunk
+        };
         let (blocks, tail) = chunk.as_chunks::<SUBS>();
         for b in blocks {
             for (j, &x) in b.iter().enumerate() {
@@ -663,6 +788,74 @@ mod tests {
             abs_histogram(&x, 4, 0.0, &never()),
             Err(StatsError::EmptyRange { lo: 0.0, hi: 0.0 })
         );
+    }
+
+    /// Values that stress the fast kernel: pseudo-random magnitudes, every edge exactly, one
+    /// ulp either side of every edge, the range ends, NaN, +-Inf and values above the range.
+    fn edge_heavy(edges: &[f32], seed: u64) -> Vec<f32> {
+        let hi = *edges.last().unwrap_or(&1.0);
+        let mut s = seed | 1;
+        let mut v: Vec<f32> = (0..20_000)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                // 24 random bits scaled to [-1.1 hi, 1.1 hi].
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.2 - 1.1) * hi
+            })
+            .collect();
+        for &e in edges {
+            v.extend_from_slice(&[e, -e, e.next_up(), e.next_down(), -e.next_up()]);
+        }
+        v.extend_from_slice(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, hi * 2.0]);
+        v
+    }
+
+    #[test]
+    fn fast_kernel_matches_per_value_assignment() {
+        // bin_of goes through `Binner::place`, the plain numpy rule, one value at a time.
+        for (hi, bins) in [
+            (4.0, 2048),
+            (15.5, 2048),
+            (1e-3, 2048),
+            (4.7353563, 2048),
+            (3.0e-36, 2048),
+            (1e-39, 2048),
+            (1000.0, 7),
+            (2.5, 1),
+            (1.0, 1 << 18),
+        ] {
+            let edges = edges_from_f64_range(0.0, hi, bins);
+            let x = edge_heavy(&edges, 5);
+            let h = abs_histogram(&x, bins, hi, &never()).unwrap_or_else(|e| panic!("{e}"));
+            let mut want = vec![0u64; bins];
+            let (mut above, mut nonfinite) = (0, 0);
+            for &v in &x {
+                match h.bin_of(f64::from(v.abs())) {
+                    Some(i) => want[i] += 1,
+                    None if v.is_finite() => above += 1,
+                    None => nonfinite += 1,
+                }
+            }
+            assert_eq!(h.counts, want, "hi {hi} bins {bins}");
+            assert_eq!((h.above, h.nonfinite, h.below), (above, nonfinite, 0));
+            // One side only: x > 0 (others left out, counted as non-finite).
+            let pos = Histogram::of_magnitudes(
+                &x,
+                bins,
+                hi,
+                |v| if v > 0.0 { v } else { f32::NAN },
+                &never(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let mut want = vec![0u64; bins];
+            for &v in x.iter().filter(|&&v| v > 0.0) {
+                if let Some(i) = h.bin_of(f64::from(v)) {
+                    want[i] += 1;
+                }
+            }
+            assert_eq!(pos.counts, want, "positive side, hi {hi} bins {bins}");
+        }
     }
 
     #[test]
