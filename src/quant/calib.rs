@@ -118,7 +118,7 @@ pub fn kl_histogram(
 pub struct EntropyResult {
     /// The chosen threshold: the right edge of the last bin kept by the best candidate.
     pub amax: f64,
-    /// Each candidate's threshold (edges[i] for i = 2^(b-1) ..= 2048).
+    /// Each candidate's threshold (`edges[i]` for i = 2^(b-1) ..= 2048).
     pub candidates: Vec<f64>,
     /// KL(P || Q) of each candidate (+inf where Q misses mass that P has).
     pub kl: Vec<f64>,
@@ -194,13 +194,13 @@ fn kl_of_candidate(b: &[f64], lnb: &[f64], total: f64, tail: f64, i: usize, leve
 /// TensorRT's entropy calibration on a histogram of magnitudes (NVIDIA pytorch-quantization
 /// `_compute_amax_entropy`, symmetric: 2^(b-1) quantized bins).
 ///
-/// `counts` are the 2048 bins on [0, hi] (edges from [`entropy_edges`]). bins[0] := bins[1];
+/// `counts` are the 2048 bins on [0, hi] (edges from [`entropy_edges`]). `bins[0] := bins[1]`;
 /// for each i in 2^(b-1)..=2048: P = bins[..i] with the mass of bins[i..] added to P[i-1];
 /// Q = bins[..i] merged into 2^(b-1) groups (np.digitize), each group's total spread evenly
 /// over its nonzero bins; KL(P || Q) with both normalised (scipy.stats.entropy); amax =
-/// edges[i*] for the i* minimising KL, the last minimum winning ties; a candidate whose
+/// `edges[i*]` for the i* minimising KL, the last minimum winning ties; a candidate whose
 /// kept bins are all empty has KL = NaN and, as in NVIDIA's code, the last such candidate wins
-/// (see [`last_argmin`]). For 16 bits (2^15 groups
+/// (see `last_argmin`). For 16 bits (2^15 groups
 /// > 2048 bins) every candidate from 2048 on is lossless, so amax = hi.
 pub fn entropy_from_histogram(counts: &[u64], hi: f32, bits: u8) -> EntropyResult {
     let n = counts.len();

@@ -81,8 +81,8 @@ pub enum CalibrationCurve {
 pub struct QuantResult {
     /// The input shape.
     pub shape: Vec<usize>,
-    /// Shape of `scales`/`zero_points` (NUMERICS.md §3): [] per tensor, [dim_A] per channel,
-    /// [leading dims..., ceil(cols / G)] per group.
+    /// Shape of `scales`/`zero_points` (NUMERICS.md §3): `[]` per tensor, `[dim_A]` per
+    /// channel, `[leading dims..., ceil(cols / G)]` per group.
     pub scale_shape: Vec<usize>,
     /// One scale per group, row-major over `scale_shape`.
     pub scales: Vec<f32>,
