@@ -145,7 +145,7 @@ fn format_row_ui(ui: &mut Ui, format: &FloatFormat, state: &BitsState, out: &mut
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.horizontal(|ui| {
             ui.add_sized(
-                [78.0, 18.0],
+                [62.0, 18.0],
                 egui::Label::new(RichText::new(format.name).strong()),
             );
             ui.spacing_mut().item_spacing.x = 1.0;
@@ -244,7 +244,7 @@ fn bit_cell_ui(
     bit: u32,
     field: Field,
 ) -> egui::Response {
-    let size = Vec2::new(12.0, 18.0);
+    let size = Vec2::new(10.0, 18.0);
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
     let label = format!("{} bit {pos}", format.name);
     response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
@@ -265,7 +265,7 @@ fn bit_cell_ui(
             rect.center(),
             egui::Align2::CENTER_CENTER,
             if bit == 1 { "1" } else { "0" },
-            egui::FontId::monospace(11.0),
+            egui::FontId::monospace(10.0),
             Color32::WHITE,
         );
     }

@@ -274,6 +274,19 @@ fn first_element_per_bin(
     cancel: &Cancel,
 ) -> Result<Vec<Option<u64>>, String> {
     let bins = hist.bin_count();
+    if bins == 0 {
+        return Ok(Vec::new());
+    }
+    let edges: Vec<f64> = hist.edges().iter().map(|&e| f64::from(e)).collect();
+    let (Some(&first_edge), Some(&last_edge)) = (edges.first(), edges.last()) else {
+        return Ok(vec![None; bins]);
+    };
+    // numpy's rule: bins are [e_i, e_{i+1}) except the last, which includes its right edge.
+    let bin_of = |x: f64| -> Option<usize> {
+        (first_edge..=last_edge)
+            .contains(&x)
+            .then(|| (edges.partition_point(|&e| e <= x) - 1).min(bins - 1))
+    };
     let chunk = stats::CHUNK_LEN;
     let partial: Vec<Vec<Option<u64>>> = values
         .par_chunks(chunk)
@@ -283,7 +296,7 @@ fn first_element_per_bin(
             let mut first = vec![None; bins];
             let mut missing = bins;
             for (i, &v) in part.iter().enumerate() {
-                if let Some(b) = hist.bin_of(f64::from(v))
+                if let Some(b) = bin_of(f64::from(v))
                     && let Some(slot) = first.get_mut(b)
                     && slot.is_none()
                 {
@@ -779,6 +792,27 @@ mod tests {
         let t = std::time::Instant::now();
         histogram_data(&store, &hk, &Cancel::never()).expect("hist");
         eprintln!("histogram {:?}", t.elapsed());
+    }
+
+    #[test]
+    fn examples_fall_in_the_bins_the_core_assigns() {
+        let spec = &demo::demo_specs()[0];
+        let values: Vec<f32> = demo::generate(spec, &Cancel::never())
+            .expect("values")
+            .into_iter()
+            .take(50_000)
+            .collect();
+        let hist = stats::histogram_auto(&values, 97, &Cancel::never()).expect("hist");
+        let ex = first_element_per_bin(&values, &hist, &Cancel::never()).expect("examples");
+        for (bin, e) in ex.iter().enumerate() {
+            match e {
+                Some(i) => {
+                    let x = values[usize::try_from(*i).expect("index")];
+                    assert_eq!(hist.bin_of(f64::from(x)), Some(bin));
+                }
+                None => assert_eq!(hist.counts[bin], 0),
+            }
+        }
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub const MAX_HEAT_SIDE: usize = 512;
 /// Which quantity a heatmap shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeatKind {
-    /// max |x' - x| per cell.
+    /// mean |x' - x| per cell.
     AbsError,
-    /// The scale S of the group each element belongs to (max per cell).
+    /// The scale S of the group each element belongs to (mean per cell).
     Scale,
 }
 
@@ -154,16 +154,23 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
                     if key.kind == HeatKind::Scale && per_tensor {
                         return cell_value(0);
                     }
-                    let mut m = f32::NAN;
+                    // Mean of the finite values of the cell (f64 sums), NaN when there is none.
+                    let (mut sum, mut n) = (0.0_f64, 0_u32);
                     for r in ya..yb {
                         for c in xa..xb {
                             let v = cell_value(r * cols + c);
-                            // NaN-ignoring max: a non-finite element does not hide its cell.
-                            if m.is_nan() || v > m {
-                                m = v;
+                            if v.is_finite() {
+                                sum += f64::from(v);
+                                n += 1;
                             }
                         }
                     }
+                    // Narrowing the mean back to f32 is the image's precision.
+                    let m = if n == 0 {
+                        f32::NAN
+                    } else {
+                        (sum / f64::from(n)) as f32
+                    };
                     m
                 })
                 .collect::<Vec<f32>>()
@@ -283,11 +290,16 @@ impl HeatTextures {
         while self.slots.len() <= slot {
             self.slots.push((
                 0,
-                ctx.load_texture("heat", ColorImage::default(), egui::TextureOptions::NEAREST),
+                ctx.load_texture(
+                    "heat",
+                    // A texture may not be empty (wgpu rejects zero-sized textures).
+                    ColorImage::new([1, 1], vec![Color32::TRANSPARENT]),
+                    egui::TextureOptions::NEAREST,
+                ),
             ));
         }
         if let Some((cur, handle)) = self.slots.get_mut(slot) {
-            if *cur != id {
+            if *cur != id && img.image.size.iter().all(|&d| d > 0) {
                 handle.set(img.image.clone(), egui::TextureOptions::NEAREST);
                 *cur = id;
             }

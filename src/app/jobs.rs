@@ -27,10 +27,21 @@ pub enum Runner {
 }
 
 impl Runner {
-    /// A runner on a new pool named "quantscope-jobs" (threads "quantscope-jobs-N").
+    /// A runner on a new pool named "quantscope-jobs" (threads "quantscope-jobs-N"), one thread
+    /// per core.
     pub fn pool(ctx: Option<egui::Context>) -> anyhow::Result<Self> {
+        Self::named_pool(ctx, "quantscope-jobs", 0)
+    }
+
+    /// A runner on a new pool with threads "NAME-N"; `threads` 0 means one per core.
+    pub fn named_pool(
+        ctx: Option<egui::Context>,
+        name: &'static str,
+        threads: usize,
+    ) -> anyhow::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("quantscope-jobs-{i}"))
+            .thread_name(move |i| format!("{name}-{i}"))
+            .num_threads(threads)
             .build()?;
         Ok(Self::Pool {
             pool: Arc::new(pool),

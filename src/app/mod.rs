@@ -63,7 +63,10 @@ pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
                 .and_then(|s| eframe::get_value::<Settings>(s, STORAGE_KEY))
                 .unwrap_or_default();
             let runner = Runner::pool(Some(cc.egui_ctx.clone()))?;
-            let app = QuantscopeApp::new(runner, settings, paths);
+            // Slow background work (every calibrator, statistics of every tensor) gets its own
+            // one-thread pool so it never queues the interactive jobs behind it.
+            let slow = Runner::named_pool(Some(cc.egui_ctx.clone()), "quantscope-background", 1)?;
+            let app = QuantscopeApp::with_runners(runner, slow, settings, paths);
             Ok(Box::new(app))
         }),
     )
@@ -136,6 +139,10 @@ pub enum Command {
     SetHistogram(HistogramSettings),
     /// Switch the lower tab.
     SetTab(Tab),
+    /// Show the lessons (true) or the main views (false).
+    ShowLessons(bool),
+    /// Take a lesson's settings to the main views.
+    TryLesson(Box<crate::quant::QuantConfig>),
     /// Copy the selected tensor's report to the clipboard.
     CopyReport(ReportFormat),
     /// Save the selected tensor's report in the export folder.
@@ -184,6 +191,10 @@ pub struct QuantscopeApp {
     pub browser: BrowserState,
     /// The lower tab.
     pub tab: Tab,
+    /// The lessons: the open page and every lesson's inputs.
+    pub lessons: lessons::LessonsState,
+    /// Whether the lessons replace the main views.
+    pub show_lessons: bool,
     /// CPU time of the last frame in ms (eframe only).
     pub frame_cpu_ms: Option<f32>,
     /// Show compute times (tests turn this off so snapshots are deterministic).
@@ -200,8 +211,18 @@ pub struct QuantscopeApp {
 }
 
 impl QuantscopeApp {
-    /// A new app; opens `paths`, or the demo model when empty.
+    /// A new app with one runner for every job; opens `paths`, or the demo model when empty.
     pub fn new(runner: Runner, settings: Settings, paths: Vec<PathBuf>) -> Self {
+        Self::with_runners(runner.clone(), runner, settings, paths)
+    }
+
+    /// A new app with a runner for interactive jobs and one for slow background jobs.
+    pub fn with_runners(
+        runner: Runner,
+        slow: Runner,
+        settings: Settings,
+        paths: Vec<PathBuf>,
+    ) -> Self {
         let store = Arc::new(ValueStore::default());
         let s1 = Arc::clone(&store);
         let s2 = Arc::clone(&store);
@@ -210,7 +231,7 @@ impl QuantscopeApp {
         let s5 = Arc::clone(&store);
         let (status_tx, status_rx) = channel();
         let mut app = Self {
-            calib_jobs: Jobs::new("calibration", runner.clone(), 8, move |k, c| {
+            calib_jobs: Jobs::new("calibration", slow.clone(), 8, move |k, c| {
                 engine::thresholds(&s4, k, c)
             }),
             detail_jobs: Jobs::new("error detail", runner.clone(), 2, move |k, c| {
@@ -223,7 +244,7 @@ impl QuantscopeApp {
             status_rx,
             status_tx,
             open_jobs: Jobs::new("open", runner.clone(), 2, engine::open_model),
-            stats_jobs: Jobs::new("statistics", runner.clone(), 100_000, move |k, c| {
+            stats_jobs: Jobs::new("statistics", slow.clone(), 100_000, move |k, c| {
                 engine::tensor_stats(&s1, k, c)
             }),
             hist_jobs: Jobs::new("histogram", runner.clone(), 16, move |k, c| {
@@ -247,6 +268,8 @@ impl QuantscopeApp {
             bits: BitsState::default(),
             browser: BrowserState::default(),
             tab: Tab::Error,
+            lessons: lessons::LessonsState::default(),
+            show_lessons: false,
             visible_order: Vec::new(),
             copied_report: None,
             hist_transform: None,
@@ -405,6 +428,13 @@ impl QuantscopeApp {
         self.dropped_files(ui, &mut commands);
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui, &mut commands));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui, &mut commands));
+        if self.show_lessons {
+            self.lessons_ui(ui, &mut commands);
+            for c in commands {
+                self.apply(c);
+            }
+            return;
+        }
         egui::Panel::left("browser")
             .default_size(400.0)
             .min_size(260.0)
@@ -445,6 +475,27 @@ impl QuantscopeApp {
             });
             ui.ctx()
                 .send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
+        }
+    }
+
+    /// The lessons in the central area; the selected tensor feeds their real-tensor parts.
+    fn lessons_ui(&mut self, ui: &mut Ui, out: &mut Vec<Command>) {
+        let name = self
+            .model
+            .as_ref()
+            .zip(self.selected)
+            .and_then(|(m, i)| m.model.tensors().get(i).map(|t| t.name.clone()));
+        let values = self
+            .quant_state()
+            .and_then(|state| state.value().map(|view| Arc::clone(&view.values)));
+        if let (Some(name), Some(values)) = (name, values) {
+            self.lessons.set_real_tensor(name, values);
+        }
+        let action = egui::CentralPanel::default()
+            .show(ui, |ui| self.lessons.ui(ui))
+            .inner;
+        if let Some(lessons::LessonAction::TryOnRealTensor(cfg)) = action {
+            out.push(Command::TryLesson(Box::new(cfg)));
         }
     }
 
@@ -541,6 +592,15 @@ impl QuantscopeApp {
                     out.push(Command::SetTheme(Theme::Light));
                 }
             });
+            if ui
+                .selectable_label(self.show_lessons, "Lessons")
+                .on_hover_text(
+                    "Ten interactive lessons: float formats, scales, calibration, zero points.",
+                )
+                .clicked()
+            {
+                out.push(Command::ShowLessons(!self.show_lessons));
+            }
             ui.menu_button("Help", |ui| {
                 ui.label("Ctrl+O open · / or Ctrl+F search tensors · ↑/↓ move through tensors");
                 ui.label("Drop model files onto the window to open them.");
@@ -757,8 +817,9 @@ impl QuantscopeApp {
         } else {
             None
         };
-        let thresholds = self
-            .thresholds_state()
+        let thresholds_state = self.thresholds_state();
+        let thresholds_pending = thresholds_state.as_ref().is_some_and(|t| !t.is_ready());
+        let thresholds = thresholds_state
             .and_then(|t| t.value().cloned())
             .unwrap_or_default();
         let mut save_png = false;
@@ -789,6 +850,11 @@ impl QuantscopeApp {
                     ))
                     .weak(),
                 );
+            }
+            if thresholds_pending && self.settings.histogram.show_thresholds {
+                ui.spinner();
+                ui.label(RichText::new("calibrating…").weak())
+                    .on_hover_text("Computing the four calibrators' thresholds in the background.");
             }
             save_png = ui
                 .small_button("PNG")
@@ -915,7 +981,7 @@ impl QuantscopeApp {
         let h = (ui.available_height() - 24.0).max(100.0);
         ui.columns(2, |columns| {
             for (slot, (kind, title)) in [
-                (HeatKind::AbsError, "|x' − x| (max per cell)"),
+                (HeatKind::AbsError, "|x' − x| (mean per cell)"),
                 (HeatKind::Scale, "scale S per group"),
             ]
             .into_iter()
@@ -987,6 +1053,11 @@ impl QuantscopeApp {
             Command::OpenDemo => self.start_open(Vec::new()),
             Command::OpenDialog => self.open_dialog(),
             Command::SetTheme(t) => self.settings.theme = t,
+            Command::ShowLessons(on) => self.show_lessons = on,
+            Command::TryLesson(cfg) => {
+                self.show_lessons = false;
+                self.apply(Command::SetQuant(QuantSettings::from_config(&cfg)));
+            }
             Command::DismissError(i) => {
                 if i < self.errors.len() {
                     self.errors.remove(i);

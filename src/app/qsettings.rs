@@ -187,6 +187,68 @@ impl Default for QuantSettings {
 }
 
 impl QuantSettings {
+    /// Settings that reproduce `cfg` (a lesson's "try it on a real tensor"). A manual clip range
+    /// and a symmetric-range override have no control here: they fall back to min-max and the
+    /// preset's range.
+    pub fn from_config(cfg: &QuantConfig) -> Self {
+        let defaults = Self::default();
+        let (granularity, axis, group_size) = match cfg.granularity {
+            Granularity::PerTensor => (
+                GranularityChoice::Tensor,
+                defaults.axis,
+                defaults.group_size,
+            ),
+            Granularity::PerChannel { axis } => {
+                (GranularityChoice::Channel, axis, defaults.group_size)
+            }
+            Granularity::PerGroup { size } => (GranularityChoice::Group, defaults.axis, size),
+        };
+        let (calibration, percentile) = match cfg.calibration {
+            Calibration::Percentile(p) => (CalibrationChoice::Percentile, p),
+            Calibration::Entropy => (CalibrationChoice::Entropy, defaults.percentile),
+            Calibration::Mse => (CalibrationChoice::Mse, defaults.percentile),
+            Calibration::MinMax | Calibration::Manual { .. } => {
+                (CalibrationChoice::MinMax, defaults.percentile)
+            }
+        };
+        let (outlier_threshold, threshold_in_std) = match cfg.outlier_threshold {
+            OutlierThreshold::Absolute(t) => (t, false),
+            OutlierThreshold::StdMultiple(k) => (k, true),
+        };
+        Self {
+            bits: cfg.bits,
+            scheme: match cfg.scheme {
+                Scheme::Symmetric => SchemeChoice::Symmetric,
+                Scheme::Asymmetric => SchemeChoice::Asymmetric,
+            },
+            granularity,
+            axis,
+            group_size,
+            calibration,
+            percentile,
+            preset: match cfg.preset {
+                Preset::OnnxRuntime => PresetChoice::OnnxRuntime,
+                Preset::PyTorch => PresetChoice::PyTorch,
+                Preset::TensorRt => PresetChoice::TensorRt,
+                Preset::TfLite => PresetChoice::TfLite,
+                Preset::Textbook => PresetChoice::Textbook,
+            },
+            rounding: match cfg.rounding {
+                None => RoundingChoice::Preset,
+                Some(Rounding::HalfEven) => RoundingChoice::HalfEven,
+                Some(Rounding::HalfAway) => RoundingChoice::HalfAway,
+                Some(Rounding::HalfUp) => RoundingChoice::HalfUp,
+            },
+            outliers: match cfg.outliers {
+                OutlierMode::None => OutlierChoice::None,
+                OutlierMode::Elements => OutlierChoice::Elements,
+                OutlierMode::Columns => OutlierChoice::Columns,
+            },
+            outlier_threshold,
+            threshold_in_std,
+        }
+    }
+
     /// The core's configuration for these settings (the clip override is applied separately).
     pub fn to_config(&self) -> QuantConfig {
         QuantConfig {
@@ -312,6 +374,28 @@ impl QuantKeyPart {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn settings_round_trip_through_the_core_config() {
+        let mut s = QuantSettings {
+            bits: 4,
+            scheme: SchemeChoice::Asymmetric,
+            granularity: GranularityChoice::Group,
+            group_size: 64,
+            calibration: CalibrationChoice::Percentile,
+            percentile: 99.9,
+            preset: PresetChoice::Textbook,
+            rounding: RoundingChoice::HalfUp,
+            outliers: OutlierChoice::Columns,
+            outlier_threshold: 6.0,
+            threshold_in_std: false,
+            ..QuantSettings::default()
+        };
+        assert_eq!(QuantSettings::from_config(&s.to_config()), s);
+        s = QuantSettings::default();
+        assert_eq!(QuantSettings::from_config(&s.to_config()), s);
+    }
+
     use super::*;
 
     #[test]
