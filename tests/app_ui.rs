@@ -207,3 +207,29 @@ fn snapshot_of(select: &str, setup: impl FnOnce(&mut Harness<'static, Quantscope
 fn snapshot_main_window_error_tab() {
     snapshot_of(SMALL, |_| {}, "main_error_tab");
 }
+
+#[test]
+fn snapshot_heatmap_tab_per_group() {
+    snapshot_of(
+        "layers.0.mlp.up_proj.weight",
+        |h| {
+            h.get_by_value("per tensor").click();
+            h.run();
+            h.get_by_label("per group").click();
+            h.run();
+            h.get_by_label("Heatmap").click();
+        },
+        "heatmap_tab_per_group",
+    );
+}
+
+#[test]
+fn snapshot_bit_layout_tab() {
+    snapshot_of(
+        SMALL,
+        |h| {
+            h.get_by_label("Bit layout").click();
+        },
+        "bit_layout_tab",
+    );
+}
