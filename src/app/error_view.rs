@@ -166,12 +166,11 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
                         }
                     }
                     // Narrowing the mean back to f32 is the image's precision.
-                    let m = if n == 0 {
+                    if n == 0 {
                         f32::NAN
                     } else {
                         (sum / f64::from(n)) as f32
-                    };
-                    m
+                    }
                 })
                 .collect::<Vec<f32>>()
         })
