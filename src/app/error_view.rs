@@ -239,8 +239,9 @@ pub fn error_plots_ui(ui: &mut Ui, view: &ErrorDetail, stale: bool, log_y: bool)
             .legend(Legend::default().position(Corner::LeftTop))
             .y_axis_label(if log_y { "log10(1 + count)" } else { "count" })
             .show(&mut cols[0], |p| {
-                p.line(step_line("original", &view.original, log_y, orig));
+                // The dequantized values pile up on the grid; the original is drawn on top.
                 p.line(step_line("dequantized", &view.dequantized, log_y, deq));
+                p.line(step_line("original", &view.original, log_y, orig).width(2.0));
             });
         let bars: Vec<Bar> = view
             .error_hist

@@ -161,6 +161,7 @@ pub struct QuantscopeApp {
     /// A transient status line (saved files, copied reports).
     pub status: Option<String>,
     theme_applied: Option<Theme>,
+    title_applied: bool,
     /// The open model.
     pub model: Option<ModelRef>,
     next_model_id: u64,
@@ -258,6 +259,7 @@ impl QuantscopeApp {
             errors: Vec::new(),
             status: None,
             theme_applied: None,
+            title_applied: false,
             model: None,
             next_model_id: 1,
             open_generation: 0,
@@ -353,6 +355,7 @@ impl QuantscopeApp {
             .position(|t| t.numel() > 1 && t.dtype.is_float())
             .or_else(|| (!model.tensors().is_empty()).then_some(0));
         self.model = Some(ModelRef { id, model, paths });
+        self.title_applied = false;
         self.selected = None;
         if let Some(i) = first {
             self.apply(Command::Select(i));
@@ -422,6 +425,17 @@ impl QuantscopeApp {
                 Theme::Light => egui::Theme::Light,
             });
             self.theme_applied = Some(self.settings.theme);
+        }
+        if !self.title_applied
+            && let Some(m) = &self.model
+        {
+            let title = match m.paths.as_slice() {
+                [] => format!("quantscope: {}", m.label()),
+                [one, ..] => format!("quantscope: {}", one.display()),
+            };
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title));
+            self.title_applied = true;
         }
         let mut commands = Vec::new();
         self.keyboard(ui, &mut commands);
@@ -791,7 +805,7 @@ impl QuantscopeApp {
         let Some(info) = model.model.tensors().get(sel) else {
             return;
         };
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.heading(&info.name);
             ui.label(RichText::new(format!("{} · {:?}", info.dtype.name(), info.shape)).weak());
         });
@@ -823,7 +837,7 @@ impl QuantscopeApp {
             .and_then(|t| t.value().cloned())
             .unwrap_or_default();
         let mut save_png = false;
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let mut h = self.settings.histogram.clone();
             ui.label("bins");
             ui.add_enabled(
