@@ -98,11 +98,12 @@ pub fn explain_ui(ui: &mut Ui, e: Option<&ExplainView>) {
     ui.label(RichText::new(format!("weight #{}", e.flat)).strong());
     egui::Grid::new("explain_grid")
         .num_columns(2)
+        .max_col_width(ui.available_width() * 0.62)
         .striped(true)
         .show(ui, |ui| {
             for (k, v) in explain_lines(e) {
                 ui.label(k);
-                ui.monospace(v);
+                ui.add(egui::Label::new(RichText::new(v).monospace()).wrap());
                 ui.end_row();
             }
         });

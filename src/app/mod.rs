@@ -457,6 +457,7 @@ impl QuantscopeApp {
         egui::Panel::right("quant")
             .default_size(330.0)
             .min_size(280.0)
+            .max_size(440.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.quant_panel_ui(ui, &mut commands));
             });
