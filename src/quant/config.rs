@@ -195,7 +195,7 @@ pub enum Granularity {
     /// One (S, z) for the whole tensor; scale shape [].
     #[default]
     PerTensor,
-    /// One (S, z) per index of `axis`, computed over all other axes; scale shape [dim_axis].
+    /// One (S, z) per index of `axis`, computed over all other axes; scale shape `[dim_axis]`.
     PerChannel {
         /// The channel axis (0 = output channel of a PyTorch Linear/Conv weight).
         axis: usize,

@@ -6,7 +6,7 @@
 //! computed with the single f32 operation the reference uses, never re-derived.
 //! NaN gets code z and dequantizes to NaN; +-Inf clamp to qmax/qmin.
 //!
-//! [`KernelParams`] is the per-group form the fused tensor pass uses: S, 1/S and z as f32 and
+//! `KernelParams` is the per-group form the fused tensor pass uses: S, 1/S and z as f32 and
 //! the code bounds relative to z, so the inner loop is branch-free and vectorisable on plain
 //! SSE2 (rounding uses the 1.5 * 2^23 trick instead of a libm call).
 

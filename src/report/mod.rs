@@ -1,7 +1,7 @@
 //! Per-tensor quantization reports: the stable JSON of `quantize --json`, CSV and Markdown rows.
 //!
-//! The CLI and the app's exports both build a [`TensorReport`] from a
-//! [`QuantResult`](crate::quant::tensor::QuantResult), so the two always carry the same keys.
+//! The CLI builds a [`TensorReport`] from each [`QuantResult`]; the app's JSON/CSV export
+//! writes the same keys from its own view of the result.
 
 mod text;
 
