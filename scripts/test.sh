@@ -9,4 +9,10 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
   XDG_RUNTIME_DIR="$(mktemp -d)"
   export XDG_RUNTIME_DIR
 fi
-cargo test --all-features --no-fail-fast
+log="$(mktemp)"
+status=0
+# Library, binary and integration tests (there are no doc tests); the summary line totals them.
+cargo test --all-features --no-fail-fast --lib --bins --tests 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "total: %d passed, %d failed\n", passed, failed }' "$log"
+rm -f "$log"
+exit "$status"
