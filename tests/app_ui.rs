@@ -233,3 +233,52 @@ fn snapshot_bit_layout_tab() {
         "bit_layout_tab",
     );
 }
+
+#[test]
+fn sigma_all_fills_the_outlier_and_error_columns_with_the_cores_numbers() {
+    let mut h = harness(SMALL);
+    h.run();
+    h.get_by_label("Σ all").click();
+    h.run();
+    let app = h.state();
+    let index = app.selected.expect("selection");
+    let row = app
+        .browser_rows()
+        .into_iter()
+        .find(|r| r.index == index)
+        .expect("row of the selected tensor");
+    let x = values(app);
+    let shape = app.model.as_ref().expect("model").model.tensors()[index]
+        .shape
+        .clone();
+    let cfg = app.settings.quant.to_config();
+    let want = quant::quantize_tensor(
+        &x,
+        &shape,
+        &cfg,
+        quant::Outputs::default(),
+        &Cancel::never(),
+    )
+    .expect("quantizes");
+    assert_eq!(row.sqnr_db, Some(want.metrics.sqnr_db));
+    // The default threshold is 6 standard deviations: count |x| >= 6·std exactly.
+    let summary = quantscope::stats::summarize(&x, &Cancel::never()).expect("summary");
+    let tau = 6.0 * summary.std.expect("finite values");
+    let outliers = x.iter().filter(|v| f64::from(v.abs()) >= tau).count() as u64;
+    assert_eq!(row.outliers, Some(outliers));
+    // The demo's k_proj weights carry outlier columns (values far beyond 6·std).
+    assert!(outliers > 0, "demo outliers expected");
+
+    // Changing a setting refreshes every row: 4 bits lowers the SQNR.
+    let mut q = h.state().settings.quant.clone();
+    q.bits = 4;
+    h.state_mut().apply(quantscope::app::Command::SetQuant(q));
+    h.run();
+    let app = h.state();
+    let row4 = app
+        .browser_rows()
+        .into_iter()
+        .find(|r| r.index == index)
+        .expect("row");
+    assert!(row4.sqnr_db.expect("recomputed") < want.metrics.sqnr_db - 10.0);
+}

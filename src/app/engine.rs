@@ -187,6 +187,73 @@ pub fn tensor_stats(
     Ok(TensorStats { summary, exponents })
 }
 
+/// The settings-dependent figures of one browser row, for every tensor of the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowErrorKey {
+    /// The model.
+    pub model: ModelRef,
+    /// Tensor index.
+    pub tensor: usize,
+    /// The quantization settings in force (no manual clip: that belongs to one tensor).
+    pub settings: QuantKeyPart,
+}
+
+impl JobKey for RowErrorKey {
+    fn lane(&self) -> u64 {
+        // One lane per tensor: a settings change replaces each row's older job.
+        self.tensor as u64
+    }
+
+    fn same_subject(&self, other: &Self) -> bool {
+        self.model == other.model && self.tensor == other.tensor
+    }
+}
+
+/// A browser row's error under the current settings and its outlier count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowError {
+    /// SQNR of the quantized tensor, in dB (+inf when exact).
+    pub sqnr_db: f64,
+    /// Finite values with |x| >= the current outlier threshold tau (absolute or k·std),
+    /// counted whether or not the outlier split is switched on.
+    pub outliers: u64,
+}
+
+/// Computes [`RowError`] with the core's fused kernel (no codes or dequantized values kept).
+pub fn row_error(
+    store: &ValueStore,
+    key: &RowErrorKey,
+    cancel: &Cancel,
+) -> Result<RowError, String> {
+    let values = store.values(&key.model, key.tensor, cancel)?;
+    let shape = key
+        .model
+        .model
+        .tensors()
+        .get(key.tensor)
+        .map(|t| t.shape.clone())
+        .ok_or("no such tensor")?;
+    let cfg = key.settings.settings().to_config();
+    let result = quant::quantize_tensor(&values, &shape, &cfg, quant::Outputs::default(), cancel)
+        .map_err(|e| e.to_string())?;
+    let tau = match cfg.outlier_threshold {
+        quant::OutlierThreshold::Absolute(t) => f64::from(t),
+        quant::OutlierThreshold::StdMultiple(k) => stats::summarize(&values, cancel)
+            .map_err(|e| e.to_string())?
+            .std
+            .map_or(f64::INFINITY, |s| f64::from(k) * s),
+    };
+    let outliers = values
+        .par_iter()
+        .filter(|x| x.is_finite() && f64::from(x.abs()) >= tau)
+        .count();
+    Ok(RowError {
+        sqnr_db: result.metrics.sqnr_db,
+        // usize to u64 is lossless on every supported target.
+        outliers: outliers as u64,
+    })
+}
+
 /// The histogram job of the selected tensor.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HistKey {

@@ -30,8 +30,8 @@ use crate::float::Overflow;
 use bits::BitsState;
 use browser::{BrowserRow, BrowserState, SortColumn};
 use engine::{
-    CalibKey, ErrorDetail, HistData, HistKey, ModelRef, OpenKey, QuantKey, QuantView, StatsKey,
-    TensorStats, ValueStore,
+    CalibKey, ErrorDetail, HistData, HistKey, ModelRef, OpenKey, QuantKey, QuantView, RowError,
+    RowErrorKey, StatsKey, TensorStats, ValueStore,
 };
 use error_view::{HeatImage, HeatKey, HeatKind, HeatTextures, ViewRef};
 use histogram::ThresholdLine;
@@ -169,6 +169,9 @@ pub struct QuantscopeApp {
     opening: Option<OpenKey>,
     open_jobs: Jobs<OpenKey, Arc<crate::tensor::Model>>,
     stats_jobs: Jobs<StatsKey, TensorStats>,
+    row_jobs: Jobs<RowErrorKey, RowError>,
+    /// Whether statistics were asked for every tensor (then settings changes refresh the rows).
+    all_rows_requested: bool,
     hist_jobs: Jobs<HistKey, HistData>,
     quant_jobs: Jobs<QuantKey, QuantView>,
     detail_jobs: Jobs<QuantKey, ErrorDetail>,
@@ -230,6 +233,7 @@ impl QuantscopeApp {
         let s3 = Arc::clone(&store);
         let s4 = Arc::clone(&store);
         let s5 = Arc::clone(&store);
+        let s6 = Arc::clone(&store);
         let (status_tx, status_rx) = channel();
         let mut app = Self {
             calib_jobs: Jobs::new("calibration", slow.clone(), 8, move |k, c| {
@@ -245,6 +249,10 @@ impl QuantscopeApp {
             status_rx,
             status_tx,
             open_jobs: Jobs::new("open", runner.clone(), 2, engine::open_model),
+            row_jobs: Jobs::new("row errors", slow.clone(), 100_000, move |k, c| {
+                engine::row_error(&s6, k, c)
+            }),
+            all_rows_requested: false,
             stats_jobs: Jobs::new("statistics", slow.clone(), 100_000, move |k, c| {
                 engine::tensor_stats(&s1, k, c)
             }),
@@ -305,6 +313,7 @@ impl QuantscopeApp {
     pub fn poll_jobs(&mut self) {
         self.open_jobs.poll();
         self.stats_jobs.poll();
+        self.row_jobs.poll();
         self.hist_jobs.poll();
         self.quant_jobs.poll();
         self.calib_jobs.poll();
@@ -340,6 +349,8 @@ impl QuantscopeApp {
         let id = self.next_model_id;
         self.next_model_id += 1;
         self.stats_jobs.clear();
+        self.row_jobs.clear();
+        self.all_rows_requested = false;
         self.hist_jobs.clear();
         self.quant_jobs.clear();
         self.calib_jobs.clear();
@@ -360,6 +371,15 @@ impl QuantscopeApp {
         if let Some(i) = first {
             self.apply(Command::Select(i));
         }
+    }
+
+    /// A tensor's key for its browser-row error under the current settings.
+    fn row_key(&self, tensor: usize) -> Option<RowErrorKey> {
+        Some(RowErrorKey {
+            model: self.model.clone()?,
+            tensor,
+            settings: QuantKeyPart::new(&self.settings.quant, None),
+        })
     }
 
     /// The selected tensor's key for statistics.
@@ -674,7 +694,8 @@ impl QuantscopeApp {
         });
     }
 
-    fn browser_rows(&self) -> Vec<BrowserRow> {
+    /// The tensor browser's rows: metadata plus whatever statistics and errors are computed.
+    pub fn browser_rows(&self) -> Vec<BrowserRow> {
         let Some(model) = &self.model else {
             return Vec::new();
         };
@@ -685,6 +706,7 @@ impl QuantscopeApp {
             .enumerate()
             .map(|(index, t)| {
                 let stats = self.stats_key(index).and_then(|k| self.stats_jobs.get(&k));
+                let row = self.row_key(index).and_then(|k| self.row_jobs.get(&k));
                 BrowserRow {
                     index,
                     name: t.name.clone(),
@@ -698,8 +720,8 @@ impl QuantscopeApp {
                     size_bytes: t.size_bytes,
                     absmax: stats.as_ref().map(|s| s.summary.absmax),
                     std: stats.as_ref().and_then(|s| s.summary.std),
-                    outliers: None,
-                    sqnr_db: None,
+                    outliers: row.as_ref().map(|r| r.outliers),
+                    sqnr_db: row.as_ref().map(|r| r.sqnr_db),
                 }
             })
             .collect()
@@ -1112,6 +1134,9 @@ impl QuantscopeApp {
                     self.clip = None;
                 }
                 self.settings.quant = q;
+                if self.all_rows_requested {
+                    self.request_all_rows();
+                }
             }
             Command::SetHistogram(h) => self.settings.histogram = h,
             Command::SetTab(t) => self.tab = t,
@@ -1205,6 +1230,21 @@ impl QuantscopeApp {
             };
             // Failures show up when the tensor is selected.
             let _ = self.stats_jobs.request(&key);
+        }
+        self.request_all_rows();
+    }
+
+    /// Asks for every row's error under the current settings (after Σ all or a stats sort).
+    fn request_all_rows(&mut self) {
+        let Some(model) = &self.model else {
+            return;
+        };
+        self.all_rows_requested = true;
+        for tensor in 0..model.model.tensors().len() {
+            if let Some(key) = self.row_key(tensor) {
+                // A tensor the settings cannot apply to (an axis it lacks) keeps an empty cell.
+                let _ = self.row_jobs.request(&key);
+            }
         }
     }
 
