@@ -282,3 +282,65 @@ fn sigma_all_fills_the_outlier_and_error_columns_with_the_cores_numbers() {
         .expect("row");
     assert!(row4.sqnr_db.expect("recomputed") < want.metrics.sqnr_db - 10.0);
 }
+
+/// A file dropped on the window, as winit reports it.
+#[derive(Debug)]
+struct DroppedPath(std::path::PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(h: &mut Harness<'static, QuantscopeApp>, path: &std::path::Path) {
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(path.to_path_buf())));
+    h.run();
+}
+
+#[test]
+fn dropped_files_open_and_a_bad_one_shows_an_error_and_keeps_the_model() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("tiny.safetensors");
+    let values: Vec<u8> = [-1.0f32, 0.5, 2.0, 0.25, -4.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 3], &values)
+        .expect("consistent fixture");
+    let bytes = safetensors::tensor::serialize([("w", view)], None).expect("serializes");
+    std::fs::write(&good, bytes).expect("fixture written");
+
+    let mut h = harness(SMALL);
+    h.run();
+    drop_file(&mut h, &good);
+    {
+        let app = h.state();
+        let model = &app.model.as_ref().expect("a model").model;
+        assert_eq!(
+            model.tensors().len(),
+            1,
+            "the dropped file replaced the demo"
+        );
+        assert_eq!(model.find("w"), Some(0));
+        assert!(app.errors.is_empty(), "{:?}", app.errors);
+    }
+
+    let bad = dir.path().join("broken.safetensors");
+    std::fs::write(&bad, [255u8, 0, 0, 0, 0, 0, 0, 0, b'{']).expect("written");
+    drop_file(&mut h, &bad);
+    let app = h.state();
+    assert!(
+        app.errors.iter().any(|e| e.contains("broken.safetensors")),
+        "a readable message naming the file: {:?}",
+        app.errors
+    );
+    let model = &app.model.as_ref().expect("still a model").model;
+    assert_eq!(model.find("w"), Some(0), "the app keeps what it had");
+}
