@@ -137,8 +137,42 @@ pub(crate) fn decode_slice(
         | DType::Q6K => {
             gguf_blocks::dequantize(dtype, bytes, out).map_err(DecodeFailure::Corrupt)?
         }
+        DType::Q8_1
+        | DType::Q8K
+        | DType::IQ2_XXS
+        | DType::IQ2_XS
+        | DType::IQ3_XXS
+        | DType::IQ1_S
+        | DType::IQ4_NL
+        | DType::IQ3_S
+        | DType::IQ2_S
+        | DType::IQ4_XS
+        | DType::IQ1_M
+        | DType::Q4_0_4_4
+        | DType::Q4_0_4_8
+        | DType::Q4_0_8_8
+        | DType::TQ1_0
+        | DType::TQ2_0
+        | DType::IQ4_NL_4_4
+        | DType::IQ4_NL_4_8
+        | DType::IQ4_NL_8_8
+        | DType::MXFP4
+        | DType::NVFP4
+        | DType::Q1_0
+        | DType::Q2_0 => return Err(unsupported_block(dtype)),
     }
     Ok(())
+}
+
+/// The refusal for a GGUF block type quantscope lists but has no dequantizer for.
+fn unsupported_block(dtype: DType) -> DecodeFailure {
+    let id = super::gguf::ggml_type_of(dtype)
+        .map(|id| format!(" (ggml type {id})"))
+        .unwrap_or_default();
+    DecodeFailure::Unsupported(format!(
+        "{dtype}{id} blocks are not decoded by quantscope: the tensor is listed with its size, \
+         but its values cannot be shown or quantized"
+    ))
 }
 
 fn unsupported_f6(dtype: DType) -> DecodeFailure {
@@ -172,6 +206,7 @@ pub(crate) fn swap_bytes(dtype: DType, bytes: &[u8]) -> Vec<u8> {
 
 /// Decodes a whole tensor of `numel` elements in parallel chunks of [`CHUNK`] elements,
 /// checking `cancel` between chunks and reporting progress in elements.
+#[cfg(test)]
 pub(crate) fn decode_all(
     dtype: DType,
     bytes: &[u8],
@@ -180,8 +215,27 @@ pub(crate) fn decode_all(
     shape: &[usize],
     cancel: &Cancel,
 ) -> Result<Vec<f32>, DecodeFailure> {
+    decode_all_releasing(dtype, bytes, numel, layout, shape, cancel, &|_| {})
+}
+
+/// As `decode_all`, calling `release` with each chunk's source bytes once they are decoded
+/// (the model drops those pages of a memory map from the process, so decoding a file-backed
+/// tensor holds only its f32 copy, not also the mapped file).
+pub(crate) fn decode_all_releasing(
+    dtype: DType,
+    bytes: &[u8],
+    numel: usize,
+    layout: &Layout,
+    shape: &[usize],
+    cancel: &Cancel,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Vec<f32>, DecodeFailure> {
     if matches!(dtype, DType::F6E2M3 | DType::F6E3M2) {
         return Err(unsupported_f6(dtype));
+    }
+    // Refuse before allocating the output.
+    if dtype.is_block() && !dtype.is_decodable() {
+        return Err(unsupported_block(dtype));
     }
     let mut out = vec![0.0f32; numel];
     cancel.add_total(u64::try_from(numel).unwrap_or(u64::MAX));
@@ -203,6 +257,7 @@ pub(crate) fn decode_all(
             } else {
                 decode_slice(dtype, src, chunk)?;
             }
+            release(src);
             cancel.add_done(u64::try_from(chunk.len()).unwrap_or(0));
             Ok(())
         })?;
@@ -461,7 +516,7 @@ mod tests {
                 blocks in 1usize..600,
             ) {
                 let dtype = DType::ALL[dtype_index];
-                prop_assume!(!matches!(dtype, DType::F6E2M3 | DType::F6E3M2));
+                prop_assume!(dtype.is_decodable());
                 // Enough elements to span several chunks for small blocks.
                 let numel = match dtype.packing() {
                     Packing::Block { elements, .. } => blocks * elements,
