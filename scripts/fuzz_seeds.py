@@ -2,8 +2,9 @@
 """Writes the seed inputs of the fuzz campaign into fuzz/seeds/<target>/ (one small valid file
 per dtype, block type and layout), written by the reference writers where they exist (numpy for
 .npy/.npz, the gguf package's GGUFWriter for GGUF) and by hand where they do not (safetensors
-dtypes numpy lacks). scripts/fuzz.sh merges them into the committed, minimized corpus
-fuzz/corpus/<target>/; the seeds themselves are not committed (rerun this script).
+dtypes numpy lacks). The seeds are committed (deterministic output: rerunning this script leaves
+them unchanged) and replayed by tests/fuzz_replay.rs; scripts/fuzz.sh starts every run from them
+and keeps in fuzz/corpus/<target>/ only the inputs that add coverage beyond them.
 
 Usage: /work/venv/bin/python scripts/fuzz_seeds.py [OUT_DIR]   (needs numpy and gguf)
 """

@@ -1,6 +1,7 @@
-//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) and every crash input the fuzz
-//! campaign found (`fuzz/regressions/<target>/`) through the same entry points the fuzz targets
-//! call (`quantscope::fuzzing`), on stable, as ordinary tests. See FUZZING.md.
+//! Replays the committed fuzz inputs (the hand-named seeds in `fuzz/seeds/<target>/`, the
+//! minimized corpus in `fuzz/corpus/<target>/`) and every crash input the fuzz campaign found
+//! (`fuzz/regressions/<target>/`) through the same entry points the fuzz targets call
+//! (`quantscope::fuzzing`), on stable, as ordinary tests. See FUZZING.md.
 
 use std::path::{Path, PathBuf};
 
@@ -23,26 +24,31 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Runs every corpus and regression input of `target` through `entry` (a panic fails the test
-/// and names the input), and checks the corpus is there and still reaches past validation:
-/// at least `min_accepted` of its inputs open (or parse).
+/// Runs every seed, corpus and regression input of `target` through `entry` (a panic fails the
+/// test and names the input), and checks seeds and corpus are there and the seeds still reach
+/// past validation: at least `min_accepted` of them open (or parse).
 fn replay(target: &str, entry: fn(&[u8]) -> bool, min_accepted: usize) {
+    let seeds = inputs("seeds", target);
     let corpus = inputs("corpus", target);
+    assert!(
+        !seeds.is_empty(),
+        "fuzz/seeds/{target}/ is empty: run scripts/fuzz_seeds.py"
+    );
     assert!(
         !corpus.is_empty(),
         "fuzz/corpus/{target}/ is empty: run scripts/fuzz.sh"
     );
-    let mut accepted = 0;
-    for path in corpus.iter().chain(&inputs("regressions", target)) {
-        let bytes = std::fs::read(path).expect("corpus file readable");
+    let mut accepted_seeds = 0;
+    for path in seeds.iter().chain(&corpus).chain(&inputs("regressions", target)) {
+        let bytes = std::fs::read(path).expect("fuzz input readable");
         eprintln!("replaying {}", path.display());
-        if entry(&bytes) {
-            accepted += 1;
+        if entry(&bytes) && seeds.contains(path) {
+            accepted_seeds += 1;
         }
     }
     assert!(
-        accepted >= min_accepted,
-        "only {accepted} inputs of fuzz/corpus/{target}/ were accepted (want at least {min_accepted})"
+        accepted_seeds >= min_accepted,
+        "only {accepted_seeds} seeds of fuzz/seeds/{target}/ were accepted (want at least {min_accepted})"
     );
 }
 
