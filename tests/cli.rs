@@ -183,6 +183,7 @@ fn quantize_json_keys_and_per_channel_shapes() {
             "--granularity",
             "channel",
             "--json",
+            "--full",
             "--output",
         ])
         .arg(&out_file)
@@ -232,6 +233,28 @@ fn quantize_json_keys_and_per_channel_shapes() {
         vec![-76, 0, 127, 16, 8, -127]
     );
     assert_eq!(i32_tensor(&out_file, "matrix.zero_point"), vec![0, 0]);
+
+    // Without --full the per-channel arrays are summarised: min, max and mean of each.
+    let out = quantscope()
+        .arg("quantize")
+        .arg(&model)
+        .args(["--tensor", "matrix", "--granularity", "channel", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let report = &json_of(&out.stdout)[0];
+    assert_eq!(
+        report["clip_max"],
+        serde_json::json!({"min": 2.0, "max": 4.0, "mean": 3.0})
+    );
+    // --full without --json is a usage error.
+    let out = quantscope()
+        .arg("quantize")
+        .arg(&model)
+        .arg("--full")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

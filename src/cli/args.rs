@@ -4,6 +4,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::float::Overflow;
+use crate::quant::{Calibration, Granularity, OutlierMode, Preset, Rounding, Scheme};
+
+/// A clap value enum that is a thin adapter of a core enum: one conversion each way, so the CLI
+/// spells the settings but the core's types are the settings model.
+macro_rules! adapter {
+    ($arg:ident <=> $core:ident { $($variant:ident => $core_variant:ident),* $(,)? }) => {
+        impl From<$arg> for $core {
+            fn from(a: $arg) -> Self {
+                match a {
+                    $($arg::$variant => $core::$core_variant),*
+                }
+            }
+        }
+
+        impl From<$core> for $arg {
+            fn from(c: $core) -> Self {
+                match c {
+                    $($core::$core_variant => $arg::$variant),*
+                }
+            }
+        }
+    };
+}
+
 /// See neural-network quantization: float bit layouts, weight histograms with calibration
 /// thresholds, and quantization error on real model files.
 ///
@@ -132,9 +157,58 @@ pub struct QuantizeArgs {
     /// Print JSON (one object per tensor, in an array).
     #[arg(long)]
     pub json: bool,
+    /// With --json, print every per-channel / per-group value instead of their min, max and
+    /// mean (the tensors themselves go through --output).
+    #[arg(long, requires = "json")]
+    pub full: bool,
     /// Write codes, scales, zero points and dequantized values to this safetensors file.
     #[arg(long, value_name = "OUT.safetensors")]
     pub output: Option<PathBuf>,
+}
+
+adapter!(OverflowArg <=> Overflow { Saturate => Saturate, Nan => NonFinite });
+adapter!(SchemeArg <=> Scheme { Symmetric => Symmetric, Asymmetric => Asymmetric });
+adapter!(PresetArg <=> Preset {
+    Onnxruntime => OnnxRuntime,
+    Pytorch => PyTorch,
+    Tensorrt => TensorRt,
+    Tflite => TfLite,
+    Textbook => Textbook,
+});
+adapter!(RoundingArg <=> Rounding { HalfEven => HalfEven, HalfAway => HalfAway, HalfUp => HalfUp });
+adapter!(OutliersArg <=> OutlierMode { None => None, Elements => Elements, Columns => Columns });
+
+impl GranularityArg {
+    /// The core's granularity, with the axis and group size of the other flags.
+    pub fn with(self, axis: usize, group_size: usize) -> Granularity {
+        match self {
+            Self::Tensor => Granularity::PerTensor,
+            Self::Channel => Granularity::PerChannel { axis },
+            Self::Group => Granularity::PerGroup { size: group_size },
+        }
+    }
+}
+
+impl From<Granularity> for GranularityArg {
+    fn from(g: Granularity) -> Self {
+        match g {
+            Granularity::PerTensor => Self::Tensor,
+            Granularity::PerChannel { .. } => Self::Channel,
+            Granularity::PerGroup { .. } => Self::Group,
+        }
+    }
+}
+
+impl CalibrationArg {
+    /// The core's calibration, with the percentile of `--percentile`.
+    pub fn with(self, percentile: f64) -> Calibration {
+        match self {
+            Self::Minmax => Calibration::MinMax,
+            Self::Percentile => Calibration::Percentile(percentile),
+            Self::Entropy => Calibration::Entropy,
+            Self::Mse => Calibration::Mse,
+        }
+    }
 }
 
 /// Quantization scheme on the command line.
@@ -205,4 +279,46 @@ pub enum OutliersArg {
     Elements,
     /// Input columns holding any |x| >= threshold stay FP16.
     Columns,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every adapter maps each variant to its core value and back to itself.
+    fn round_trips<A, C>()
+    where
+        A: ValueEnum + Copy + PartialEq + std::fmt::Debug + From<C>,
+        C: From<A>,
+    {
+        for &a in A::value_variants() {
+            assert_eq!(A::from(C::from(a)), a);
+        }
+    }
+
+    #[test]
+    fn clap_enums_round_trip_through_the_core_types() {
+        round_trips::<OverflowArg, Overflow>();
+        round_trips::<SchemeArg, Scheme>();
+        round_trips::<PresetArg, Preset>();
+        round_trips::<RoundingArg, Rounding>();
+        round_trips::<OutliersArg, OutlierMode>();
+        for &g in GranularityArg::value_variants() {
+            assert_eq!(GranularityArg::from(g.with(1, 64)), g);
+        }
+        assert_eq!(
+            GranularityArg::Group.with(1, 64),
+            Granularity::PerGroup { size: 64 }
+        );
+        assert_eq!(
+            CalibrationArg::Percentile.with(99.9),
+            Calibration::Percentile(99.9)
+        );
+        // Every preset the core has is reachable from the command line, spelled as it names it.
+        for p in Preset::ALL {
+            let arg = PresetArg::from(p);
+            let name = arg.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(name.as_deref(), Some(p.name()));
+        }
+    }
 }

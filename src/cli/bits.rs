@@ -1,61 +1,14 @@
 //! `quantscope bits`: one value's bit fields, stored value and error in each float format.
 
-use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::args::{BitsArgs, FormatArg, OverflowArg};
-use crate::float::{Analysis, FloatFormat, Overflow, format_exact};
+use super::args::{BitsArgs, FormatArg};
+use crate::float::{self, Analysis, BitsInput, FloatFormat, Overflow, format_exact};
 use crate::report::json_float;
 
-/// What the user typed: a number, or a bit pattern in one format.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum BitsInput {
-    /// A decimal number, converted to f32 with correct rounding first.
-    Number(f32),
-    /// A hex bit pattern read in the given format.
-    Pattern {
-        /// The format whose width matched.
-        format: FloatFormat,
-        /// The pattern.
-        bits: u32,
-    },
-}
-
-/// Parses the VALUE argument.
+/// Parses the VALUE argument (the shared parser of `float`, with the format flag).
 pub fn parse_input(text: &str, format: FormatArg) -> anyhow::Result<BitsInput> {
-    let trimmed = text.trim();
-    let hex = trimmed
-        .strip_prefix("0x")
-        .or_else(|| trimmed.strip_prefix("0X"));
-    let Some(digits) = hex else {
-        let value: f32 = trimmed.parse().with_context(|| {
-            format!("'{text}' is neither a number nor a hex bit pattern such as 0x3c00")
-        })?;
-        return Ok(BitsInput::Number(value));
-    };
-    let bits = u32::from_str_radix(digits, 16)
-        .with_context(|| format!("'{text}' is not a hex bit pattern"))?;
-    let pattern_format = match (format_of(format), digits.len()) {
-        (Some(f), _) => f,
-        (None, 1..=2) => FloatFormat::FP8_E4M3,
-        (None, 3..=4) => FloatFormat::FP16,
-        (None, 5..=8) => FloatFormat::FP32,
-        (None, _) => bail!(
-            "'{text}' has {} hex digits; use 2 (FP8), 4 (FP16/BF16) or 8 (FP32)",
-            digits.len()
-        ),
-    };
-    if bits & !pattern_format.bit_mask() != 0 {
-        bail!(
-            "'{text}' does not fit in the {} bits of {}",
-            pattern_format.total_bits(),
-            pattern_format.name
-        );
-    }
-    Ok(BitsInput::Pattern {
-        format: pattern_format,
-        bits,
-    })
+    Ok(float::parse_input(text, format_of(format))?)
 }
 
 fn format_of(arg: FormatArg) -> Option<FloatFormat> {
@@ -131,10 +84,7 @@ fn overflow_name(overflow: Overflow) -> &'static str {
 /// Runs `bits`.
 pub fn run(args: &BitsArgs) -> anyhow::Result<()> {
     let input = parse_input(&args.value, args.format)?;
-    let overflow = match args.overflow {
-        OverflowArg::Saturate => Overflow::Saturate,
-        OverflowArg::Nan => Overflow::NonFinite,
-    };
+    let overflow = Overflow::from(args.overflow);
     let rows = analyses(input, args.format, overflow);
     if args.json {
         let array: Vec<Value> = rows.iter().map(|a| analysis_json(a, overflow)).collect();

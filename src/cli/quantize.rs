@@ -8,16 +8,12 @@ use anyhow::{Context, bail};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use super::args::{
-    CalibrationArg, GranularityArg, OutliersArg, PresetArg, QuantizeArgs, RoundingArg, SchemeArg,
-};
+use super::args::QuantizeArgs;
 use super::progress::tensor_bar;
 use crate::cancel::Cancel;
 use crate::quant::tensor::{Outputs, quantize_tensor};
-use crate::quant::{
-    Calibration, Granularity, OutlierMode, OutlierThreshold, Preset, QuantConfig, Rounding, Scheme,
-};
-use crate::report::{SettingsReport, TensorReport};
+use crate::quant::{Granularity, OutlierThreshold, QuantConfig, Rounding};
+use crate::report::{JsonDetail, SettingsReport, TensorReport};
 use crate::tensor::Model;
 
 /// A usage problem (exit code 2), as opposed to bad input (exit code 1).
@@ -55,41 +51,13 @@ pub fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig, UsageError> 
         .map_err(|_| UsageError(format!("--bits {} is not 2..=8 or 16", args.bits)))?;
     let cfg = QuantConfig {
         bits,
-        scheme: match args.scheme {
-            SchemeArg::Symmetric => Scheme::Symmetric,
-            SchemeArg::Asymmetric => Scheme::Asymmetric,
-        },
-        preset: match args.preset {
-            PresetArg::Onnxruntime => Preset::OnnxRuntime,
-            PresetArg::Pytorch => Preset::PyTorch,
-            PresetArg::Tensorrt => Preset::TensorRt,
-            PresetArg::Tflite => Preset::TfLite,
-            PresetArg::Textbook => Preset::Textbook,
-        },
-        rounding: args.rounding.map(|r| match r {
-            RoundingArg::HalfEven => Rounding::HalfEven,
-            RoundingArg::HalfAway => Rounding::HalfAway,
-            RoundingArg::HalfUp => Rounding::HalfUp,
-        }),
+        scheme: args.scheme.into(),
+        preset: args.preset.into(),
+        rounding: args.rounding.map(Rounding::from),
         symmetric_range: None,
-        granularity: match args.granularity {
-            GranularityArg::Tensor => Granularity::PerTensor,
-            GranularityArg::Channel => Granularity::PerChannel { axis: args.axis },
-            GranularityArg::Group => Granularity::PerGroup {
-                size: args.group_size,
-            },
-        },
-        calibration: match args.calibration {
-            CalibrationArg::Minmax => Calibration::MinMax,
-            CalibrationArg::Percentile => Calibration::Percentile(args.percentile),
-            CalibrationArg::Entropy => Calibration::Entropy,
-            CalibrationArg::Mse => Calibration::Mse,
-        },
-        outliers: match args.outliers {
-            OutliersArg::None => OutlierMode::None,
-            OutliersArg::Elements => OutlierMode::Elements,
-            OutliersArg::Columns => OutlierMode::Columns,
-        },
+        granularity: args.granularity.with(args.axis, args.group_size),
+        calibration: args.calibration.with(args.percentile),
+        outliers: args.outliers.into(),
         outlier_threshold: parse_threshold(&args.outlier_threshold)?,
     };
     // A shape with enough axes that only shape-independent checks can fail here.
@@ -249,15 +217,18 @@ pub fn quantize_one(
     let start = Instant::now();
     let result = quantize_tensor(&values, &info.shape, cfg, want, &cancel)?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
-    Ok(TensorReport {
-        name: info.name.clone(),
-        dtype: info.dtype.name().to_string(),
-        shape: info.shape.clone(),
-        settings: SettingsReport::new(cfg),
-        result,
+    let mut report = TensorReport::new(
+        &info.name,
+        info.dtype.name(),
+        cfg,
+        &result,
         elapsed_ms,
         decode_ms,
-    })
+    );
+    // --output needs the large outputs; the report alone never carries them.
+    report.result.codes = result.codes;
+    report.result.dequantized = result.dequantized;
+    Ok(report)
 }
 
 fn text_of(report: &TensorReport) -> String {
@@ -346,7 +317,12 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        let array: Vec<serde_json::Value> = reports.iter().map(TensorReport::to_json).collect();
+        let detail = if args.full {
+            JsonDetail::Full
+        } else {
+            JsonDetail::Summary
+        };
+        let array: Vec<serde_json::Value> = reports.iter().map(|r| r.to_json(detail)).collect();
         super::emit(&format!("{}\n", serde_json::to_string_pretty(&array)?))?;
     }
     Ok(())

@@ -15,7 +15,9 @@ pub mod calib;
 pub mod config;
 pub mod kernel;
 pub mod metrics;
+pub mod outliers;
 pub mod params;
+pub mod rounding;
 pub mod tensor;
 
 pub use calib::{EntropyResult, MseResult, entropy_amax_with_curve, mse_range, percentile_range};
@@ -27,7 +29,7 @@ pub use kernel::{Explanation, dequantize, explain, quantize};
 pub use metrics::{Metrics, bits_per_weight};
 pub use params::{QuantParams, params_from_range};
 pub use tensor::{
-    CalibrationCurve, OutlierReport, Outputs, QuantResult, TailGroup, quantize_tensor,
+    CalibrationCurve, GroupLayout, OutlierReport, Outputs, QuantResult, TailGroup, quantize_tensor,
 };
 
 use crate::cancel::Cancelled;

@@ -1,51 +1,40 @@
-//! The histogram panel: the exact histogram of the selected tensor with the clip thresholds of
-//! every calibrator drawn in distinct colours, a legend giving each one's error, and the active
-//! clip range shaded with draggable edges.
+//! The histogram panel: its toolbar (bins, log y, code grid, thresholds, PNG), the exact
+//! histogram of the selected tensor with the clip thresholds of every calibrator drawn in
+//! distinct colours, a legend giving each one's error under the settings in force, and the
+//! active clip range shaded with draggable edges.
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Bar, BarChart, Corner, HoverPosition, Legend, Plot, PlotPoint, Span, VLine};
+use egui_plot::{Bar, BarChart, HoverPosition, Plot, PlotPoint, Span, VLine};
 
-use super::Command;
-use super::engine::HistData;
-use super::qsettings::CalibrationChoice;
-use super::settings::HistogramSettings;
+use super::super::derived::results::HistData;
+use super::super::derived::{FrameView, Legend as ThresholdLegend};
+use super::super::settings::HistogramSettings;
+use super::super::state::{AppState, ClipRange, Command};
+use super::quant_controls::calibration_label;
+use crate::quant::{Calibration, Granularity, Scheme};
 
-/// One calibrator's clip range and its error under the current settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ThresholdLine {
-    /// Which calibrator.
-    pub calibration: CalibrationChoice,
-    /// Lower clip bound.
-    pub lo: f64,
-    /// Upper clip bound.
-    pub hi: f64,
-    /// MSE of quantizing the tensor with this range.
-    pub mse: f64,
-    /// SQNR in dB.
-    pub sqnr_db: f64,
-}
-
-/// The colour of each calibrator's lines (distinct in both themes).
-pub fn calibration_colour(c: CalibrationChoice) -> Color32 {
+/// The colour of each calibrator's lines and legend swatch (distinct in both themes).
+pub fn calibration_colour(c: &Calibration) -> Color32 {
     match c {
-        CalibrationChoice::MinMax => Color32::from_rgb(230, 120, 40),
-        CalibrationChoice::Percentile => Color32::from_rgb(170, 90, 220),
-        CalibrationChoice::Entropy => Color32::from_rgb(30, 170, 170),
-        CalibrationChoice::Mse => Color32::from_rgb(220, 60, 120),
+        Calibration::MinMax => Color32::from_rgb(230, 120, 40),
+        Calibration::Percentile(_) => Color32::from_rgb(170, 90, 220),
+        Calibration::Entropy => Color32::from_rgb(30, 170, 170),
+        Calibration::Mse => Color32::from_rgb(220, 60, 120),
+        Calibration::Manual { .. } => ACTIVE_COLOUR,
     }
 }
 
 /// Colour of the active clip range.
 pub const ACTIVE_COLOUR: Color32 = Color32::from_rgb(240, 200, 40);
 
-/// What the panel needs to draw.
+/// What the plot needs to draw.
 pub struct HistogramView<'a> {
     /// The histogram (maybe the previous one while a new one computes).
     pub data: Option<&'a HistData>,
     /// Whether `data` is stale (drawn dimmed).
     pub stale: bool,
     /// Thresholds of the calibrators, if computed.
-    pub thresholds: &'a [ThresholdLine],
+    pub thresholds: &'a ThresholdLegend,
     /// The clip range in force (calibrated or dragged), per-tensor only.
     pub active: Option<(f64, f64)>,
     /// Whether the active range is symmetric (dragging one edge mirrors the other).
@@ -104,9 +93,8 @@ pub fn histogram_plot_ui(
         })
         .collect();
     let drag_id = ui.scope_id().with("clip_drag");
-    let plot = Plot::new("histogram_plot")
+    let plot = crate::app::panels::labelled_axes(Plot::new("histogram_plot"))
         .height(height)
-        .legend(Legend::default().position(Corner::LeftTop))
         .allow_drag(false)
         .sense(egui::Sense::click_and_drag())
         .allow_boxed_zoom(true)
@@ -133,11 +121,14 @@ pub fn histogram_plot_ui(
     let response = plot.show(ui, |plot_ui| {
         plot_ui.bar_chart(BarChart::new("counts", bars).color(bar_colour));
         if show_thresholds {
-            for t in thresholds {
-                let colour = calibration_colour(t.calibration);
-                let name = t.calibration.label().to_string();
-                plot_ui.vline(VLine::new(name.clone(), t.lo).color(colour).width(1.5));
-                plot_ui.vline(VLine::new(name, t.hi).color(colour).width(1.5));
+            for t in &thresholds.lines {
+                let Some(&(lo, hi)) = t.ranges.get(thresholds.group) else {
+                    continue;
+                };
+                let colour = calibration_colour(&t.calibration);
+                let name = calibration_label(&t.calibration).to_string();
+                plot_ui.vline(VLine::new(name.clone(), lo).color(colour).width(1.5));
+                plot_ui.vline(VLine::new(name, hi).color(colour).width(1.5));
             }
         }
         if let Some((lo, hi)) = active {
@@ -196,7 +187,10 @@ pub fn histogram_plot_ui(
                 (DragEdge::Hi, false) => (lo, x.max(lo)),
             };
             // The core works in f32; narrowing the dragged position is intended.
-            out.push(Command::SetClip(Some((new_lo as f32, new_hi as f32))));
+            out.push(Command::SetClip(Some(ClipRange {
+                lo: new_lo as f32,
+                hi: new_hi as f32,
+            })));
         }
         if resp.drag_stopped() {
             ui.ctx().data_mut(|d| d.remove::<Option<DragEdge>>(drag_id));
@@ -216,33 +210,140 @@ pub fn histogram_plot_ui(
     resp.clone().on_hover_text(
         "Click a bar to pick a real weight from that bin. Drag a yellow edge to set the clip range. Drag a box with the right mouse button to zoom; double-click to reset.",
     );
-    if show_thresholds && !thresholds.is_empty() {
-        thresholds_legend_ui(ui, thresholds);
-    }
     (out, resp.rect, Some(response.transform))
 }
 
-/// The thresholds' legend with each calibrator's range and error (per-tensor, current scheme).
-pub fn thresholds_legend_ui(ui: &mut Ui, thresholds: &[ThresholdLine]) {
+/// The thresholds' legend: each calibrator's colour (the colour of its lines), clip range and
+/// error under the settings in force; for per-channel or per-group settings the ranges shown
+/// are the drawn group's and the error is the whole tensor's.
+pub fn thresholds_legend_ui(ui: &mut Ui, legend: &ThresholdLegend, settings: &str) {
     ui.horizontal_wrapped(|ui| {
-        for t in thresholds {
-            ui.label(RichText::new("■").color(calibration_colour(t.calibration)));
+        for t in &legend.lines {
+            let Some(&(lo, hi)) = t.ranges.get(legend.group) else {
+                continue;
+            };
+            let colour = calibration_colour(&t.calibration);
+            let name = calibration_label(&t.calibration);
+            ui.label(RichText::new("━━").color(colour).strong());
             ui.label(format!(
-                "{} [{:.4}, {:.4}] SQNR {:.2} dB",
-                t.calibration.label(),
-                t.lo,
-                t.hi,
+                "{name} [{lo:.4}, {hi:.4}] SQNR {:.2} dB",
                 t.sqnr_db
             ))
             .on_hover_text(format!(
-                "Clip range of {} calibration (per tensor) and the error of quantizing this tensor with it under the current scheme: MSE {:.4e}, SQNR {:.2} dB.",
-                t.calibration.label(),
-                t.mse,
-                t.sqnr_db
+                "Clip range of {name} calibration and the error of quantizing this tensor \
+                     with it under the settings in force ({settings}): MSE {:.4e}, SQNR {:.2} dB.",
+                t.mse, t.sqnr_db
             ));
             ui.add_space(6.0);
         }
+        if legend.groups > 1 {
+            ui.label(
+                RichText::new(format!(
+                    "(ranges of group {} of {}; SQNR of the whole tensor under {settings})",
+                    legend.group, legend.groups
+                ))
+                .weak(),
+            )
+            .on_hover_text(
+                "Pick a weight (click a bar or a heatmap cell) to see its group's ranges.",
+            );
+        }
     });
+}
+
+/// The histogram toolbar, the plot and the legend of the selected tensor. Returns the commands
+/// and the plot's transform (tests drag the clip edges with it).
+pub fn histogram_panel_ui(
+    ui: &mut Ui,
+    state: &AppState,
+    view: &FrameView,
+    height: f32,
+) -> (Vec<Command>, Option<egui_plot::PlotTransform>) {
+    let mut out = Vec::new();
+    let config = &state.settings.quant;
+    let per_tensor = config.granularity == Granularity::PerTensor;
+    let data = view.hist.value.as_deref();
+    if let Some(e) = &view.hist.error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
+    let mut save_png = false;
+    ui.horizontal_wrapped(|ui| {
+        let mut h = state.settings.histogram.clone();
+        ui.label("bins");
+        ui.add_enabled(
+            !h.code_grid,
+            egui::DragValue::new(&mut h.bins).range(8..=4096).speed(4.0),
+        )
+        .on_hover_text("Number of equal-width bins over [min, max] (exact counts).");
+        ui.checkbox(&mut h.log_y, "log y")
+            .on_hover_text("Logarithmic count axis: shows the rare large values in the tails.");
+        ui.add_enabled(
+            per_tensor,
+            egui::Checkbox::new(&mut h.code_grid, "code grid"),
+        )
+        .on_hover_text(
+            "One bin per quantization code (centred on the grid points); per-tensor \
+                 granularity only. Lesson 3 shows what the grid is.",
+        );
+        ui.checkbox(&mut h.show_thresholds, "thresholds").on_hover_text(
+            "Draw the clip thresholds of min-max, percentile, entropy (KL) and MSE calibration; \
+             the legend gives each one's error under the settings in force. Lessons 6–8.",
+        );
+        if h != state.settings.histogram {
+            out.push(Command::SetHistogram(h));
+        }
+        if let Some(d) = data {
+            let nonfinite = if d.nonfinite > 0 {
+                format!(" · {} NaN/Inf", d.nonfinite)
+            } else {
+                String::new()
+            };
+            ui.label(
+                RichText::new(format!(
+                    "{} bins · {} finite{nonfinite}",
+                    d.counts.len(),
+                    d.finite
+                ))
+                .weak(),
+            );
+        }
+        if view.legend.pending && state.settings.histogram.show_thresholds {
+            ui.spinner();
+            ui.label(RichText::new("calibrating…").weak())
+                .on_hover_text("Computing the calibrators' thresholds in the background.");
+        }
+        save_png = ui
+            .small_button("PNG")
+            .on_hover_text("Save this plot as a PNG in the export folder.")
+            .clicked();
+    });
+    let active = if per_tensor {
+        view.quant.value.as_ref().and_then(|q| q.grid_range())
+    } else {
+        None
+    };
+    let plot = HistogramView {
+        data,
+        stale: !view.hist.current,
+        thresholds: &view.legend,
+        active,
+        symmetric: config.scheme == Scheme::Symmetric,
+        draggable: per_tensor,
+        settings: &state.settings.histogram,
+    };
+    let (cmds, rect, transform) = histogram_plot_ui(ui, &plot, height);
+    out.extend(cmds);
+    if state.settings.histogram.show_thresholds && !view.legend.lines.is_empty() {
+        let settings = crate::report::SettingsReport::new(config).short();
+        thresholds_legend_ui(ui, &view.legend, &settings);
+    }
+    if save_png {
+        out.push(Command::SavePlot {
+            name: "histogram".into(),
+            rect,
+        });
+    }
+    (out, transform)
 }
 
 #[cfg(test)]
@@ -259,9 +360,9 @@ mod tests {
 
     #[test]
     fn calibrator_colours_are_distinct() {
-        let cs: Vec<_> = CalibrationChoice::ALL
+        let cs: Vec<_> = crate::app::derived::results::legend_calibrations(99.9)
             .iter()
-            .map(|&c| calibration_colour(c))
+            .map(calibration_colour)
             .chain([ACTIVE_COLOUR])
             .collect();
         for (i, a) in cs.iter().enumerate() {

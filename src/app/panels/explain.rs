@@ -1,10 +1,12 @@
 //! "Explain this number": one picked weight through every step of quantization,
 //! x → x/S → round (tie rule named) → + z → clamp → q → S·(q − z) → x', with the actual numbers
-//! and the neighbouring grid points.
+//! and the neighbouring grid points, from the shown quantization's own (S, z).
 
 use egui::{RichText, Ui};
 
-use super::engine::QuantView;
+use super::super::derived::FrameView;
+use super::super::derived::results::Quantized;
+use super::super::state::AppState;
 use crate::quant::{self, Explanation, QuantParams};
 
 /// The steps of one picked weight, ready to show (computed in O(1) from the cached result).
@@ -24,17 +26,18 @@ pub struct ExplainView {
     pub reciprocal: bool,
 }
 
-/// Explains element `flat` with value `x` under the quantization `view`.
-pub fn explain_element(view: &QuantView, flat: u64, x: f32) -> Option<ExplainView> {
+/// Explains element `flat` under the quantization `q` (O(1): reads the cached result).
+pub fn explain_element(q: &Quantized, flat: u64) -> Option<ExplainView> {
     let index = usize::try_from(flat).ok()?;
-    let group = view.layout.group_of(index);
-    let params = *view.params.get(group)?;
-    let conv = view.config.convention();
+    let x = *q.values.get(index)?;
+    let group = q.layout.group_of(index);
+    let params = *q.params.get(group)?;
+    let conv = q.config.convention();
     Some(ExplainView {
         flat,
         group,
         params,
-        explanation: quant::explain(x, &params, &view.config),
+        explanation: quant::explain(x, &params, &q.config),
         rounding: conv.rounding.name(),
         reciprocal: conv.reciprocal,
     })
@@ -86,9 +89,13 @@ pub fn explain_lines(e: &ExplainView) -> Vec<(String, String)> {
     ]
 }
 
-/// Draws the panel.
-pub fn explain_ui(ui: &mut Ui, e: Option<&ExplainView>) {
-    let Some(e) = e else {
+/// Draws the panel for the picked weight of the shown quantization.
+pub fn explain_ui(ui: &mut Ui, state: &AppState, view: &FrameView) {
+    let e = state
+        .picked
+        .zip(view.quant.value.as_deref())
+        .and_then(|(flat, q)| explain_element(q, flat));
+    let Some(e) = e.as_ref() else {
         ui.label(
             RichText::new("Click a histogram bar or a heatmap cell to pick a weight and see each step of its quantization.")
                 .weak(),

@@ -1,45 +1,16 @@
 //! The bit layout panel: one value as sign / exponent / mantissa cells in every float format,
 //! with the decoded formula, stored value, conversion error, class and neighbours; click a bit
-//! to flip it, type a value, or step to the next / previous representable value.
+//! to flip it, type a value (or a bit pattern, read as `quantscope bits` reads it), or step to
+//! the next / previous representable value; and the selected tensor's exponent histogram with
+//! how many of its values each format would overflow or flush to zero.
 
 use egui::{Color32, RichText, Role, Sense, Ui, Vec2, WidgetInfo};
+use egui_plot::{Bar, BarChart, Plot};
 
-use super::Command;
-use crate::float::{FloatClass, FloatFormat, Overflow, format_exact};
-
-/// The value under study and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BitsState {
-    /// The value converted into every format.
-    pub value: f32,
-    /// The text box contents (kept separately so typing is not reformatted mid-edit).
-    pub text: String,
-    /// Where the value came from ("typed", or a weight of the selected tensor).
-    pub source: String,
-    /// The FP8 overflow convention in force.
-    pub overflow: Overflow,
-}
-
-impl Default for BitsState {
-    fn default() -> Self {
-        // The seed's example: 10000 × 10000 overflows FP16 but not BF16.
-        Self {
-            value: 1.0e8,
-            text: "1e8".into(),
-            source: "typed".into(),
-            overflow: Overflow::Saturate,
-        }
-    }
-}
-
-impl BitsState {
-    /// Shows `value`, noting where it came from.
-    pub fn set(&mut self, value: f32, source: String) {
-        self.value = value;
-        self.text = short_float(f64::from(value));
-        self.source = source;
-    }
-}
+use super::super::derived::FrameView;
+use super::super::derived::results::TensorStats;
+use super::super::state::{BitsState, Command, short_float};
+use crate::float::{FloatClass, FloatFormat, Overflow, format_exact, parse_input};
 
 /// Colour of a bit field (the same in both themes; text on it is white).
 pub fn field_colour(field: Field) -> Color32 {
@@ -72,30 +43,8 @@ pub fn field_of(format: &FloatFormat, pos: u32) -> Field {
     }
 }
 
-/// A compact but round-trippable rendering of a float (shortest repr).
-pub fn short_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "Inf".into() } else { "-Inf".into() }
-    } else if v == 0.0 || (1e-4..1e7).contains(&v.abs()) {
-        format!("{v}")
-    } else {
-        format!("{v:e}")
-    }
-}
-
-/// Parses a typed value: a decimal float, "inf", "nan", or a hex f32 bit pattern "0x...".
-pub fn parse_value(text: &str) -> Option<f32> {
-    let t = text.trim();
-    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return u32::from_str_radix(hex, 16).ok().map(f32::from_bits);
-    }
-    t.parse::<f32>().ok()
-}
-
 /// Draws the panel; returns the commands of what the user did.
-pub fn bits_ui(ui: &mut Ui, state: &BitsState) -> Vec<Command> {
+pub fn bits_ui(ui: &mut Ui, state: &BitsState, view: &FrameView) -> Vec<Command> {
     let mut out = Vec::new();
     ui.horizontal(|ui| {
         ui.label("Value:");
@@ -106,14 +55,18 @@ pub fn bits_ui(ui: &mut Ui, state: &BitsState) -> Vec<Command> {
                     .desired_width(140.0)
                     .hint_text("e.g. 0.1, 1e-8, 0x3f800000"),
             )
-            .on_hover_text("Type a number (or an f32 bit pattern like 0x3f800000) to see it in every format.");
+            .on_hover_text(
+                "Type a number, or a bit pattern whose width picks the format: 0x7e (FP8 E4M3), \
+                 0x3c00 (FP16), 0x3f800000 (FP32) — as `quantscope bits` reads it.",
+            );
         if r.changed() {
             out.push(Command::SetBitsText(text.clone()));
         }
-        if r.lost_focus()
-            && let Some(v) = parse_value(&text)
-        {
-            out.push(Command::SetBitsValue(v, "typed".into()));
+        if r.lost_focus() {
+            match parse_input(&text, None) {
+                Ok(input) => out.push(Command::SetBitsValue(input.value(), "typed".into())),
+                Err(e) => out.push(Command::Status(e.to_string())),
+            }
         }
         ui.label(RichText::new(format!("from: {}", state.source)).weak());
         ui.separator();
@@ -137,7 +90,62 @@ pub fn bits_ui(ui: &mut Ui, state: &BitsState) -> Vec<Command> {
     }
     ui.add_space(4.0);
     ranges_table_ui(ui);
+    if let Some(stats) = &view.stats {
+        tensor_exponents_ui(ui, stats, view);
+    }
     out
+}
+
+/// The selected tensor's binary exponents and what each narrower format would do to them.
+fn tensor_exponents_ui(ui: &mut Ui, stats: &TensorStats, view: &FrameView) {
+    let e = &stats.exponents;
+    let name = view.tensor.as_ref().map_or("", |(_, t)| t.name.as_str());
+    egui::CollapsingHeader::new(format!("Exponents of {name}"))
+        .default_open(true)
+        .show(ui, |ui| {
+            let bars: Vec<Bar> = e
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, &c)| {
+                    // i < 277, exact in f64; counts far below 2^53.
+                    let exponent = f64::from(e.min_exponent) + i as f64;
+                    Bar::new(exponent, (1.0 + c as f64).log10()).width(0.9)
+                })
+                .collect();
+            crate::app::panels::labelled_axes(Plot::new("tensor_exponents"))
+                .height(120.0)
+                .allow_scroll(false)
+                .x_axis_label("floor(log2 |x|)")
+                .y_axis_label("log10(1 + count)")
+                .show(ui, |p| {
+                    p.bar_chart(BarChart::new("values", bars));
+                });
+            egui::Grid::new("exponent_ranges")
+                .striped(true)
+                .show(ui, |ui| {
+                    for h in ["format", "overflow", "subnormal", "flush to 0"] {
+                        ui.label(RichText::new(h).strong());
+                    }
+                    ui.end_row();
+                    for f in &e.formats {
+                        let format = FloatFormat::ALL.iter().find(|x| x.id == f.format);
+                        ui.label(format.map_or("?", |x| x.name));
+                        ui.label(f.overflow.to_string());
+                        ui.label(f.subnormal.to_string());
+                        ui.label(f.underflow_to_zero.to_string());
+                        ui.end_row();
+                    }
+                });
+            ui.label(
+                RichText::new(format!(
+                    "{} zeros, {} NaN, {} ±Inf, {} f32 subnormals",
+                    e.zero_count, e.nan_count, e.inf_count, e.f32_subnormal_count
+                ))
+                .weak(),
+            );
+        });
 }
 
 fn format_row_ui(ui: &mut Ui, format: &FloatFormat, state: &BitsState, out: &mut Vec<Command>) {
@@ -150,6 +158,9 @@ fn format_row_ui(ui: &mut Ui, format: &FloatFormat, state: &BitsState, out: &mut
             );
             ui.spacing_mut().item_spacing.x = 1.0;
             let total = format.total_bits();
+            // Cells shrink to fit the panel (with room for the hex code), 6 to 12 points wide.
+            // A bit count is at most 32: exact in f32.
+            let cell = ((ui.available_width() - 90.0) / total as f32 - 1.0).clamp(6.0, 12.0);
             for pos in (0..total).rev() {
                 let bit = (a.bits >> pos) & 1;
                 let field = field_of(format, pos);
@@ -158,7 +169,7 @@ fn format_row_ui(ui: &mut Ui, format: &FloatFormat, state: &BitsState, out: &mut
                 {
                     ui.add_space(3.0);
                 }
-                if bit_cell_ui(ui, format, pos, bit, field).clicked() {
+                if bit_cell_ui(ui, format, pos, bit, field, cell).clicked() {
                     let flipped = a.bits ^ (1 << pos);
                     // Every value of these formats is exactly representable in f32.
                     let v = format.decode(flipped) as f32;
@@ -243,8 +254,9 @@ fn bit_cell_ui(
     pos: u32,
     bit: u32,
     field: Field,
+    width: f32,
 ) -> egui::Response {
-    let size = Vec2::new(10.0, 18.0);
+    let size = Vec2::new(width, 18.0);
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
     let label = format!("{} bit {pos}", format.name);
     response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
@@ -315,12 +327,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_accepts_decimal_hex_and_specials() {
-        assert_eq!(parse_value(" 1e8 "), Some(1.0e8));
-        assert_eq!(parse_value("0x3f800000"), Some(1.0));
-        assert_eq!(parse_value("inf"), Some(f32::INFINITY));
-        assert!(parse_value("nan").is_some_and(f32::is_nan));
-        assert_eq!(parse_value("abc"), None);
+    fn typed_patterns_read_as_the_cli_reads_them() {
+        let value = |t: &str| {
+            parse_input(t, None)
+                .map(crate::float::BitsInput::value)
+                .ok()
+        };
+        assert_eq!(value(" 1e8 "), Some(1.0e8));
+        // 4 hex digits are FP16, as in `quantscope bits 0x3c00`: 1.0.
+        assert_eq!(value("0x3c00"), Some(1.0));
+        assert_eq!(value("0x3f800000"), Some(1.0));
+        assert_eq!(value("inf"), Some(f32::INFINITY));
+        assert!(value("nan").is_some_and(f32::is_nan));
+        assert_eq!(value("abc"), None);
     }
 
     #[test]
