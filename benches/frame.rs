@@ -5,6 +5,9 @@
 //! Run with `cargo bench --bench frame` (release). BENCHMARKS.md records the figures; nothing
 //! here is asserted.
 
+// A benchmark's output is its report: it prints the table BENCHMARKS.md records.
+#![allow(clippy::print_stdout)]
+
 use std::time::{Duration, Instant};
 
 use quantscope::app::derived::{Derived, FrameView};

@@ -1,6 +1,6 @@
-//! Criterion benchmarks of the engine's hot kernels on a 4096×4096 (16M element) f32 tensor.
+//! Criterion benchmarks of the core's hot kernels on a 4096×4096 (16M element) f32 tensor.
 //!
-//! Run with `cargo bench --bench engine` (about a minute: ten samples per kernel, short
+//! Run with `cargo bench --bench kernels` (about a minute: ten samples per kernel, short
 //! measurement windows). The same work timed against numpy, PyTorch and memcpy is in
 //! `scripts/bench_vs_numpy.py`; BENCHMARKS.md records the figures. Speed is never asserted.
 
