@@ -374,11 +374,23 @@ impl Derived {
                 tensor: index,
                 config,
             };
-            match self.measure.request(&key) {
+            // The legend waits for the selected tensor's quantization: on two cores the
+            // numbers the user changed come first, the comparison after.
+            let state = if view.quant.current {
+                self.measure.request(&key)
+            } else {
+                self.measure.peek(&key)
+            };
+            match state {
                 JobState::Ready(result) => {
-                    legend.lines.push(ThresholdLine::of(&key.config, &result))
+                    legend.lines.push(ThresholdLine::of(&key.config, &result));
                 }
-                JobState::Pending { .. } => legend.pending = true,
+                JobState::Pending { last, .. } => {
+                    legend.pending = true;
+                    if let Some(result) = last {
+                        legend.lines.push(ThresholdLine::of(&key.config, &result));
+                    }
+                }
                 // A calibrator that cannot run on this tensor is left out of the legend.
                 JobState::Failed(_) => {}
             }
