@@ -461,3 +461,44 @@ fn dropped_files_open_and_a_bad_one_shows_an_error_and_keeps_the_model() {
     let model = &app.model.as_ref().expect("still a model").model;
     assert_eq!(model.find("w"), Some(0), "the app keeps what it had");
 }
+
+#[test]
+fn several_files_where_one_is_broken_open_the_good_ones_and_name_the_broken_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, tensor: &str| {
+        let values: Vec<u8> = [1.0f32, -2.0, 0.5, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 2], &values)
+                .expect("consistent fixture");
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            safetensors::tensor::serialize([(tensor, view)], None).expect("ok"),
+        )
+        .expect("written");
+        path
+    };
+    let a = write("a.safetensors", "first");
+    let b = write("b.safetensors", "second");
+    let broken = dir.path().join("broken.safetensors");
+    std::fs::write(&broken, b"not a model").expect("written");
+    let mut app = QuantscopeApp::new(
+        quantscope::app::jobs::Runner::Inline,
+        quantscope::app::settings::Settings::default(),
+        vec![a, broken, b],
+    );
+    app.view();
+    let model = &app
+        .state
+        .model
+        .as_ref()
+        .expect("the good files opened")
+        .model;
+    assert_eq!(model.find("first"), Some(0).or(model.find("first")));
+    assert!(model.find("first").is_some() && model.find("second").is_some());
+    assert_eq!(app.state.errors.len(), 1, "{:?}", app.state.errors);
+    assert!(app.state.errors[0].contains("broken.safetensors"));
+}

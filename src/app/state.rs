@@ -203,13 +203,6 @@ impl Default for BitsState {
 pub enum Effect {
     /// Put text on the clipboard.
     Copy(String),
-    /// Save the pixels of a screen rectangle as PNG.
-    Screenshot {
-        /// The rectangle, in points.
-        rect: egui::Rect,
-        /// Where to write.
-        path: PathBuf,
-    },
     /// Show the native file dialog.
     OpenDialog,
 }
@@ -221,6 +214,12 @@ pub enum Command {
     Open(Vec<PathBuf>),
     /// Show the native file dialog.
     OpenDialog,
+    /// Show the path field (with a note saying why, when the file dialog is unavailable).
+    ShowOpenPath(Option<String>),
+    /// Edit the path field.
+    SetOpenPathText(String),
+    /// Close the path field.
+    CloseOpenPath,
     /// Switch to the built-in demo.
     OpenDemo,
     /// A model finished opening.
@@ -231,6 +230,8 @@ pub enum Command {
         paths: Vec<PathBuf>,
         /// Which open request it answers.
         generation: u64,
+        /// Files of the request that could not be opened (each message names its file).
+        skipped: Vec<String>,
     },
     /// A model could not be opened.
     OpenFailed {
@@ -308,13 +309,17 @@ pub enum Command {
         /// The contents.
         contents: String,
     },
-    /// Save the plot drawn in this screen rectangle as PNG (named by `name` and the tensor).
-    SavePlot {
-        /// The plot's name ("histogram", "error", "heatmap").
-        name: String,
-        /// Its rectangle, in points.
-        rect: egui::Rect,
-    },
+    /// Write a view's plots as SVG and PNG into the export folder.
+    Export(Box<super::export::Export>),
+}
+
+/// The "Open path" field: typing a path instead of using the file dialog.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OpenPath {
+    /// What is typed.
+    pub text: String,
+    /// Why the field is shown instead of the dialog, if that is the reason.
+    pub note: Option<String>,
 }
 
 /// Everything the app knows that is not derived from something else.
@@ -325,6 +330,8 @@ pub struct AppState {
     pub model: Option<ModelRef>,
     /// The model being opened.
     pub opening: Option<OpenRequest>,
+    /// The "Open path" field, when shown.
+    pub open_path: Option<OpenPath>,
     /// The selected tensor.
     pub selected: Option<usize>,
     /// The picked element of the selected tensor (row-major index).
@@ -366,6 +373,7 @@ impl AppState {
             settings,
             model: None,
             opening: None,
+            open_path: None,
             selected: None,
             picked: None,
             clip: None,
@@ -413,13 +421,25 @@ impl AppState {
             Command::Open(paths) => self.start_open(paths),
             Command::OpenDemo => self.start_open(Vec::new()),
             Command::OpenDialog => self.effects.push(Effect::OpenDialog),
+            Command::ShowOpenPath(note) => {
+                let text = self.open_path.take().map(|o| o.text).unwrap_or_default();
+                self.open_path = Some(OpenPath { text, note });
+            }
+            Command::SetOpenPathText(text) => {
+                if let Some(o) = &mut self.open_path {
+                    o.text = text;
+                }
+            }
+            Command::CloseOpenPath => self.open_path = None,
             Command::Opened {
                 model,
                 paths,
                 generation,
+                skipped,
             } => {
                 if self.opening.as_ref().map(|o| o.generation) == Some(generation) {
                     self.opening = None;
+                    self.errors.extend(skipped);
                     self.install_model(model, paths);
                 }
             }
@@ -485,11 +505,7 @@ impl AppState {
                 file_name,
                 contents,
             } => self.save_text(&file_name, &contents),
-            Command::SavePlot { name, rect } => {
-                let tensor = self.selected_name().map(safe_name).unwrap_or_default();
-                let path = export_dir().join(format!("{name}-{tensor}.png"));
-                self.effects.push(Effect::Screenshot { rect, path });
-            }
+            Command::Export(export) => self.export(&export),
         }
     }
 
@@ -561,6 +577,37 @@ impl AppState {
         self.settings.quant = q;
     }
 
+    fn export(&mut self, export: &super::export::Export) {
+        let dir = export_dir();
+        let mut written = Vec::new();
+        for (i, plot) in export.plots.iter().enumerate() {
+            let stem = if export.plots.len() == 1 {
+                export.stem.clone()
+            } else {
+                format!("{}-{}", export.stem, i + 1)
+            };
+            let svg = crate::report::plot::to_svg(plot);
+            match super::export::write_svg_and_png(&dir, &safe_name(&stem), &svg) {
+                Ok((svg_path, _)) => written.push(svg_path.with_extension("{svg,png}")),
+                Err(e) => {
+                    self.errors.push(format!("could not export {stem}: {e}"));
+                    return;
+                }
+            }
+        }
+        self.status = Some(match written.as_slice() {
+            [] => "nothing to export yet".to_string(),
+            paths => format!(
+                "saved {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+
     fn save_text(&mut self, file_name: &str, contents: &str) {
         let dir = export_dir();
         let path = dir.join(file_name);
@@ -629,6 +676,7 @@ mod tests {
             model,
             paths: vec![],
             generation,
+            skipped: vec![],
         });
     }
 
@@ -643,6 +691,7 @@ mod tests {
             model,
             paths: vec![],
             generation: first.expect("generation"),
+            skipped: vec![],
         });
         assert!(s.model.is_none(), "the older request's model is dropped");
         assert!(s.opening.is_some());

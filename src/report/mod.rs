@@ -3,6 +3,7 @@
 //! The CLI and the app both build a [`TensorReport`] from a [`QuantResult`] and print or export
 //! it through the same functions, so the two front-ends cannot disagree.
 
+pub mod plot;
 mod text;
 
 pub use text::human_bytes;

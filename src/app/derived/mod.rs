@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::jobs::{JobState, Jobs, Runner};
 use super::state::{AppState, Command, ModelRef, Region, Tab};
 use crate::quant::{Calibration, QuantConfig, QuantResult};
-use crate::tensor::{Model, TensorInfo};
+use crate::tensor::TensorInfo;
 use heat::{HeatImage, HeatKey, HeatKind};
 use results::{
     CodeGrid, DetailKey, ErrorDetail, HistData, HistKey, MeasureKey, OpenKey, QuantKey, Quantized,
@@ -148,7 +148,7 @@ pub struct FrameView {
 pub struct Derived {
     runner: Runner,
     store: Arc<ValueStore>,
-    open: Jobs<OpenKey, Arc<Model>>,
+    open: Jobs<OpenKey, results::OpenedModel>,
     stats: Jobs<StatsKey, TensorStats>,
     rows: Jobs<RowKey, RowError>,
     hist: Jobs<HistKey, HistData>,
@@ -216,10 +216,11 @@ impl Derived {
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
-                JobState::Ready(model) => out.push(Command::Opened {
-                    model: Arc::clone(&model),
-                    paths: key.paths.clone(),
+                JobState::Ready(opened) => out.push(Command::Opened {
+                    model: Arc::clone(&opened.model),
+                    paths: opened.paths.clone(),
                     generation: key.generation,
+                    skipped: opened.skipped.clone(),
                 }),
                 JobState::Failed(error) => out.push(Command::OpenFailed {
                     error,

@@ -25,15 +25,55 @@ pub type OpenKey = OpenRequest;
 
 impl JobKey for OpenKey {}
 
+/// A model that opened, with the files it came from and what could not be opened.
+pub struct OpenedModel {
+    /// The model.
+    pub model: Arc<Model>,
+    /// The files it came from (empty for the demo).
+    pub paths: Vec<std::path::PathBuf>,
+    /// One message per file that could not be opened (the others opened).
+    pub skipped: Vec<String>,
+}
+
 /// Opens the files of `key` (one file, a folder, an index, or several shards), or generates
-/// the demo model.
-pub fn open_model(key: &OpenKey, cancel: &Cancel) -> Result<Arc<Model>, String> {
-    let model = match key.paths.as_slice() {
-        [] => demo_model(cancel)?,
-        [one] => Model::open(one).map_err(|e| e.to_string())?,
-        many => Model::open_many(many).map_err(|e| e.to_string())?,
+/// the demo model. When several files do not open together, each is tried alone: the good ones
+/// open (together, if they form one model) and each broken one is reported.
+pub fn open_model(key: &OpenKey, cancel: &Cancel) -> Result<OpenedModel, String> {
+    let opened = |model: Model, paths: &[std::path::PathBuf], skipped: Vec<String>| OpenedModel {
+        model: Arc::new(model),
+        paths: paths.to_vec(),
+        skipped,
     };
-    Ok(Arc::new(model))
+    match key.paths.as_slice() {
+        [] => Ok(opened(demo_model(cancel)?, &[], Vec::new())),
+        [one] => Ok(opened(
+            Model::open(one).map_err(|e| e.to_string())?,
+            &key.paths,
+            Vec::new(),
+        )),
+        many => {
+            let together = Model::open_many(many);
+            let Err(together_error) = together else {
+                return together
+                    .map(|m| opened(m, many, Vec::new()))
+                    .map_err(|e| e.to_string());
+            };
+            let (mut good, mut skipped) = (Vec::new(), Vec::new());
+            for path in many {
+                match Model::open(path) {
+                    Ok(_) => good.push(path.clone()),
+                    Err(e) => skipped.push(e.to_string()),
+                }
+            }
+            let model = match good.as_slice() {
+                [] => return Err(together_error.to_string()),
+                [one] => Model::open(one),
+                several => Model::open_many(several),
+            }
+            .map_err(|e| e.to_string())?;
+            Ok(opened(model, &good, skipped))
+        }
+    }
 }
 
 /// Generates the demo model (the big tensor in parallel on the current pool).

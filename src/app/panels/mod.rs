@@ -9,11 +9,14 @@ pub mod heatmap;
 pub mod histogram;
 pub mod menu;
 pub mod metrics;
+pub mod open_path;
 pub mod quant_controls;
 pub mod status;
 pub mod tabs;
 
 use egui_plot::{AxisHints, GridInput, GridMark, Plot};
+
+use crate::report::plot::{nice_step_at_least as nice_at_least, tick_text};
 
 /// A plot with labelled axes at any range and zoom: grid lines at 1-2-5 steps dense enough
 /// that the coarsest ones are about 60 points apart, and tick labels with the decimals their
@@ -26,16 +29,6 @@ pub fn labelled_axes(plot: Plot<'_>) -> Plot<'_> {
         .y_grid_spacer(nice_grid)
         .x_axis_formatter(|mark, _| tick_label(mark))
         .y_axis_formatter(|mark, _| tick_label(mark))
-}
-
-/// The smallest 1, 2 or 5 × 10^k at least `x` (x > 0).
-fn nice_at_least(x: f64) -> f64 {
-    let e = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * e)
-        .find(|&s| s >= x * (1.0 - 1e-12))
-        .unwrap_or(10.0 * e)
 }
 
 /// Grid marks at three 1-2-5 steps: the finest about twice egui's minimum line spacing, the
@@ -66,51 +59,17 @@ fn nice_grid(input: GridInput) -> Vec<GridMark> {
     marks
 }
 
-/// A plot tick label with as many decimals as the tick spacing needs, so every range and zoom
-/// is labelled (0.05 steps read 0.05, 0.10, …; tiny or huge values switch to 1.5e-4 form).
+/// A plot tick label with as many decimals as the tick spacing needs (the exports' rule).
 pub fn tick_label(mark: GridMark) -> String {
-    let (value, step) = (mark.value, mark.step_size.abs());
-    if !(value.is_finite() && step.is_finite() && step > 0.0) {
-        return format!("{value}");
-    }
-    let magnitude = value.abs().max(step);
-    if !(1e-4..1e6).contains(&magnitude) {
-        // Significant digits enough to tell neighbouring ticks apart.
-        let digits = ((magnitude / step).log10().ceil().max(0.0) as usize).min(8);
-        return format!("{value:.digits$e}");
-    }
-    // The fewest decimals d with step · 10^d an integer (to a part in 10^6), at most 10.
-    let mut decimals = 0usize;
-    while decimals < 10 {
-        let scaled = step * 10f64.powi(decimals as i32);
-        if (scaled - scaled.round()).abs() <= 1e-6 * scaled.max(1.0) {
-            break;
-        }
-        decimals += 1;
-    }
-    if value.abs() < step * 1e-9 {
-        return "0".into();
-    }
-    format!("{value:.decimals$}")
+    tick_text(mark.value, mark.step_size)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn label(value: f64, step: f64) -> String {
-        tick_label(GridMark {
-            value,
-            step_size: step,
-        })
-    }
-
     #[test]
-    fn grid_steps_are_one_two_five() {
-        assert_eq!(nice_at_least(0.013), 0.02);
-        assert_eq!(nice_at_least(0.03), 0.05);
-        assert_eq!(nice_at_least(0.07), 0.1);
-        assert_eq!(nice_at_least(1.0), 1.0);
+    fn grid_marks_carry_labels_at_their_coarse_step() {
         let marks = nice_grid(GridInput {
             bounds: (-0.55, 0.55),
             base_step_size: 0.004,
@@ -129,18 +88,5 @@ mod tests {
             .map(|&m| tick_label(m))
             .collect();
         assert!(labels.contains(&"0.45".to_string()), "{labels:?}");
-    }
-
-    #[test]
-    fn ticks_show_the_decimals_their_spacing_needs() {
-        assert_eq!(label(0.3, 0.1), "0.3");
-        assert_eq!(label(-0.45, 0.05), "-0.45");
-        assert_eq!(label(0.25, 0.25), "0.25");
-        assert_eq!(label(2.0, 1.0), "2");
-        assert_eq!(label(0.0, 0.05), "0");
-        assert_eq!(label(200.0, 100.0), "200");
-        // Below 1e-4 the labels switch to exponent form and stay distinct.
-        assert_eq!(label(2e-5, 1e-5), "2.0e-5");
-        assert_ne!(label(2.5e-5, 5e-6), label(3e-5, 5e-6));
     }
 }

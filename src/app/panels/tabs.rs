@@ -45,23 +45,34 @@ pub fn tabs_ui(
         if state.tab != Tab::Bits {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 save_png = ui
-                    .small_button("PNG")
-                    .on_hover_text("Save the plots of this tab as a PNG in the export folder.")
+                    .small_button("Export")
+                    .on_hover_text(
+                        "Save the plots of this tab as SVG and PNG in the export folder, with \
+                         title, settings, axes and legend.",
+                    )
                     .clicked();
             });
         }
     });
-    let rect = ui.available_rect_before_wrap();
     if save_png {
-        let name = if state.tab == Tab::Heatmap {
-            "heatmap"
+        let tensor = view.tensor.as_ref().map_or("", |(_, t)| t.name.as_str());
+        let (name, plots) = if state.tab == Tab::Heatmap {
+            match crate::app::export::heatmaps(state, view) {
+                Ok(p) => ("heatmap", p),
+                Err(e) => {
+                    out.push(Command::Status(format!("could not export: {e}")));
+                    ("heatmap", Vec::new())
+                }
+            }
         } else {
-            "error"
+            ("error", crate::app::export::error_tab(state, view))
         };
-        out.push(Command::SavePlot {
-            name: name.into(),
-            rect,
-        });
+        if !plots.is_empty() {
+            out.push(Command::Export(Box::new(crate::app::export::Export {
+                stem: format!("{name}-{tensor}"),
+                plots,
+            })));
+        }
     }
     match state.tab {
         Tab::Bits => {
