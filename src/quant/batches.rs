@@ -566,7 +566,7 @@ impl BatchCalibrator {
     /// Adds the next batch (row-major `[rows, features]`) and returns the thresholds after it.
     pub fn add_batch(&mut self, values: &[f32], cancel: &Cancel) -> Result<BatchStep, BatchError> {
         let batch = self.steps.len();
-        if values.len() % self.features != 0 {
+        if !values.len().is_multiple_of(self.features) {
             return Err(BatchError::Ragged {
                 batch,
                 len: values.len(),
