@@ -369,3 +369,213 @@ fn output_never_overwrites_an_input_and_failures_leave_files_alone() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(std::fs::read(&existing).expect("still there"), b"keep me");
 }
+
+/// One .npy member: little-endian f32, C order, version 1.0 header padded to 64 bytes.
+fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let shape_text = match dims.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&u16::try_from(header.len()).expect("short").to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
+/// Writes an .npz of the given members (stored, as numpy's savez does).
+fn write_npz(path: &Path, members: &[(&str, Vec<usize>, Vec<f32>)]) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("created");
+    let mut zip = zip::ZipWriter::new(file);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, shape, values) in members {
+        zip.start_file(format!("{name}.npy"), stored)
+            .expect("member");
+        zip.write_all(&npy_f32(shape, values)).expect("written");
+    }
+    zip.finish().expect("finished");
+}
+
+/// Two batches of 2 rows x 3 features. Batch 0: min -2, max 3, |x| in [0.25, 3];
+/// batch 1: min -6, max 4, and a 0 that lies below batch 0's smallest |x|.
+fn calibration_batches(dir: &Path) -> PathBuf {
+    let path = dir.join("acts.npz");
+    write_npz(
+        &path,
+        &[
+            ("batch_01", vec![2, 3], vec![-6.0, 1.0, 2.0, 0.0, 0.5, 4.0]),
+            (
+                "batch_00",
+                vec![2, 3],
+                vec![1.0, -2.0, 0.5, 0.25, 3.0, -1.0],
+            ),
+        ],
+    );
+    path
+}
+
+#[test]
+fn inspect_batches_reports_each_step_and_per_feature_ranges() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let acts = calibration_batches(dir.path());
+    let out = quantscope()
+        .arg("inspect")
+        .arg(&acts)
+        .args(["--batches", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out.stdout);
+    assert_eq!(doc["batches"], serde_json::json!(["batch_00", "batch_01"]));
+    assert_eq!(doc["rows"], serde_json::json!([2, 2]));
+    let steps = &doc["calibration"]["steps"];
+    assert_eq!(steps[0]["minmax"], serde_json::json!([-2.0, 3.0]));
+    assert_eq!(steps[1]["minmax"], serde_json::json!([-6.0, 4.0]));
+    // ONNX Runtime's moving average, c = 0.01 in f32: -2 + c(-6 + 2), 3 + c(4 - 3).
+    let c = 0.01f32;
+    let want = [-2.0f32 + c * (-6.0 + 2.0), 3.0 + c * (4.0 - 3.0)];
+    let got: Vec<f32> = steps[1]["moving_average"]
+        .as_array()
+        .expect("pair")
+        .iter()
+        .map(|v| v.as_f64().expect("number") as f32)
+        .collect();
+    assert_eq!(got, want);
+    // The histogram starts with 2048 bins on [0.25, 3], grows past 6 in steps of the first
+    // bin's width, and never counts the 0 of batch 1 (below the first edge).
+    let h = &steps[1]["histogram_tensorrt"];
+    assert!(h["bins"].as_u64().expect("bins") > 4096, "{h}");
+    assert_eq!(h["counted"], 11);
+    assert_eq!(h["dropped"], 1);
+    assert_eq!(h["first_edge"], 0.25);
+    let amax = steps[1]["percentile_tensorrt"].as_f64().expect("amax");
+    assert!(amax > 5.99 && amax <= 6.0, "{amax}");
+    let per_channel = &doc["calibration"]["per_channel"];
+    assert_eq!(per_channel["min"], serde_json::json!([-6.0, -2.0, -1.0]));
+    assert_eq!(per_channel["max"], serde_json::json!([1.0, 3.0, 4.0]));
+
+    let text = quantscope()
+        .arg("inspect")
+        .arg(&acts)
+        .arg("--batches")
+        .output()
+        .expect("runs");
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("2 calibration batches of 3 features (rows 2, 2)"),
+        "{text}"
+    );
+    assert!(text.contains("batch_01"), "{text}");
+    assert!(text.contains("[-6.000000, 4.000000]"), "{text}");
+    assert!(
+        text.contains("1 values below the first batch's smallest |x|"),
+        "{text}"
+    );
+}
+
+#[test]
+fn quantize_with_calibration_batches_applies_the_learned_range() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let acts = calibration_batches(dir.path());
+    let run = |extra: &[&str]| {
+        quantscope()
+            .arg("quantize")
+            .arg(&acts)
+            .arg("--calibration-batches")
+            .arg(&acts)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    // Min-max over both batches: [-6, 4]; symmetric int8 S = 6/127 for every tensor.
+    let out = run(&["--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out.stdout);
+    assert_eq!(
+        doc["calibration_batches"]["range"],
+        serde_json::json!([-6.0, 4.0])
+    );
+    let tensors = doc["tensors"].as_array().expect("tensors");
+    assert_eq!(tensors.len(), 2);
+    for t in tensors {
+        assert_eq!(t["clip_max"], serde_json::json!(6.0), "{t}");
+    }
+    // Moving average, c = 0.5: the batch absmax 3 then 6 average to 3 + 0.5 (6 - 3) = 4.5.
+    let out = run(&["--json", "--moving-average", "0.5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out.stdout);
+    assert_eq!(
+        doc["calibration_batches"]["range"],
+        serde_json::json!([-4.5, 4.5])
+    );
+    assert_eq!(doc["tensors"][1]["clip_max"], serde_json::json!(4.5));
+    // The text report prints the steps and the range it applies.
+    let out = run(&["--calibration", "entropy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TensorRT HistogramCalibrator entropy"),
+        "{text}"
+    );
+    // Settings that cannot work over batches are usage errors.
+    for extra in [
+        vec!["--calibration", "mse"],
+        vec!["--granularity", "channel"],
+        vec!["--calibration", "entropy", "--scheme", "asymmetric"],
+        vec!["--calibration", "percentile", "--moving-average", "0.1"],
+    ] {
+        let out = run(&extra);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A file that is not laid out as batches is bad input, named in the message.
+    let other = dir.path().join("other.npz");
+    write_npz(
+        &other,
+        &[
+            ("batch_00", vec![1, 2], vec![1.0, 2.0]),
+            ("labels", vec![1], vec![0.0]),
+        ],
+    );
+    let out = quantscope()
+        .arg("inspect")
+        .arg(&other)
+        .arg("--batches")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("other.npz") && stderr.contains("'labels'"),
+        "{stderr}"
+    );
+}

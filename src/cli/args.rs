@@ -65,6 +65,11 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Read FILE as calibration batches of one tensor (members batch_00, batch_01, …, each
+    /// [rows, features]) and report the calibrators' thresholds after each batch (running
+    /// min-max, moving average, histogram percentile and entropy) and the per-feature ranges.
+    #[arg(long)]
+    pub batches: bool,
 }
 
 /// Arguments of `bits`.
@@ -164,6 +169,18 @@ pub struct QuantizeArgs {
     /// Write codes, scales, zero points and dequantized values to this safetensors file.
     #[arg(long, value_name = "OUT.safetensors")]
     pub output: Option<PathBuf>,
+    /// Calibrate on these batches instead of on each tensor (static activation quantization):
+    /// an .npz of batch_00, batch_01, … each [rows, features]. Prints the thresholds after each
+    /// batch, then quantizes every selected tensor with the final range. Per-tensor only;
+    /// --calibration minmax (ONNX Runtime), percentile (its histogram percentile) or entropy
+    /// (TensorRT's, symmetric).
+    #[arg(long, value_name = "BATCHES.npz")]
+    pub calibration_batches: Option<PathBuf>,
+    /// With --calibration-batches and --calibration minmax: ONNX Runtime's moving average of
+    /// the batch ranges with this averaging constant (its default is 0.01) instead of the
+    /// global min and max.
+    #[arg(long, value_name = "C", requires = "calibration_batches")]
+    pub moving_average: Option<f32>,
 }
 
 adapter!(OverflowArg <=> Overflow { Saturate => Saturate, Nan => NonFinite });
