@@ -242,30 +242,18 @@ fn png_data_uri(img: &HeatImage) -> Result<String, String> {
     ))
 }
 
-/// The font exports are drawn with: the app's own proportional font, so a machine without
-/// system fonts renders the same PNG.
+/// The font exports are drawn with: the bundled DejaVu Sans subset as the sans-serif family, so
+/// a machine without system fonts renders the same PNG.
 fn font_options() -> usvg::Options<'static> {
     let mut options = usvg::Options::default();
-    let fonts = egui::FontDefinitions::default();
     let db = options.fontdb_mut();
-    for data in fonts.font_data.values() {
-        db.load_font_data((*data.font).as_ref().to_vec());
-    }
-    if let Some(first) = fonts
-        .families
-        .get(&egui::FontFamily::Proportional)
-        .and_then(|list| list.first())
-    {
-        let family = db
-            .faces()
-            .find(|f| {
-                f.post_script_name.contains(first.as_str())
-                    || f.families.iter().any(|(n, _)| n.contains(first.as_str()))
-            })
-            .and_then(|f| f.families.first().map(|(n, _)| n.clone()));
-        if let Some(family) = family {
-            db.set_sans_serif_family(family);
-        }
+    db.load_font_data(super::BUNDLED_FONT.to_vec());
+    let family = db
+        .faces()
+        .next()
+        .and_then(|f| f.families.first().map(|(n, _)| n.clone()));
+    if let Some(family) = family {
+        db.set_sans_serif_family(family);
     }
     options
 }

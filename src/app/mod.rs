@@ -35,8 +35,12 @@ pub const APP_ID: &str = "quantscope";
 
 /// Opens the desktop window. With no paths, the built-in demo model is shown.
 pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut viewport = egui::ViewportBuilder::default();
+    if let Some(icon) = window_icon() {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
+        viewport: viewport
             .with_title("quantscope")
             .with_app_id(APP_ID)
             .with_inner_size([1440.0, 900.0])
@@ -65,16 +69,51 @@ pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
-/// Adds the bundled monospace font (Hack) as a fallback of the proportional family, so arrows
-/// and box-drawing symbols render with the default fonts on any machine.
-pub fn install_fonts(ctx: &egui::Context) {
+/// The bundled DejaVu Sans subset (assets/fonts, its licence beside it): arrows, math symbols
+/// and box drawing that egui's default fonts lack.
+pub const BUNDLED_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-quantscope.ttf");
+
+/// The font name the bundled font is registered under.
+pub const BUNDLED_FONT_NAME: &str = "DejaVuSans-quantscope";
+
+/// egui's default fonts with the bundled DejaVu Sans subset as a fallback of both families, so
+/// every symbol the app writes renders on any machine.
+pub fn fonts() -> egui::FontDefinitions {
     let mut fonts = egui::FontDefinitions::default();
-    if let Some(list) = fonts.families.get_mut(&egui::FontFamily::Proportional)
-        && !list.iter().any(|f| f == "Hack")
-    {
-        list.push("Hack".to_owned());
+    fonts.font_data.insert(
+        BUNDLED_FONT_NAME.to_owned(),
+        Arc::new(egui::FontData::from_static(BUNDLED_FONT)),
+    );
+    for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        if let Some(list) = fonts.families.get_mut(&family) {
+            list.push(BUNDLED_FONT_NAME.to_owned());
+        }
     }
-    ctx.set_fonts(fonts);
+    fonts
+}
+
+/// Installs [`fonts`].
+pub fn install_fonts(ctx: &egui::Context) {
+    ctx.set_fonts(fonts());
+}
+
+/// The window icon (assets/icon), decoded once at start.
+fn window_icon() -> Option<Arc<egui::IconData>> {
+    let png = include_bytes!("../../assets/icon/quantscope-256.png");
+    let pixmap = resvg::tiny_skia::Pixmap::decode_png(png).ok()?;
+    let rgba = pixmap
+        .pixels()
+        .iter()
+        .flat_map(|p| {
+            let c = p.demultiply();
+            [c.red(), c.green(), c.blue(), c.alpha()]
+        })
+        .collect();
+    Some(Arc::new(egui::IconData {
+        rgba,
+        width: pixmap.width(),
+        height: pixmap.height(),
+    }))
 }
 
 /// The app: its state, the derived layer, and what only the window owns (textures, the file

@@ -12,6 +12,42 @@ use crate::float::Overflow;
 use crate::quant::{Calibration, Granularity, QuantConfig};
 use crate::tensor::Model;
 
+/// Which tensors hold a set of calibration batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchMembers {
+    /// Consecutive row blocks of one tensor (the demo's activations, batches concatenated).
+    Rows {
+        /// The tensor.
+        tensor: usize,
+        /// Rows of each batch, in order.
+        rows: Vec<usize>,
+    },
+    /// Whole tensors, one per batch, in order (an `.npz` of `batch_NN` members).
+    Tensors(Vec<usize>),
+}
+
+/// Calibration batches of one layer input, as ONNX Runtime's and TensorRT's calibrators would
+/// see them one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSet {
+    /// Where the batches are.
+    pub members: BatchMembers,
+    /// The weights (tensor indices) that read this input, when they are in the model.
+    pub input_of: Vec<usize>,
+    /// Where the batches came from, in words.
+    pub source: String,
+}
+
+impl BatchSet {
+    /// Whether tensor `index` holds (part of) these batches.
+    pub fn contains(&self, index: usize) -> bool {
+        match &self.members {
+            BatchMembers::Rows { tensor, .. } => *tensor == index,
+            BatchMembers::Tensors(t) => t.contains(&index),
+        }
+    }
+}
+
 /// A loaded model with an identity that changes on every open (so caches never mix models).
 #[derive(Clone)]
 pub struct ModelRef {
@@ -21,6 +57,18 @@ pub struct ModelRef {
     pub model: Arc<Model>,
     /// The files it came from (empty for the demo).
     pub paths: Vec<PathBuf>,
+    /// The calibration batches among its tensors.
+    pub batch_sets: Arc<Vec<BatchSet>>,
+}
+
+impl ModelRef {
+    /// The batch set tensor `index` belongs to, if any.
+    pub fn batch_set_of(&self, index: usize) -> Option<(usize, &BatchSet)> {
+        self.batch_sets
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.contains(index))
+    }
 }
 
 impl ModelRef {
@@ -106,6 +154,8 @@ pub enum Tab {
     Heatmap,
     /// The bit layout of the picked value.
     Bits,
+    /// Calibration over batches (tensors that hold calibration batches).
+    Batches,
 }
 
 /// The browser columns one can sort by.
@@ -232,6 +282,8 @@ pub enum Command {
         generation: u64,
         /// Files of the request that could not be opened (each message names its file).
         skipped: Vec<String>,
+        /// The calibration batches among its tensors.
+        batch_sets: Arc<Vec<BatchSet>>,
     },
     /// A model could not be opened.
     OpenFailed {
@@ -436,11 +488,12 @@ impl AppState {
                 paths,
                 generation,
                 skipped,
+                batch_sets,
             } => {
                 if self.opening.as_ref().map(|o| o.generation) == Some(generation) {
                     self.opening = None;
                     self.errors.extend(skipped);
-                    self.install_model(model, paths);
+                    self.install_model(model, paths, batch_sets);
                 }
             }
             Command::OpenFailed { error, generation } => {
@@ -517,7 +570,12 @@ impl AppState {
         });
     }
 
-    fn install_model(&mut self, model: Arc<Model>, paths: Vec<PathBuf>) {
+    fn install_model(
+        &mut self,
+        model: Arc<Model>,
+        paths: Vec<PathBuf>,
+        batch_sets: Arc<Vec<BatchSet>>,
+    ) {
         let id = self.next_model_id;
         self.next_model_id += 1;
         if !paths.is_empty() {
@@ -529,7 +587,12 @@ impl AppState {
             .iter()
             .position(|t| t.numel() > 1 && t.dtype.is_float())
             .or_else(|| (!model.tensors().is_empty()).then_some(0));
-        self.model = Some(ModelRef { id, model, paths });
+        self.model = Some(ModelRef {
+            id,
+            model,
+            paths,
+            batch_sets,
+        });
         self.all_stats = false;
         self.title_stale = true;
         self.selected = None;
@@ -677,6 +740,7 @@ mod tests {
             paths: vec![],
             generation,
             skipped: vec![],
+            batch_sets: Arc::default(),
         });
     }
 
@@ -692,6 +756,7 @@ mod tests {
             paths: vec![],
             generation: first.expect("generation"),
             skipped: vec![],
+            batch_sets: Arc::default(),
         });
         assert!(s.model.is_none(), "the older request's model is dropped");
         assert!(s.opening.is_some());

@@ -228,6 +228,15 @@ impl Model {
         Ok(model)
     }
 
+    /// An in-memory `.npz` archive (the app's built-in activation batches), named `name`.
+    pub fn from_npz_bytes(name: &str, bytes: Vec<u8>) -> Result<Model, LoadError> {
+        let path = PathBuf::from(name);
+        let part = npy::load_npz_bytes(&path, bytes)?;
+        let mut model = Self::assemble(name.to_string(), vec![(path, part)])?;
+        model.files.clear();
+        Ok(model)
+    }
+
     /// The model's display name (file stem, folder name, or the in-memory name).
     pub fn name(&self) -> &str {
         &self.name

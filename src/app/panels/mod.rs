@@ -1,6 +1,7 @@
 //! The panels: one file per panel, each a function of the app state and the frame's read-only
 //! view that draws itself and returns the [`super::state::Command`]s the user asked for.
 
+pub mod batches;
 pub mod bits;
 pub mod browser;
 pub mod error_plots;
@@ -16,7 +17,7 @@ pub mod tabs;
 
 use egui_plot::{AxisHints, GridInput, GridMark, Plot};
 
-use crate::report::plot::{nice_step_at_least as nice_at_least, tick_text};
+use crate::report::plot::tick_text;
 
 /// A plot with labelled axes at any range and zoom: grid lines at 1-2-5 steps dense enough
 /// that the coarsest ones are about 60 points apart, and tick labels with the decimals their
@@ -31,18 +32,31 @@ pub fn labelled_axes(plot: Plot<'_>) -> Plot<'_> {
         .y_axis_formatter(|mark, _| tick_label(mark))
 }
 
-/// Grid marks at three 1-2-5 steps: the finest about twice egui's minimum line spacing, the
-/// coarsest five times that (where the labels go).
+/// The smallest 1 or 5 × 10^k at least `x` (x > 0): the ladder 1, 5, 10, 50, … where each
+/// step divides the next.
+fn ladder_at_least(x: f64) -> f64 {
+    let e = 10f64.powf(x.log10().floor());
+    [1.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * e)
+        .find(|&s| s >= x * (1.0 - 1e-12))
+        .unwrap_or(10.0 * e)
+}
+
+/// Grid marks at three nested steps of the ladder 1, 5, 10, 50, …: fine lines about twice
+/// egui's minimum spacing apart, then the next two rungs, so every coarser mark is also a finer
+/// one (0, 5, 10 — never 2, 4, 5, 6). Labels go on whichever rung leaves room for them.
 fn nice_grid(input: GridInput) -> Vec<GridMark> {
     let base = input.base_step_size;
     if !(base.is_finite() && base > 0.0) {
         return Vec::new();
     }
-    let fine = nice_at_least(2.0 * base);
-    let steps = [fine, nice_at_least(2.5 * fine), nice_at_least(5.0 * fine)];
+    let fine = ladder_at_least(2.0 * base);
+    let mid = ladder_at_least(fine * 1.5);
+    let coarse = ladder_at_least(mid * 1.5);
     let (lo, hi) = input.bounds;
     let mut marks: Vec<GridMark> = Vec::new();
-    for step in steps {
+    for step in [fine, mid, coarse] {
         // Grid indices of the visible range: bounded by the range / step (the plot's pixels).
         let first = (lo / step).ceil() as i64;
         let last = (hi / step).floor() as i64;
@@ -74,17 +88,27 @@ mod tests {
             bounds: (-0.55, 0.55),
             base_step_size: 0.004,
         });
-        // Finest 0.01, then 0.02, then 0.05: the coarse marks carry the labels.
+        // Fine 0.01, then 0.05, then 0.1: the 0.05 marks carry the labels, and every mark of a
+        // rung is a multiple of the rung below.
         let coarse: Vec<f64> = marks
             .iter()
-            .filter(|m| m.step_size == 0.05)
+            .filter(|m| m.step_size >= 0.05)
             .map(|m| m.value)
             .collect();
+        // -0.55 … 0.55 in 0.05 steps: 23 marks, 11 of them on the 0.1 rung.
         assert_eq!(coarse.len(), 23);
+        assert_eq!(marks.iter().filter(|m| m.step_size == 0.1).count(), 11);
         assert!(coarse.iter().any(|&v| (v - 0.5).abs() < 1e-12));
+        assert!(
+            marks
+                .iter()
+                .all(|m| [0.01, 0.05, 0.1].contains(&m.step_size))
+        );
+        assert_eq!(ladder_at_least(0.33), 0.5);
+        assert_eq!(ladder_at_least(0.75), 1.0);
         let labels: Vec<String> = marks
             .iter()
-            .filter(|m| m.step_size == 0.05)
+            .filter(|m| m.step_size >= 0.05)
             .map(|&m| tick_label(m))
             .collect();
         assert!(labels.contains(&"0.45".to_string()), "{labels:?}");

@@ -33,7 +33,16 @@ pub fn tabs_ui(
                 "Bit layout",
                 "The picked value in FP32, FP16, BF16 and FP8; the tensor's exponents. Lesson 1.",
             ),
+            (
+                Tab::Batches,
+                "Batches",
+                "Calibration over this input's batches, one by one, and its per-feature ranges \
+                 beside the weights that read it. Lessons 6–8.",
+            ),
         ] {
+            if tab == Tab::Batches && !view.has_batches {
+                continue;
+            }
             if ui
                 .selectable_label(state.tab == tab, label)
                 .on_hover_text(tip)
@@ -42,7 +51,7 @@ pub fn tabs_ui(
                 out.push(Command::SetTab(tab));
             }
         }
-        if state.tab != Tab::Bits {
+        if matches!(state.tab, Tab::Error | Tab::Heatmap) {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 save_png = ui
                     .small_button("Export")
@@ -92,6 +101,14 @@ pub fn tabs_ui(
             }
         },
         Tab::Heatmap => out.extend(super::heatmap::heatmaps_ui(ui, state, view, textures)),
+        Tab::Batches if view.has_batches => {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                out.extend(super::batches::batches_ui(ui, state, view))
+            });
+        }
+        Tab::Batches => {
+            ui.label("This tensor holds no calibration batches.");
+        }
     }
     out
 }
