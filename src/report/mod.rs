@@ -3,6 +3,7 @@
 //! The CLI builds a [`TensorReport`] from each [`QuantResult`]; the app's JSON/CSV export
 //! writes the same keys from its own view of the result.
 
+pub mod compare;
 mod text;
 
 pub use text::human_bytes;
