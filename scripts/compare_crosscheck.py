@@ -19,7 +19,7 @@ from gguf.quants import dequantize
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hf_gguf_names import convert_name  # noqa: E402
+import hf_gguf_names  # noqa: E402
 
 
 def unpermute(w, n_head):
@@ -32,6 +32,7 @@ def main(original, quantized, report_path):
     hf = load_file(original)
     reader = GGUFReader(quantized)
     arch = reader.fields["general.architecture"].contents()
+    hf_gguf_names.N_BLOCKS = int(reader.fields[f"{arch}.block_count"].contents())
     heads = reader.fields.get(f"{arch}.attention.head_count")
     heads_kv = reader.fields.get(f"{arch}.attention.head_count_kv")
     n_head = heads.contents() if heads else None
@@ -41,7 +42,7 @@ def main(original, quantized, report_path):
     by_name = {t["name"]: t for t in report["tensors"]}
     worst = 0.0
     for name, x in hf.items():
-        g = convert_name(arch, name)
+        g = hf_gguf_names.convert_name(arch, name)
         if g is None or g not in gguf_tensors:
             assert name in report["unmatched_original"], name
             continue

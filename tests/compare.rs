@@ -55,7 +55,11 @@ fn q8_0_blocks(x: &[f32]) -> Vec<u8> {
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend(f16::from_f32(d).to_le_bytes());
-        out.extend(block.iter().map(|v| ((v * id).round() as i8).to_le_bytes()[0]));
+        out.extend(
+            block
+                .iter()
+                .map(|v| ((v * id).round() as i8).to_le_bytes()[0]),
+        );
     }
     out
 }
@@ -93,19 +97,48 @@ impl Llama {
     fn new() -> Self {
         let kv_rows = N_HEAD_KV * HEAD_DIM;
         let tensors = vec![
-            ("model.embed_tokens.weight", vec![8, HIDDEN], values(8 * HIDDEN, 1)),
-            ("model.layers.0.input_layernorm.weight", vec![HIDDEN], values(HIDDEN, 2)),
-            ("model.layers.0.self_attn.q_proj.weight", vec![HIDDEN, HIDDEN], values(HIDDEN * HIDDEN, 3)),
-            ("model.layers.0.self_attn.k_proj.weight", vec![kv_rows, HIDDEN], values(kv_rows * HIDDEN, 4)),
-            ("model.layers.0.self_attn.v_proj.weight", vec![kv_rows, HIDDEN], values(kv_rows * HIDDEN, 5)),
-            ("model.layers.0.self_attn.rotary_emb.inv_freq", vec![HEAD_DIM / 2], values(HEAD_DIM / 2, 6)),
+            (
+                "model.embed_tokens.weight",
+                vec![8, HIDDEN],
+                values(8 * HIDDEN, 1),
+            ),
+            (
+                "model.layers.0.input_layernorm.weight",
+                vec![HIDDEN],
+                values(HIDDEN, 2),
+            ),
+            (
+                "model.layers.0.self_attn.q_proj.weight",
+                vec![HIDDEN, HIDDEN],
+                values(HIDDEN * HIDDEN, 3),
+            ),
+            (
+                "model.layers.0.self_attn.k_proj.weight",
+                vec![kv_rows, HIDDEN],
+                values(kv_rows * HIDDEN, 4),
+            ),
+            (
+                "model.layers.0.self_attn.v_proj.weight",
+                vec![kv_rows, HIDDEN],
+                values(kv_rows * HIDDEN, 5),
+            ),
+            (
+                "model.layers.0.self_attn.rotary_emb.inv_freq",
+                vec![HEAD_DIM / 2],
+                values(HEAD_DIM / 2, 6),
+            ),
             ("lm_head.weight", vec![8, HIDDEN], values(8 * HIDDEN, 7)),
         ];
         Self { tensors }
     }
 
     fn get(&self, name: &str) -> &[f32] {
-        &self.tensors.iter().find(|t| t.0 == name).expect("fixture tensor").2
+        &self
+            .tensors
+            .iter()
+            .find(|t| t.0 == name)
+            .expect("fixture tensor")
+            .2
     }
 
     fn write_safetensors(&self, path: &Path) {
@@ -121,23 +154,44 @@ impl Llama {
     /// `store(gguf name, shape, converter-order values)`.
     fn write_gguf(&self, path: &Path, store: impl Fn(&str, Vec<usize>, &[f32]) -> GgufTensor) {
         let mut w = GgufWriter::new();
-        w.add_metadata("general.architecture", GgufValue::string("llama")).unwrap();
-        w.add_metadata("llama.attention.head_count", GgufValue::U32(N_HEAD as u32)).unwrap();
-        w.add_metadata("llama.attention.head_count_kv", GgufValue::U32(N_HEAD_KV as u32))
+        w.add_metadata("general.architecture", GgufValue::string("llama"))
             .unwrap();
+        w.add_metadata("llama.attention.head_count", GgufValue::U32(N_HEAD as u32))
+            .unwrap();
+        w.add_metadata(
+            "llama.attention.head_count_kv",
+            GgufValue::U32(N_HEAD_KV as u32),
+        )
+        .unwrap();
         let map = [
             ("model.embed_tokens.weight", "token_embd.weight"),
-            ("model.layers.0.input_layernorm.weight", "blk.0.attn_norm.weight"),
-            ("model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight"),
-            ("model.layers.0.self_attn.k_proj.weight", "blk.0.attn_k.weight"),
-            ("model.layers.0.self_attn.v_proj.weight", "blk.0.attn_v.weight"),
+            (
+                "model.layers.0.input_layernorm.weight",
+                "blk.0.attn_norm.weight",
+            ),
+            (
+                "model.layers.0.self_attn.q_proj.weight",
+                "blk.0.attn_q.weight",
+            ),
+            (
+                "model.layers.0.self_attn.k_proj.weight",
+                "blk.0.attn_k.weight",
+            ),
+            (
+                "model.layers.0.self_attn.v_proj.weight",
+                "blk.0.attn_v.weight",
+            ),
             ("lm_head.weight", "output.weight"),
         ];
         for (hf, gguf) in map {
             let (_, shape, v) = self.tensors.iter().find(|t| t.0 == hf).unwrap();
             let stored = match hf {
-                "model.layers.0.self_attn.q_proj.weight" => permute_rows(v, shape[0], N_HEAD).unwrap(),
-                "model.layers.0.self_attn.k_proj.weight" => permute_rows(v, shape[0], N_HEAD_KV).unwrap(),
+                "model.layers.0.self_attn.q_proj.weight" => {
+                    permute_rows(v, shape[0], N_HEAD).unwrap()
+                }
+                "model.layers.0.self_attn.k_proj.weight" => {
+                    permute_rows(v, shape[0], N_HEAD_KV).unwrap()
+                }
                 _ => v.clone(),
             };
             w.add_tensor(store(gguf, shape.clone(), &stored)).unwrap();
@@ -157,11 +211,17 @@ fn run(original: &Path, quantized: &Path) -> (Comparison, Mapping) {
 }
 
 fn entry<'a>(c: &'a Comparison, name: &str) -> &'a TensorComparison {
-    c.tensors.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} paired"))
+    c.tensors
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{name} paired"))
 }
 
 fn metrics_of(t: &TensorComparison) -> Metrics {
-    t.outcome.as_ref().unwrap_or_else(|e| panic!("{}: {e}", t.name)).metrics
+    t.outcome
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{}: {e}", t.name))
+        .metrics
 }
 
 /// The comparison's metrics equal a direct sequential computation (sums to 1e-12 relative:
@@ -170,8 +230,18 @@ fn assert_same(got: &Metrics, want: &Metrics, what: &str) {
     assert_eq!(got.count, want.count, "{what}");
     assert_eq!(got.max_abs_error, want.max_abs_error, "{what}");
     let close = |a: f64, b: f64| a == b || (a - b).abs() <= 1e-12 * b.abs().max(a.abs());
-    assert!(close(got.mse, want.mse), "{what}: mse {} vs {}", got.mse, want.mse);
-    assert!(close(got.sqnr_db, want.sqnr_db), "{what}: sqnr {} vs {}", got.sqnr_db, want.sqnr_db);
+    assert!(
+        close(got.mse, want.mse),
+        "{what}: mse {} vs {}",
+        got.mse,
+        want.mse
+    );
+    assert!(
+        close(got.sqnr_db, want.sqnr_db),
+        "{what}: sqnr {} vs {}",
+        got.sqnr_db,
+        want.sqnr_db
+    );
     match (got.cosine, want.cosine) {
         (Some(a), Some(b)) => assert!((a - b).abs() < 1e-12, "{what}: cosine {a} vs {b}"),
         (a, b) => assert_eq!(a, b, "{what}"),
@@ -180,7 +250,8 @@ fn assert_same(got: &Metrics, want: &Metrics, what: &str) {
 
 fn loader_values(path: &Path, name: &str) -> Vec<f32> {
     let m = Model::open(path).unwrap();
-    m.values_f32(m.find(name).unwrap(), &Cancel::never()).unwrap()
+    m.values_f32(m.find(name).unwrap(), &Cancel::never())
+        .unwrap()
 }
 
 #[test]
@@ -203,13 +274,28 @@ fn llama_gguf_with_permuted_qk_and_q8_0_q4_0_blocks() {
     assert!(matches!(mapping, Mapping::HfGguf { .. }), "{mapping:?}");
     assert_eq!(c.tensors.len(), 6);
     // The converter skips rotary_emb.inv_freq; rope_freqs is generated, not converted.
-    assert_eq!(c.unmatched_original, ["model.layers.0.self_attn.rotary_emb.inv_freq"]);
+    assert_eq!(
+        c.unmatched_original,
+        ["model.layers.0.self_attn.rotary_emb.inv_freq"]
+    );
     assert_eq!(c.unmatched_quantized, ["rope_freqs.weight"]);
 
     for (hf, gguf_name, heads) in [
-        ("model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight", Some(N_HEAD)),
-        ("model.layers.0.self_attn.k_proj.weight", "blk.0.attn_k.weight", Some(N_HEAD_KV)),
-        ("model.layers.0.self_attn.v_proj.weight", "blk.0.attn_v.weight", None),
+        (
+            "model.layers.0.self_attn.q_proj.weight",
+            "blk.0.attn_q.weight",
+            Some(N_HEAD),
+        ),
+        (
+            "model.layers.0.self_attn.k_proj.weight",
+            "blk.0.attn_k.weight",
+            Some(N_HEAD_KV),
+        ),
+        (
+            "model.layers.0.self_attn.v_proj.weight",
+            "blk.0.attn_v.weight",
+            None,
+        ),
         ("lm_head.weight", "output.weight", None),
     ] {
         let t = entry(&c, hf);
@@ -227,7 +313,11 @@ fn llama_gguf_with_permuted_qk_and_q8_0_q4_0_blocks() {
         // The same error as quantizing the unpermuted tensor: Q8_0/Q4_0 blocks lie within a
         // row, so quantizing then permuting rows equals permuting then quantizing.
         let dtype = t.dtype;
-        let blocks = if dtype == DType::Q8_0 { q8_0_blocks(x) } else { q4_0_blocks(x) };
+        let blocks = if dtype == DType::Q8_0 {
+            q8_0_blocks(x)
+        } else {
+            q4_0_blocks(x)
+        };
         let unpermuted = GgufTensor::from_raw("t", vec![rows, HIDDEN], dtype, blocks).unwrap();
         let mut w = GgufWriter::new();
         w.add_tensor(unpermuted).unwrap();
@@ -237,7 +327,12 @@ fn llama_gguf_with_permuted_qk_and_q8_0_q4_0_blocks() {
         if heads.is_some() {
             // Without undoing the permutation the error would be several times larger.
             let naive = metrics::compare(x, &stored);
-            assert!(naive.mse > 5.0 * metrics_of(t).mse, "{hf}: {} vs {}", naive.mse, metrics_of(t).mse);
+            assert!(
+                naive.mse > 5.0 * metrics_of(t).mse,
+                "{hf}: {} vs {}",
+                naive.mse,
+                metrics_of(t).mse
+            );
         }
         // True bits per weight: Q8_0 34 bytes per 32 (8.5), Q4_0 18 per 32 (4.5).
         let expected_bpw = if dtype == DType::Q8_0 { 8.5 } else { 4.5 };
@@ -263,7 +358,11 @@ fn llama_gguf_with_permuted_qk_and_q8_0_q4_0_blocks() {
     let t = entry(&c, "lm_head.weight");
     let x = llama.get("lm_head.weight");
     let xh = loader_values(&gguf, "output.weight");
-    let e2: f64 = x.iter().zip(&xh).map(|(a, b)| (f64::from(*b) - f64::from(*a)).powi(2)).sum();
+    let e2: f64 = x
+        .iter()
+        .zip(&xh)
+        .map(|(a, b)| (f64::from(*b) - f64::from(*a)).powi(2))
+        .sum();
     let x2: f64 = x.iter().map(|a| f64::from(*a).powi(2)).sum();
     let rel = t.outcome.as_ref().unwrap().rel_mse;
     assert!((rel - e2 / x2).abs() <= 1e-12 * rel, "{rel} vs {}", e2 / x2);
@@ -276,7 +375,9 @@ fn an_f16_copy_gives_exactly_the_f16_rounding_error() {
     let st = dir.path().join("model.safetensors");
     let gguf = dir.path().join("model-f16.gguf");
     llama.write_safetensors(&st);
-    llama.write_gguf(&gguf, |name, shape, v| GgufTensor::from_f16(name, shape, v).unwrap());
+    llama.write_gguf(&gguf, |name, shape, v| {
+        GgufTensor::from_f16(name, shape, v).unwrap()
+    });
     let (c, _) = run(&st, &gguf);
     assert_eq!(c.tensors.len(), 6);
     for t in &c.tensors {
@@ -293,7 +394,10 @@ fn an_f16_copy_gives_exactly_the_f16_rounding_error() {
         .tensors
         .iter()
         .map(|(n, s, v)| {
-            let b: Vec<u8> = v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect();
+            let b: Vec<u8> = v
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect();
             (*n, Dtype::F16, s.clone(), b)
         })
         .collect();
@@ -315,11 +419,17 @@ fn gguf_against_gguf_pairs_by_name_and_shapes_that_differ_are_per_tensor_message
     let llama = Llama::new();
     let f32_gguf = dir.path().join("f32.gguf");
     let q8_gguf = dir.path().join("q8.gguf");
-    llama.write_gguf(&f32_gguf, |name, shape, v| GgufTensor::from_f32(name, shape, v).unwrap());
+    llama.write_gguf(&f32_gguf, |name, shape, v| {
+        GgufTensor::from_f32(name, shape, v).unwrap()
+    });
     llama.write_gguf(&q8_gguf, |name, shape, v| match name {
         // A different shape for one tensor: reported for it alone.
-        "blk.0.attn_v.weight" => GgufTensor::from_f32(name, vec![shape[0] / 2, shape[1]], &v[..v.len() / 2]).unwrap(),
-        n if shape.len() == 2 => GgufTensor::from_raw(n, shape, DType::Q8_0, q8_0_blocks(v)).unwrap(),
+        "blk.0.attn_v.weight" => {
+            GgufTensor::from_f32(name, vec![shape[0] / 2, shape[1]], &v[..v.len() / 2]).unwrap()
+        }
+        n if shape.len() == 2 => {
+            GgufTensor::from_raw(n, shape, DType::Q8_0, q8_0_blocks(v)).unwrap()
+        }
         n => GgufTensor::from_f32(n, shape, v).unwrap(),
     });
     let (c, mapping) = run(&f32_gguf, &q8_gguf);
@@ -349,26 +459,74 @@ fn gemma_norms_lose_their_plus_one_and_gemma3_embeddings_their_cut_rows() {
     let q_norm = values(16, 12);
     let embed = values(10 * 64, 13);
     let vision = values(4, 14);
-    write_safetensors(&st, &[
-        ("model.language_model.layers.0.input_layernorm.weight", Dtype::F32, vec![64], f32_bytes(&norm)),
-        ("model.language_model.layers.0.self_attn.q_norm.weight", Dtype::F32, vec![16], f32_bytes(&q_norm)),
-        ("model.language_model.embed_tokens.weight", Dtype::F32, vec![10, 64], f32_bytes(&embed)),
-        ("model.vision_tower.vision_model.post_layernorm.weight", Dtype::F32, vec![4], f32_bytes(&vision)),
-    ]);
+    write_safetensors(
+        &st,
+        &[
+            (
+                "model.language_model.layers.0.input_layernorm.weight",
+                Dtype::F32,
+                vec![64],
+                f32_bytes(&norm),
+            ),
+            (
+                "model.language_model.layers.0.self_attn.q_norm.weight",
+                Dtype::F32,
+                vec![16],
+                f32_bytes(&q_norm),
+            ),
+            (
+                "model.language_model.embed_tokens.weight",
+                Dtype::F32,
+                vec![10, 64],
+                f32_bytes(&embed),
+            ),
+            (
+                "model.vision_tower.vision_model.post_layernorm.weight",
+                Dtype::F32,
+                vec![4],
+                f32_bytes(&vision),
+            ),
+        ],
+    );
     // The converter: norm + 1 in f32, embed_tokens cut to the 8 real tokens, stored as F32/Q8_0.
     let plus_one = |v: &[f32]| v.iter().map(|x| x + 1.0).collect::<Vec<f32>>();
     let mut w = GgufWriter::new();
-    w.add_metadata("general.architecture", GgufValue::string("gemma3")).unwrap();
-    w.add_tensor(GgufTensor::from_f32("blk.0.attn_norm.weight", vec![64], &plus_one(&norm)).unwrap()).unwrap();
-    w.add_tensor(GgufTensor::from_f32("blk.0.attn_q_norm.weight", vec![16], &plus_one(&q_norm)).unwrap()).unwrap();
-    w.add_tensor(GgufTensor::from_raw("token_embd.weight", vec![8, 64], DType::Q8_0, q8_0_blocks(&embed[..8 * 64])).unwrap()).unwrap();
+    w.add_metadata("general.architecture", GgufValue::string("gemma3"))
+        .unwrap();
+    w.add_tensor(
+        GgufTensor::from_f32("blk.0.attn_norm.weight", vec![64], &plus_one(&norm)).unwrap(),
+    )
+    .unwrap();
+    w.add_tensor(
+        GgufTensor::from_f32("blk.0.attn_q_norm.weight", vec![16], &plus_one(&q_norm)).unwrap(),
+    )
+    .unwrap();
+    w.add_tensor(
+        GgufTensor::from_raw(
+            "token_embd.weight",
+            vec![8, 64],
+            DType::Q8_0,
+            q8_0_blocks(&embed[..8 * 64]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     w.write_atomic(&gguf, &[]).unwrap();
     let (c, _) = run(&st, &gguf);
-    assert_eq!(c.unmatched_original, ["model.vision_tower.vision_model.post_layernorm.weight"]);
+    assert_eq!(
+        c.unmatched_original,
+        ["model.vision_tower.vision_model.post_layernorm.weight"]
+    );
     assert!(c.unmatched_quantized.is_empty());
     for (name, x) in [
-        ("model.language_model.layers.0.input_layernorm.weight", &norm),
-        ("model.language_model.layers.0.self_attn.q_norm.weight", &q_norm),
+        (
+            "model.language_model.layers.0.input_layernorm.weight",
+            &norm,
+        ),
+        (
+            "model.language_model.layers.0.self_attn.q_norm.weight",
+            &q_norm,
+        ),
     ] {
         let t = entry(&c, name);
         // Direct: (f32(w + 1)) - 1 against w: only the f32 rounding of w + 1 remains.
@@ -379,7 +537,11 @@ fn gemma_norms_lose_their_plus_one_and_gemma3_embeddings_their_cut_rows() {
     }
     let e = entry(&c, "model.language_model.embed_tokens.weight");
     let xh = loader_values(&gguf, "token_embd.weight");
-    assert_same(&metrics_of(e), &metrics::compare(&embed[..8 * 64], &xh), "embed");
+    assert_same(
+        &metrics_of(e),
+        &metrics::compare(&embed[..8 * 64], &xh),
+        "embed",
+    );
 }
 
 #[test]
@@ -388,22 +550,61 @@ fn bert_names_and_token_types() {
     let st = dir.path().join("bert.safetensors");
     let gguf = dir.path().join("bert.gguf");
     let names = [
-        ("embeddings.word_embeddings.weight", "token_embd.weight", vec![8, 32]),
-        ("embeddings.token_type_embeddings.weight", "token_types.weight", vec![2, 32]),
-        ("embeddings.LayerNorm.weight", "token_embd_norm.weight", vec![32]),
-        ("encoder.layer.0.attention.self.query.weight", "blk.0.attn_q.weight", vec![32, 32]),
-        ("encoder.layer.0.attention.self.query.bias", "blk.0.attn_q.bias", vec![32]),
-        ("encoder.layer.0.output.LayerNorm.bias", "blk.0.layer_output_norm.bias", vec![32]),
+        (
+            "embeddings.word_embeddings.weight",
+            "token_embd.weight",
+            vec![8, 32],
+        ),
+        (
+            "embeddings.token_type_embeddings.weight",
+            "token_types.weight",
+            vec![2, 32],
+        ),
+        (
+            "embeddings.LayerNorm.weight",
+            "token_embd_norm.weight",
+            vec![32],
+        ),
+        (
+            "encoder.layer.0.attention.self.query.weight",
+            "blk.0.attn_q.weight",
+            vec![32, 32],
+        ),
+        (
+            "encoder.layer.0.attention.self.query.bias",
+            "blk.0.attn_q.bias",
+            vec![32],
+        ),
+        (
+            "encoder.layer.0.output.LayerNorm.bias",
+            "blk.0.layer_output_norm.bias",
+            vec![32],
+        ),
         ("pooler.dense.weight", "", vec![32, 32]),
     ];
-    let data: Vec<Vec<f32>> = names.iter().enumerate().map(|(i, (_, _, s))| values(s.iter().product(), 20 + i as u32)).collect();
-    let entries: Vec<_> = names.iter().zip(&data).map(|((n, _, s), v)| (*n, Dtype::F32, s.clone(), f32_bytes(v))).collect();
+    let data: Vec<Vec<f32>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, s))| values(s.iter().product(), 20 + i as u32))
+        .collect();
+    let entries: Vec<_> = names
+        .iter()
+        .zip(&data)
+        .map(|((n, _, s), v)| (*n, Dtype::F32, s.clone(), f32_bytes(v)))
+        .collect();
     write_safetensors(&st, &entries);
     let mut w = GgufWriter::new();
-    w.add_metadata("general.architecture", GgufValue::string("bert")).unwrap();
-    w.add_metadata("bert.attention.head_count", GgufValue::U32(2)).unwrap();
-    for ((_, g, s), v) in names.iter().zip(&data).filter(|((_, g, _), _)| !g.is_empty()) {
-        w.add_tensor(GgufTensor::from_f16(*g, s.clone(), v).unwrap()).unwrap();
+    w.add_metadata("general.architecture", GgufValue::string("bert"))
+        .unwrap();
+    w.add_metadata("bert.attention.head_count", GgufValue::U32(2))
+        .unwrap();
+    for ((_, g, s), v) in names
+        .iter()
+        .zip(&data)
+        .filter(|((_, g, _), _)| !g.is_empty())
+    {
+        w.add_tensor(GgufTensor::from_f16(*g, s.clone(), v).unwrap())
+            .unwrap();
     }
     w.write_atomic(&gguf, &[]).unwrap();
     let (c, _) = run(&st, &gguf);
@@ -414,7 +615,11 @@ fn bert_names_and_token_types() {
     let t = entry(&c, "embeddings.token_type_embeddings.weight");
     assert_eq!(t.quantized_name, "token_types.weight");
     let rounded: Vec<f32> = data[1].iter().map(|&v| f16::from_f32(v).to_f32()).collect();
-    assert_same(&metrics_of(t), &metrics::compare(&data[1], &rounded), "token_types");
+    assert_same(
+        &metrics_of(t),
+        &metrics::compare(&data[1], &rounded),
+        "token_types",
+    );
 }
 
 /// E4M3FN bytes of `x` chosen from exactly representable values (the decode tables decide).
@@ -443,33 +648,96 @@ fn fp8_checkpoints_are_dequantized_with_their_scales() {
     let chan_w = values(4 * 64, 31);
     let tens_w = values(8 * 32, 32);
     let norm = values(32, 33);
-    write_safetensors(&original, &[
-        ("model.layers.0.mlp.down_proj.weight", Dtype::F32, vec![br, bc], f32_bytes(&block_w)),
-        ("model.layers.0.self_attn.o_proj.weight", Dtype::F32, vec![4, 64], f32_bytes(&chan_w)),
-        ("model.layers.0.mlp.up_proj.weight", Dtype::F32, vec![8, 32], f32_bytes(&tens_w)),
-        ("model.norm.weight", Dtype::F32, vec![32], f32_bytes(&norm)),
-    ]);
+    write_safetensors(
+        &original,
+        &[
+            (
+                "model.layers.0.mlp.down_proj.weight",
+                Dtype::F32,
+                vec![br, bc],
+                f32_bytes(&block_w),
+            ),
+            (
+                "model.layers.0.self_attn.o_proj.weight",
+                Dtype::F32,
+                vec![4, 64],
+                f32_bytes(&chan_w),
+            ),
+            (
+                "model.layers.0.mlp.up_proj.weight",
+                Dtype::F32,
+                vec![8, 32],
+                f32_bytes(&tens_w),
+            ),
+            ("model.norm.weight", Dtype::F32, vec![32], f32_bytes(&norm)),
+        ],
+    );
     let block_codes = e4m3_codes(br * bc, 40);
     let chan_codes = e4m3_codes(4 * 64, 41);
     let tens_codes = e4m3_codes(8 * 32, 42);
     let block_scale = [0.5f32, 0.25, 0.125, 2.0];
     let chan_scale = [0.01f32, 0.02, 0.03, 0.04];
     let tens_scale = [0.003f32];
-    let norm_bf16: Vec<u8> = norm.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
-    write_safetensors(&fp8, &[
-        ("model.layers.0.mlp.down_proj.weight", Dtype::F8_E4M3, vec![br, bc], block_codes.clone()),
-        ("model.layers.0.mlp.down_proj.weight_scale_inv", Dtype::F32, vec![2, 2], f32_bytes(&block_scale)),
-        ("model.layers.0.self_attn.o_proj.weight", Dtype::F8_E4M3, vec![4, 64], chan_codes),
-        ("model.layers.0.self_attn.o_proj.weight_scale", Dtype::F32, vec![4, 1], f32_bytes(&chan_scale)),
-        ("model.layers.0.self_attn.o_proj.input_scale", Dtype::F32, vec![], f32_bytes(&[0.5])),
-        ("model.layers.0.mlp.up_proj.weight", Dtype::F8_E4M3, vec![8, 32], tens_codes),
-        ("model.layers.0.mlp.up_proj.weight_scale", Dtype::F32, vec![], f32_bytes(&tens_scale)),
-        ("model.norm.weight", Dtype::BF16, vec![32], norm_bf16),
-    ]);
+    let norm_bf16: Vec<u8> = norm
+        .iter()
+        .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+        .collect();
+    write_safetensors(
+        &fp8,
+        &[
+            (
+                "model.layers.0.mlp.down_proj.weight",
+                Dtype::F8_E4M3,
+                vec![br, bc],
+                block_codes.clone(),
+            ),
+            (
+                "model.layers.0.mlp.down_proj.weight_scale_inv",
+                Dtype::F32,
+                vec![2, 2],
+                f32_bytes(&block_scale),
+            ),
+            (
+                "model.layers.0.self_attn.o_proj.weight",
+                Dtype::F8_E4M3,
+                vec![4, 64],
+                chan_codes,
+            ),
+            (
+                "model.layers.0.self_attn.o_proj.weight_scale",
+                Dtype::F32,
+                vec![4, 1],
+                f32_bytes(&chan_scale),
+            ),
+            (
+                "model.layers.0.self_attn.o_proj.input_scale",
+                Dtype::F32,
+                vec![],
+                f32_bytes(&[0.5]),
+            ),
+            (
+                "model.layers.0.mlp.up_proj.weight",
+                Dtype::F8_E4M3,
+                vec![8, 32],
+                tens_codes,
+            ),
+            (
+                "model.layers.0.mlp.up_proj.weight_scale",
+                Dtype::F32,
+                vec![],
+                f32_bytes(&tens_scale),
+            ),
+            ("model.norm.weight", Dtype::BF16, vec![32], norm_bf16),
+        ],
+    );
     let (c, mapping) = run(&original, &fp8);
     assert_eq!(mapping, Mapping::Identity);
     assert_eq!(c.tensors.len(), 4);
-    assert!(c.unmatched_original.is_empty() && c.unmatched_quantized.is_empty(), "{:?}", c.unmatched_quantized);
+    assert!(
+        c.unmatched_original.is_empty() && c.unmatched_quantized.is_empty(),
+        "{:?}",
+        c.unmatched_quantized
+    );
     // Direct: decoded E4M3 codes times the scale of their block / row / tensor, in f32.
     let codes = loader_values(&fp8, "model.layers.0.mlp.down_proj.weight");
     let want: Vec<f32> = codes
@@ -481,9 +749,16 @@ fn fp8_checkpoints_are_dequantized_with_their_scales() {
     assert_same(&metrics_of(t), &metrics::compare(&block_w, &want), "block");
     assert_eq!(t.dtype, DType::F8E4M3);
     // 1 byte per weight plus 4 f32 scales.
-    assert_eq!(t.bits_per_weight, (br * bc + 16) as f64 * 8.0 / (br * bc) as f64);
+    assert_eq!(
+        t.bits_per_weight,
+        (br * bc + 16) as f64 * 8.0 / (br * bc) as f64
+    );
     let codes = loader_values(&fp8, "model.layers.0.self_attn.o_proj.weight");
-    let want: Vec<f32> = codes.iter().enumerate().map(|(i, &v)| v * chan_scale[i / 64]).collect();
+    let want: Vec<f32> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v * chan_scale[i / 64])
+        .collect();
     let t = entry(&c, "model.layers.0.self_attn.o_proj.weight");
     assert_same(&metrics_of(t), &metrics::compare(&chan_w, &want), "channel");
     let codes = loader_values(&fp8, "model.layers.0.mlp.up_proj.weight");
@@ -493,7 +768,11 @@ fn fp8_checkpoints_are_dequantized_with_their_scales() {
     // Totals count the scale bytes but not the scales as weights.
     let weights = (br * bc + 4 * 64 + 8 * 32 + 32) as u64;
     assert_eq!(c.totals.numel, weights);
-    assert!(c.notes.iter().any(|n| n.contains("activation scale")), "{:?}", c.notes);
+    assert!(
+        c.notes.iter().any(|n| n.contains("activation scale")),
+        "{:?}",
+        c.notes
+    );
 }
 
 fn quantscope() -> Command {
@@ -519,13 +798,22 @@ fn llama_pair(dir: &Path) -> (PathBuf, PathBuf) {
 fn cli_json_and_text() {
     let dir = tempfile::tempdir().unwrap();
     let (st, gguf) = llama_pair(dir.path());
-    let out = quantscope().arg("compare").arg(&st).arg(&gguf).arg("--json").assert().success();
+    let out = quantscope()
+        .arg("compare")
+        .arg(&st)
+        .arg(&gguf)
+        .arg("--json")
+        .assert()
+        .success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(json["original"], st.display().to_string());
     assert_eq!(json["unmatched_quantized"][0], "rope_freqs.weight");
     let tensors = json["tensors"].as_array().unwrap();
     assert_eq!(tensors.len(), 6);
-    let q = tensors.iter().find(|t| t["quantized_name"] == "blk.0.attn_q.weight").unwrap();
+    let q = tensors
+        .iter()
+        .find(|t| t["quantized_name"] == "blk.0.attn_q.weight")
+        .unwrap();
     assert_eq!(q["name"], "model.layers.0.self_attn.q_proj.weight");
     assert_eq!(q["type"], "Q8_0");
     assert_eq!(q["bits_per_weight"], 8.5);
@@ -535,12 +823,23 @@ fn cli_json_and_text() {
     assert_eq!(norm["metrics"]["sqnr_db"], "inf");
     assert!(json["totals"]["total_error"].as_f64().unwrap() > 0.0);
 
-    let out = quantscope().args(["compare", "--sort", "sqnr"]).arg(&st).arg(&gguf).assert().success();
+    let out = quantscope()
+        .args(["compare", "--sort", "sqnr"])
+        .arg(&st)
+        .arg(&gguf)
+        .assert()
+        .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(text.contains("[Q/K unpermuted]"), "{text}");
-    assert!(text.contains("unmatched in the quantized file (1):\n  rope_freqs.weight"), "{text}");
+    assert!(
+        text.contains("unmatched in the quantized file (1):\n  rope_freqs.weight"),
+        "{text}"
+    );
     // Sorted by SQNR, worst first: the exact F32 norm (inf) comes last among the rows.
-    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("model.") || l.starts_with("lm_head")).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("model.") || l.starts_with("lm_head"))
+        .collect();
     assert!(rows.last().unwrap().contains("input_layernorm"), "{text}");
 }
 
@@ -549,8 +848,16 @@ fn cli_exits_1_with_one_line_when_nothing_pairs() {
     let dir = tempfile::tempdir().unwrap();
     let (st, _) = llama_pair(dir.path());
     let other = dir.path().join("other.safetensors");
-    write_safetensors(&other, &[("unrelated", Dtype::F32, vec![2], f32_bytes(&[1.0, 2.0]))]);
-    let out = quantscope().arg("compare").arg(&st).arg(&other).assert().code(1);
+    write_safetensors(
+        &other,
+        &[("unrelated", Dtype::F32, vec![2], f32_bytes(&[1.0, 2.0]))],
+    );
+    let out = quantscope()
+        .arg("compare")
+        .arg(&st)
+        .arg(&other)
+        .assert()
+        .code(1);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: no tensor of"), "{stderr}");

@@ -19,7 +19,11 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the quantized model {}", args.quantized.display()))?;
     let plan = pair(&original, &quantized);
     if plan.pairs.is_empty() {
-        let why = plan.notes.first().map(|n| format!(" ({n})")).unwrap_or_default();
+        let why = plan
+            .notes
+            .first()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         bail!(
             "no tensor of {} pairs with a tensor of {} ({} and {} tensors){why}",
             args.original.display(),
@@ -29,10 +33,16 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         );
     }
     let bar = tensor_bar(plan.pairs.len(), !args.json);
-    let comparison = compare_models(&original, &quantized, &plan, &Cancel::never(), |done, _, name| {
-        bar.set_position(done as u64);
-        bar.set_message(name.to_string());
-    })?;
+    let comparison = compare_models(
+        &original,
+        &quantized,
+        &plan,
+        &Cancel::never(),
+        |done, _, name| {
+            bar.set_position(done as u64);
+            bar.set_message(name.to_string());
+        },
+    )?;
     bar.finish_and_clear();
     let report = CompareReport::new(
         args.original.display().to_string(),
@@ -41,7 +51,10 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         comparison,
     );
     if args.json {
-        super::emit(&format!("{}\n", serde_json::to_string_pretty(&report.to_json())?))
+        super::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report.to_json())?
+        ))
     } else {
         let sort = match args.sort {
             CompareSortArg::File => SortKey::File,

@@ -109,7 +109,8 @@ pub fn compare_models(
         tensors.push(entry);
     }
     let (bytes, numel) = quantized.tensors().iter().fold((0u64, 0u64), |(b, n), t| {
-        let is_scale = plan.weight_scales.contains(&t.name) || plan.activation_scales.contains(&t.name);
+        let is_scale =
+            plan.weight_scales.contains(&t.name) || plan.activation_scales.contains(&t.name);
         (b + t.size_bytes, if is_scale { n } else { n + t.numel() })
     });
     let average_bpw = if numel == 0 {
@@ -202,8 +203,7 @@ fn measure(
             Ok(v) => v,
             Err(message) => return Ok(Err(message)),
         };
-        if let Err(message) = apply_fp8_scale(&mut approx, q_shape, &scale_values, scale.layout)
-        {
+        if let Err(message) = apply_fp8_scale(&mut approx, q_shape, &scale_values, scale.layout) {
             return Ok(Err(format!("{}: {message}", scale.name)));
         }
     }
@@ -308,7 +308,12 @@ mod tests {
         assert_eq!(par.count, seq.count);
         assert_eq!((par.nan_count, par.inf_count), (1, 1));
         assert_eq!(par.max_abs_error, seq.max_abs_error);
-        assert!((par.mse - seq.mse).abs() <= 1e-12 * seq.mse, "{} {}", par.mse, seq.mse);
+        assert!(
+            (par.mse - seq.mse).abs() <= 1e-12 * seq.mse,
+            "{} {}",
+            par.mse,
+            seq.mse
+        );
         assert!((par.sqnr_db - seq.sqnr_db).abs() < 1e-9);
         let cancel = Cancel::new();
         cancel.cancel();

@@ -92,7 +92,9 @@ impl Architecture {
 
     /// The architecture named `name` in a GGUF's `general.architecture`.
     pub fn from_gguf_name(name: &str) -> Option<Architecture> {
-        Architecture::ALL.into_iter().find(|a| a.gguf_name() == name)
+        Architecture::ALL
+            .into_iter()
+            .find(|a| a.gguf_name() == name)
     }
 
     /// Whether llama.cpp's converter permutes Q/K rows (`LlamaModel.undo_permute`).
@@ -593,15 +595,18 @@ pub fn apply_fp8_scale(
     Ok(())
 }
 
-/// Finds the FP8 weights of `quantized` and their scale tensors; returns (weight index →
-/// scale), the weight-scale names and the activation-scale names.
-fn fp8_scales(
-    quantized: &Model,
-) -> (
-    HashMap<usize, Result<Fp8Scale, String>>,
-    Vec<String>,
-    Vec<String>,
-) {
+/// The FP8 weights of a model and its scale tensors.
+struct Fp8Scales {
+    /// Weight index → its scale (or why the scale does not fit the weight).
+    by_weight: HashMap<usize, Result<Fp8Scale, String>>,
+    /// Names of the weight-scale tensors.
+    weight_scales: Vec<String>,
+    /// Names of the activation-scale tensors.
+    activation_scales: Vec<String>,
+}
+
+/// Finds the FP8 weights of `quantized` and their scale tensors.
+fn fp8_scales(quantized: &Model) -> Fp8Scales {
     let configured = configured_block_size(quantized);
     let mut by_weight = HashMap::new();
     let mut weight_scales = Vec::new();
@@ -633,7 +638,11 @@ fn fp8_scales(
         });
         by_weight.insert(weight_index, scale);
     }
-    (by_weight, weight_scales, activation_scales)
+    Fp8Scales {
+        by_weight,
+        weight_scales,
+        activation_scales,
+    }
 }
 
 /// Pairs the tensors of `original` and `quantized` (see the module docs for the rules).
@@ -669,7 +678,11 @@ pub fn pair_models(original: &Model, quantized: &Model) -> PairPlan {
     let n_head = metadata_count(gguf_model, &format!("{arch_name}.attention.head_count"));
     let n_head_kv = metadata_count(gguf_model, &format!("{arch_name}.attention.head_count_kv"));
 
-    let (scales, weight_scales, activation_scales) = fp8_scales(quantized);
+    let Fp8Scales {
+        by_weight: scales,
+        weight_scales,
+        activation_scales,
+    } = fp8_scales(quantized);
     let set_aside: HashSet<&str> = weight_scales
         .iter()
         .chain(&activation_scales)
@@ -788,8 +801,9 @@ fn fix_hf_gguf(
                 let heads = permutation_heads(hf_name, n_head, n_head_kv);
                 pair.fix.unpermute_heads = heads;
                 if let Some(h) = heads {
-                    pair.notes
-                        .push(format!("llama.cpp's Q/K row permutation undone ({h} heads)"));
+                    pair.notes.push(format!(
+                        "llama.cpp's Q/K row permutation undone ({h} heads)"
+                    ));
                 }
             }
             None => {
@@ -900,18 +914,16 @@ mod tests {
             for pair in names.as_array().unwrap() {
                 let hf = pair[0].as_str().unwrap();
                 let expected = pair[1].as_str();
-                assert_eq!(
-                    gguf_name_for(arch, hf).as_deref(),
-                    expected,
-                    "{case}: {hf}"
-                );
+                assert_eq!(gguf_name_for(arch, hf).as_deref(), expected, "{case}: {hf}");
                 checked += 1;
             }
         }
         // Every supported architecture is covered by the fixture.
         for arch in Architecture::ALL {
             assert!(
-                cases.keys().any(|k| k.split('/').next() == Some(arch.gguf_name())),
+                cases
+                    .keys()
+                    .any(|k| k.split('/').next() == Some(arch.gguf_name())),
                 "{arch:?}"
             );
         }

@@ -83,8 +83,13 @@ impl CompareReport {
     pub fn sorted(&self, sort: SortKey) -> Vec<&TensorComparison> {
         let mut rows: Vec<&TensorComparison> = self.comparison.tensors.iter().collect();
         // Uncompared pairs sort last under the metric orders.
-        let sqnr = |t: &TensorComparison| t.outcome.as_ref().map_or(f64::INFINITY, |e| e.metrics.sqnr_db);
-        let rel = |t: &TensorComparison| t.outcome.as_ref().map_or(f64::NEG_INFINITY, |e| e.rel_mse);
+        let sqnr = |t: &TensorComparison| {
+            t.outcome
+                .as_ref()
+                .map_or(f64::INFINITY, |e| e.metrics.sqnr_db)
+        };
+        let rel =
+            |t: &TensorComparison| t.outcome.as_ref().map_or(f64::NEG_INFINITY, |e| e.rel_mse);
         match sort {
             SortKey::File => {}
             SortKey::Sqnr => rows.sort_by(|a, b| sqnr(a).total_cmp(&sqnr(b))),
@@ -117,11 +122,17 @@ impl CompareReport {
             "tensor", "type", "bpw", "SQNR dB", "rel MSE", "MSE", "cosine", "max |e|"
         );
         for t in rows {
-            let flag = if t.permutation_undone { " [Q/K unpermuted]" } else { "" };
+            let flag = if t.permutation_undone {
+                " [Q/K unpermuted]"
+            } else {
+                ""
+            };
             match &t.outcome {
                 Ok(e) => {
                     let m = &e.metrics;
-                    let cosine = m.cosine.map_or_else(|| "-".to_string(), |c| format!("{c:.6}"));
+                    let cosine = m
+                        .cosine
+                        .map_or_else(|| "-".to_string(), |c| format!("{c:.6}"));
                     let _ = writeln!(
                         out,
                         "{:<name_width$}  {:<8} {:>7.3} {:>9} {:>11.4e} {:>11.4e} {:>10} {:>11.4e}  {}{flag}",
@@ -162,7 +173,11 @@ impl CompareReport {
             totals.total_error
         );
         list(&mut out, "unmatched in the original", &c.unmatched_original);
-        list(&mut out, "unmatched in the quantized file", &c.unmatched_quantized);
+        list(
+            &mut out,
+            "unmatched in the quantized file",
+            &c.unmatched_quantized,
+        );
         let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
         for note in c.tensors.iter().flat_map(|t| &t.notes) {
             *counted.entry(note.as_str()).or_default() += 1;
@@ -189,7 +204,11 @@ fn list(out: &mut String, title: &str, names: &[String]) {
 
 fn format_db(db: f64) -> String {
     if db.is_infinite() {
-        if db > 0.0 { "inf".into() } else { "-inf".into() }
+        if db > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else {
         format!("{db:.2}")
     }
@@ -269,7 +288,11 @@ mod tests {
 
     fn report() -> CompareReport {
         let comparison = Comparison {
-            tensors: vec![entry("b", 0.5, true), entry("a", 0.1, true), entry("c", 0.0, false)],
+            tensors: vec![
+                entry("b", 0.5, true),
+                entry("a", 0.1, true),
+                entry("c", 0.0, false),
+            ],
             unmatched_original: vec!["pooler.dense.weight".into()],
             unmatched_quantized: vec![],
             totals: Totals {
@@ -287,27 +310,58 @@ mod tests {
     #[test]
     fn json_has_exactly_the_issue_s_keys() {
         let json = report().to_json();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["original", "quantized", "tensors", "totals", "unmatched_original", "unmatched_quantized"]
+            [
+                "original",
+                "quantized",
+                "tensors",
+                "totals",
+                "unmatched_original",
+                "unmatched_quantized"
+            ]
         );
-        let mut total_keys: Vec<&str> =
-            json["totals"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut total_keys: Vec<&str> = json["totals"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         total_keys.sort_unstable();
         assert_eq!(total_keys, ["average_bpw", "bytes", "total_error"]);
         let t = &json["tensors"][0];
-        let mut tensor_keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut tensor_keys: Vec<&str> =
+            t.as_object().unwrap().keys().map(String::as_str).collect();
         tensor_keys.sort_unstable();
         assert_eq!(
             tensor_keys,
-            ["bits_per_weight", "metrics", "name", "permutation_undone", "quantized_name", "type"]
+            [
+                "bits_per_weight",
+                "metrics",
+                "name",
+                "permutation_undone",
+                "quantized_name",
+                "type"
+            ]
         );
-        let mut metric_keys: Vec<&str> =
-            t["metrics"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut metric_keys: Vec<&str> = t["metrics"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         metric_keys.sort_unstable();
-        assert_eq!(metric_keys, ["cosine", "max_abs_error", "mse", "rel_mse", "sqnr_db"]);
+        assert_eq!(
+            metric_keys,
+            ["cosine", "max_abs_error", "mse", "rel_mse", "sqnr_db"]
+        );
         assert_eq!(t["type"], "Q8_0");
         assert_eq!(t["permutation_undone"], true);
         assert_eq!(t["metrics"]["rel_mse"], 0.25);
@@ -320,7 +374,12 @@ mod tests {
     #[test]
     fn text_sorts_and_lists_everything() {
         let r = report();
-        let names = |k| r.sorted(k).iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        let names = |k| {
+            r.sorted(k)
+                .iter()
+                .map(|t| t.name.clone())
+                .collect::<Vec<_>>()
+        };
         // SQNR of b (error 0.5) is below a's (error 0.1); the uncompared c sorts last.
         assert_eq!(names(SortKey::Sqnr), ["b", "a", "c"]);
         assert_eq!(names(SortKey::Name), ["a", "b", "c"]);
@@ -328,7 +387,10 @@ mod tests {
         let text = r.to_text(SortKey::Sqnr);
         assert!(text.contains("not compared: shapes differ"), "{text}");
         assert!(text.contains("[Q/K unpermuted]"), "{text}");
-        assert!(text.contains("unmatched in the original (1):\n  pooler.dense.weight"), "{text}");
+        assert!(
+            text.contains("unmatched in the original (1):\n  pooler.dense.weight"),
+            "{text}"
+        );
         assert!(text.contains("n: 3 tensor(s)"), "{text}");
     }
 }

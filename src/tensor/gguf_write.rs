@@ -93,7 +93,9 @@ pub enum GgufWriteError {
     },
     /// The row length (innermost dimension) of a block-format tensor is not a whole number of
     /// blocks.
-    #[error("tensor '{name}': row length {row} is not a multiple of the {dtype} block size {block}")]
+    #[error(
+        "tensor '{name}': row length {row} is not a multiple of the {dtype} block size {block}"
+    )]
     PartialBlock {
         /// The tensor.
         name: String,
@@ -105,7 +107,9 @@ pub enum GgufWriteError {
         block: usize,
     },
     /// The byte count does not match dtype and shape.
-    #[error("tensor '{name}': {actual} bytes given, but {dtype} with shape {shape:?} needs {expected}")]
+    #[error(
+        "tensor '{name}': {actual} bytes given, but {dtype} with shape {shape:?} needs {expected}"
+    )]
     SizeMismatch {
         /// The tensor.
         name: String,
@@ -249,7 +253,10 @@ impl GgufValue {
     pub fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Self {
         GgufValue::Array {
             item_type: GgufType::String,
-            items: items.into_iter().map(|s| GgufValue::String(s.into())).collect(),
+            items: items
+                .into_iter()
+                .map(|s| GgufValue::String(s.into()))
+                .collect(),
         }
     }
 

@@ -24,9 +24,7 @@ use half::{bf16, f16};
 
 pub use dtype::{DType, Packing};
 pub use error::LoadError;
-pub use gguf_write::{
-    GgufTensor, GgufType, GgufValue, GgufWriteError, GgufWriter, ggml_type_id,
-};
+pub use gguf_write::{GgufTensor, GgufType, GgufValue, GgufWriteError, GgufWriter, ggml_type_id};
 
 use crate::cancel::Cancel;
 use decode::{DecodeFailure, Layout};
