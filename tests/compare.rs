@@ -775,6 +775,49 @@ fn fp8_checkpoints_are_dequantized_with_their_scales() {
     );
 }
 
+#[test]
+fn a_gguf_original_pairs_with_a_hugging_face_quantized_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = Llama::new();
+    let gguf = dir.path().join("f32.gguf");
+    llama.write_gguf(&gguf, |name, shape, v| {
+        GgufTensor::from_f32(name, shape, v).unwrap()
+    });
+    let st16 = dir.path().join("f16.safetensors");
+    let entries: Vec<_> = llama
+        .tensors
+        .iter()
+        .map(|(n, s, v)| {
+            let b: Vec<u8> = v
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect();
+            (*n, Dtype::F16, s.clone(), b)
+        })
+        .collect();
+    write_safetensors(&st16, &entries);
+    let (c, mapping) = run(&gguf, &st16);
+    assert!(matches!(mapping, Mapping::HfGguf { .. }), "{mapping:?}");
+    assert_eq!(c.tensors.len(), 6);
+    assert_eq!(c.unmatched_original, ["rope_freqs.weight"]);
+    assert_eq!(
+        c.unmatched_quantized,
+        ["model.layers.0.self_attn.rotary_emb.inv_freq"]
+    );
+    for t in &c.tensors {
+        // The GGUF original's Q/K rows are put back in Hugging Face order before comparing.
+        let x = llama.get(&t.quantized_name);
+        let rounded: Vec<f32> = x.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+        assert_same(&metrics_of(t), &metrics::compare(x, &rounded), &t.name);
+        assert_eq!(
+            t.permutation_undone,
+            t.name == "blk.0.attn_q.weight" || t.name == "blk.0.attn_k.weight",
+            "{}",
+            t.name
+        );
+    }
+}
+
 fn quantscope() -> Command {
     Command::cargo_bin("quantscope").expect("the binary is built")
 }

@@ -39,6 +39,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         &plan,
         &Cancel::never(),
         |done, _, name| {
+            // usize fits in u64.
             bar.set_position(done as u64);
             bar.set_message(name.to_string());
         },

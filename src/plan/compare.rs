@@ -85,8 +85,9 @@ pub struct Comparison {
 }
 
 /// Compares every pair of `plan`, one pair at a time. `on_tensor` is called after each pair
-/// with (pairs done, pairs in all, name). Cancelling `cancel` stops between decode chunks
-/// and returns [`Cancelled`].
+/// with (pairs done, pairs in all, name). Cancelling `cancel` stops between decode and metric
+/// chunks and returns [`Cancelled`]; its unit counters advance by the elements decoded (the
+/// loaders report there), so front-ends show progress in pairs through `on_tensor`.
 pub fn compare_models(
     original: &Model,
     quantized: &Model,

@@ -695,6 +695,17 @@ pub fn pair_models(original: &Model, quantized: &Model) -> PairPlan {
         ));
     }
 
+    // With a GGUF original, the quantized (Hugging Face) names are mapped once.
+    let quantized_by_gguf_name: HashMap<String, usize> = match (&mapping, gguf_side) {
+        (Mapping::HfGguf { architecture }, Some(Side::Original)) => quantized
+            .tensors()
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| !set_aside.contains(q.name.as_str()))
+            .filter_map(|(i, q)| gguf_name_for(*architecture, &q.name).map(|g| (g, i)))
+            .collect(),
+        _ => HashMap::new(),
+    };
     let mut pairs = Vec::new();
     let mut used_quantized = vec![false; quantized.tensors().len()];
     let mut unmatched_original = Vec::new();
@@ -704,11 +715,8 @@ pub fn pair_models(original: &Model, quantized: &Model) -> PairPlan {
             (Mapping::HfGguf { architecture }, Some(Side::Quantized)) => {
                 gguf_name_for(*architecture, &info.name).and_then(|n| quantized.find(&n))
             }
-            (Mapping::HfGguf { architecture }, Some(Side::Original)) => {
-                quantized.tensors().iter().position(|q| {
-                    !set_aside.contains(q.name.as_str())
-                        && gguf_name_for(*architecture, &q.name).as_deref() == Some(&info.name)
-                })
+            (Mapping::HfGguf { .. }, Some(Side::Original)) => {
+                quantized_by_gguf_name.get(&info.name).copied()
             }
             _ => quantized
                 .find(&info.name)
