@@ -76,8 +76,8 @@ fn q4_0_blocks(x: &[f32]) -> Vec<u8> {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend(f16::from_f32(d).to_le_bytes());
         let code = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
-        for j in 0..16 {
-            out.push(code(block[j]) | (code(block[j + 16]) << 4));
+        for (lo, hi) in block[..16].iter().zip(&block[16..]) {
+            out.push(code(*lo) | (code(*hi) << 4));
         }
     }
     out

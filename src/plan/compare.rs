@@ -142,7 +142,19 @@ pub fn compare_pair(
     pair: &TensorPair,
     cancel: &Cancel,
 ) -> Result<TensorComparison, Cancelled> {
-    let q_info = &quantized.tensors()[pair.quantized_index];
+    let Some(q_info) = quantized.tensors().get(pair.quantized_index) else {
+        return Ok(TensorComparison {
+            name: pair.original_name.clone(),
+            quantized_name: pair.quantized_name.clone(),
+            dtype: DType::F32,
+            numel: 0,
+            stored_bytes: 0,
+            bits_per_weight: 0.0,
+            permutation_undone: false,
+            notes: pair.notes.clone(),
+            outcome: Err("the pair does not belong to this quantized model".into()),
+        });
+    };
     let scale_bytes = pair
         .fp8_scale
         .as_ref()
@@ -197,8 +209,13 @@ fn measure(
         Ok(v) => v,
         Err(message) => return Ok(Err(message)),
     };
-    let o_shape = &original.tensors()[pair.original_index].shape;
-    let q_shape = &quantized.tensors()[pair.quantized_index].shape;
+    let (Some(o_info), Some(q_info)) = (
+        original.tensors().get(pair.original_index),
+        quantized.tensors().get(pair.quantized_index),
+    ) else {
+        return Ok(Err("the pair does not belong to these models".into()));
+    };
+    let (o_shape, q_shape) = (&o_info.shape, &q_info.shape);
     if let Some(scale) = &pair.fp8_scale {
         let scale_values = match decoded(quantized.values_f32(scale.index, cancel))? {
             Ok(v) => v,
@@ -254,7 +271,7 @@ fn fix_side(
             values.par_iter_mut().for_each(|v| *v -= 1.0);
         }
     } else if let Some(keep) = fix.leading_rows {
-        let row_len = if rows == 0 { 0 } else { values.len() / rows };
+        let row_len = values.len().checked_div(rows).unwrap_or(0);
         values.truncate(keep.saturating_mul(row_len));
     }
     Ok(())

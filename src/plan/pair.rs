@@ -527,7 +527,10 @@ fn scale_layout(
     if squeezed == [rows] && (scale_shape.len() == 1 || scale_shape.get(1) == Some(&1)) {
         return Ok(ScaleLayout::PerChannel);
     }
-    if let ([w_rows, w_cols], [s_rows, s_cols]) = (weight_shape, scale_shape) {
+    if let ([w_rows, w_cols], [s_rows, s_cols]) = (weight_shape, scale_shape)
+        && *s_rows > 0
+        && *s_cols > 0
+    {
         let candidates = configured.into_iter().chain([
             (128, 128),
             (w_rows.div_ceil(*s_rows), w_cols.div_ceil(*s_cols)),
@@ -559,7 +562,7 @@ pub fn apply_fp8_scale(
     layout: ScaleLayout,
 ) -> Result<(), String> {
     let rows = shape.first().copied().unwrap_or(1);
-    let row_len = if rows == 0 { 0 } else { weight.len() / rows };
+    let row_len = weight.len().checked_div(rows).unwrap_or(0);
     match layout {
         ScaleLayout::PerTensor => {
             let s = *scale.first().ok_or("empty scale tensor")?;
@@ -577,6 +580,9 @@ pub fn apply_fp8_scale(
             rows: b_rows,
             cols: b_cols,
         } => {
+            if b_rows == 0 || b_cols == 0 {
+                return Err(format!("empty {b_rows}x{b_cols} scale blocks"));
+            }
             let scale_cols = row_len.div_ceil(b_cols);
             if scale.len() != rows.div_ceil(b_rows) * scale_cols {
                 return Err(format!(
