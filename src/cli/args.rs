@@ -52,6 +52,38 @@ pub enum Command {
     Quantize(Box<QuantizeArgs>),
     /// Show how a value is stored in FP32, FP16, BF16 and FP8: bit fields, stored value, error.
     Bits(BitsArgs),
+    /// Compare a quantized model (GGUF, FP8 safetensors, ...) with its original, tensor by tensor.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The original model (.safetensors, sharded index or folder, GGUF in F32/F16/BF16, .npz).
+    pub original: PathBuf,
+    /// The quantized model (GGUF of any supported type, FP8/F16/BF16 safetensors, ...).
+    pub quantized: PathBuf,
+    /// Order of the text table.
+    #[arg(long, value_enum, default_value_t = CompareSortArg::File)]
+    pub sort: CompareSortArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Table order of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareSortArg {
+    /// The original model's tensor order.
+    File,
+    /// SQNR, worst first.
+    Sqnr,
+    /// Relative MSE, worst first.
+    RelMse,
+    /// Tensor name.
+    Name,
+    /// Bits per weight, highest first.
+    Bpw,
 }
 
 /// Arguments of `inspect`.

@@ -2,10 +2,11 @@
 //!
 //! The CLI and the app both build a [`TensorReport`] from a [`QuantResult`] and print or export
 //! it through the same functions, so the two front-ends cannot disagree. [`batches`] reads
-//! calibration-batch files and prints their calibration-over-batches report; [`plot`] draws
-//! exported plots as SVG.
+//! calibration-batch files and prints their calibration-over-batches report; [`compare`] is
+//! the comparison of a quantized model with its original; [`plot`] draws exported plots as SVG.
 
 pub mod batches;
+pub mod compare;
 pub mod plot;
 mod text;
 

@@ -34,7 +34,7 @@ pub(crate) fn load(path: &Path) -> Result<Part, LoadError> {
 
 /// The dtype of a ggml type id, `Err(name)` for ids that exist in ggml but are not decoded
 /// here, `Err("")` for unknown ids.
-fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
+pub(super) fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
     // Ids from llama.cpp ggml/include/ggml.h `enum ggml_type`.
     Ok(match type_id {
         0 => DType::F32,

@@ -11,6 +11,7 @@ mod error;
 mod fp8;
 mod gguf;
 mod gguf_blocks;
+mod gguf_write;
 mod npy;
 mod safetensors;
 mod store;
@@ -23,6 +24,7 @@ use half::{bf16, f16};
 
 pub use dtype::{DType, Packing};
 pub use error::LoadError;
+pub use gguf_write::{GgufTensor, GgufType, GgufValue, GgufWriteError, GgufWriter, ggml_type_id};
 
 use crate::cancel::Cancel;
 use decode::{DecodeFailure, Layout};
