@@ -72,12 +72,24 @@ impl ModelRef {
 }
 
 impl ModelRef {
-    /// The display name for the window title.
+    /// The display name for the menu bar: the demo's name, a single file's name with its
+    /// folder ("hf/model.safetensors"), or the model's name for several files.
     pub fn label(&self) -> String {
-        if self.paths.is_empty() {
-            super::demo::DEMO_NAME.to_string()
-        } else {
-            self.model.name().to_string()
+        match self.paths.as_slice() {
+            [] => super::demo::DEMO_NAME.to_string(),
+            [one] => {
+                let file = one.file_name().map(|f| f.to_string_lossy().into_owned());
+                let folder = one
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|f| f.to_string_lossy().into_owned());
+                match (folder, file) {
+                    (Some(d), Some(f)) => format!("{d}/{f}"),
+                    (None, Some(f)) => f,
+                    _ => self.model.name().to_string(),
+                }
+            }
+            _ => self.model.name().to_string(),
         }
     }
 }
@@ -581,12 +593,26 @@ impl AppState {
         if !paths.is_empty() {
             self.settings.remember_recent(&paths);
         }
-        // Select the first float tensor with at least two elements (the most interesting start).
-        let first = model
-            .tensors()
+        // Start on the first weight matrix in the browser's order (a float tensor of two or more
+        // axes), else the first float tensor, else the first tensor.
+        let tensors = model.tensors();
+        let mut order: Vec<usize> = (0..tensors.len()).collect();
+        order.sort_by(|&a, &b| {
+            super::derived::rows::natural_cmp(&tensors[a].name, &tensors[b].name)
+        });
+        let first = order
             .iter()
-            .position(|t| t.numel() > 1 && t.dtype.is_float())
-            .or_else(|| (!model.tensors().is_empty()).then_some(0));
+            .copied()
+            .find(|&i| {
+                tensors[i].dtype.is_float() && tensors[i].shape.len() >= 2 && tensors[i].numel() > 1
+            })
+            .or_else(|| {
+                order
+                    .iter()
+                    .copied()
+                    .find(|&i| tensors[i].dtype.is_float() && tensors[i].numel() > 1)
+            })
+            .or_else(|| order.first().copied());
         self.model = Some(ModelRef {
             id,
             model,
