@@ -579,3 +579,61 @@ fn quantize_with_calibration_batches_applies_the_learned_range() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_integer_tensor_is_listed_but_not_quantized() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ids.safetensors");
+    let ids: Vec<u8> = [0i64, 1, 2, 3]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let w: Vec<u8> = [0.5f32, -1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let tensors = [
+        (
+            "position_ids",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1, 4], &ids)
+                .expect("fixture"),
+        ),
+        (
+            "w",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &w)
+                .expect("fixture"),
+        ),
+    ];
+    std::fs::write(
+        &path,
+        safetensors::tensor::serialize(tensors, None).expect("ok"),
+    )
+    .expect("written");
+    let out = quantscope()
+        .arg("inspect")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("position_ids"));
+    // The default selection skips it...
+    let out = quantscope()
+        .args(["quantize", "--json"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let reports = json_of(&out.stdout);
+    assert_eq!(reports.as_array().map(Vec::len), Some(1));
+    assert_eq!(reports[0]["name"], "w");
+    // ...and naming it is a clear error.
+    let out = quantscope()
+        .args(["quantize", "--tensor", "position_ids"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'position_ids' is an integer tensor (I64)"),
+        "{err}"
+    );
+}

@@ -86,7 +86,7 @@ fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Res
     names
         .iter()
         .map(|name| {
-            model.find(name).with_context(|| {
+            let index = model.find(name).with_context(|| {
                 let close: Vec<&str> = model
                     .tensors()
                     .iter()
@@ -100,7 +100,16 @@ fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Res
                     format!(" (similar: {})", close.join(", "))
                 };
                 format!("no tensor named '{name}'{hint} in {}", path.display())
-            })
+            })?;
+            let dtype = model.tensors()[index].dtype;
+            if !dtype.is_float() {
+                bail!(
+                    "'{name}' is an integer tensor ({}): only float tensors are quantized, in {}",
+                    dtype.name(),
+                    path.display()
+                );
+            }
+            Ok(index)
         })
         .collect()
 }
