@@ -13,6 +13,7 @@
 
 pub mod calib;
 pub mod config;
+pub mod formats;
 pub mod kernel;
 pub mod metrics;
 pub mod params;
