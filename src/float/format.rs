@@ -499,11 +499,57 @@ impl FloatFormat {
         self.encode_generic(x, overflow)
     }
 
-    /// The format-independent RNE encoder: exact integer arithmetic on the f32's significand.
-    /// For the MX element formats, which have no NaN, a NaN input gives the pattern ml_dtypes
-    /// returns for it (its stand-in quiet NaN is the -0 pattern, negated for a negative NaN:
-    /// +NaN -> -0, -NaN -> +0), so the element tables agree code for code.
+    /// The format-independent RNE encoder for formats narrower than f32 (FP16, BF16, FP8, FP6,
+    /// FP4, UE4M3), on the f32's bits: in the target's normal range it rounds the fraction with
+    /// the round-to-nearest-even bias and re-biases the exponent; below it one f32 addition of
+    /// a power of two aligns the value to the target's subnormal quantum, which the FPU rounds
+    /// to nearest even. Overflow is decided on the rounded value. The tests check it against an
+    /// exact integer implementation, against `half` on every FP16/BF16 case and against
+    /// ml_dtypes on a dense table. For the MX element formats, which have no NaN, a NaN input
+    /// gives the pattern ml_dtypes returns for it (its stand-in quiet NaN is the -0 pattern,
+    /// negated for a negative NaN: +NaN -> -0, -NaN -> +0), so the element tables agree code for
+    /// code. FP32 itself is returned unchanged.
     pub fn encode_generic(&self, x: f32, overflow: Overflow) -> u32 {
+        let bits = x.to_bits();
+        if self.mantissa_bits >= 23 {
+            return bits;
+        }
+        let sign = if bits >> 31 == 1 { self.sign_mask() } else { 0 };
+        let magnitude_f32 = bits & 0x7FFF_FFFF;
+        if magnitude_f32 > 0x7F80_0000 {
+            return match self.nan_bits() {
+                Some(nan) => sign | nan,
+                None => sign ^ self.sign_mask(),
+            };
+        }
+        if magnitude_f32 == 0x7F80_0000 {
+            return sign | self.overflow_bits(overflow, true);
+        }
+        let mantissa_bits = self.mantissa_bits;
+        let shift = 23 - mantissa_bits;
+        // bias is 1..=127 for every format here: the re-biasing amount is 0..=126.
+        let rebias = (127 - self.bias) as u32;
+        let min_normal_f32 = (rebias + 1) << 23;
+        let magnitude = if magnitude_f32 >= min_normal_f32 {
+            let half_minus_one = (1u32 << (shift - 1)) - 1;
+            let rounded = magnitude_f32 + half_minus_one + ((magnitude_f32 >> shift) & 1);
+            (rounded >> shift) - (rebias << mantissa_bits)
+        } else {
+            // 2^(shift + 1 - bias): its ulp is the target's smallest subnormal, and |x| is far
+            // below it, so the sum's rounding is the RNE rounding to a subnormal (possibly up to
+            // the smallest normal, which the subtraction then encodes correctly).
+            let magic_bits = (rebias + shift + 1) << 23;
+            (f32::from_bits(magnitude_f32) + f32::from_bits(magic_bits)).to_bits() - magic_bits
+        };
+        if magnitude > self.max_finite_bits() {
+            return sign | self.overflow_bits(overflow, false);
+        }
+        sign | magnitude
+    }
+
+    /// The exact integer RNE encoder the fast one is checked against.
+    #[cfg(test)]
+    pub(crate) fn encode_exact_reference(&self, x: f32, overflow: Overflow) -> u32 {
         let sign = if x.is_sign_negative() {
             self.sign_mask()
         } else {
@@ -970,6 +1016,40 @@ mod tests {
                 }
             }
             assert_eq!(checked, count, "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn fast_encoder_equals_the_exact_one() {
+        // Every top-16-bit pattern with low halves at, around and between ties, both policies.
+        let formats = [
+            FloatFormat::FP16,
+            FloatFormat::BF16,
+            FloatFormat::FP8_E4M3,
+            FloatFormat::FP8_E5M2,
+            FloatFormat::FP6_E2M3,
+            FloatFormat::FP6_E3M2,
+            FloatFormat::FP4_E2M1,
+            FloatFormat::UE4M3,
+        ];
+        for high in 0u32..=0xFFFF {
+            for low in [0u32, 1, 0x7FFF, 0x8000, 0xFFFF] {
+                let x = f32::from_bits((high << 16) | low);
+                for f in &formats {
+                    if !f.signed && x.is_sign_negative() {
+                        continue;
+                    }
+                    for overflow in [Overflow::Saturate, Overflow::NonFinite] {
+                        assert_eq!(
+                            f.encode_generic(x, overflow),
+                            f.encode_exact_reference(x, overflow),
+                            "{} {x:e} ({:#010x})",
+                            f.name,
+                            x.to_bits()
+                        );
+                    }
+                }
+            }
         }
     }
 

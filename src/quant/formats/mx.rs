@@ -99,12 +99,14 @@ pub fn scale_code(block: &[f32], emax: i32) -> u8 {
     (shared + 127) as u8
 }
 
-/// The f32 an E8M0 scale code divides the block's elements by: 2^(code - 127), with code 0 the
-/// exact 2^-127 (an f32 subnormal) and 0xFF +Inf (torchao's bit-cast of 255 << 23).
-fn divisor(code: u8) -> f32 {
+/// 1 / 2^(code - 127) = 2^(127 - code) for a finite scale code (0..=254). Multiplying by it
+/// gives exactly the f32 that dividing by 2^(code - 127) gives (both round the same real
+/// x · 2^(127 - code) once), and code 0 divides by the exact 2^-127.
+fn reciprocal(code: u8) -> f32 {
     match code {
-        0 => f32::from_bits(0x0040_0000),
-        c => f32::from_bits(u32::from(c) << 23),
+        // 2^-127, an f32 subnormal.
+        254 => f32::from_bits(0x0040_0000),
+        c => f32::from_bits(u32::from(254 - c.min(253)) << 23),
     }
 }
 
@@ -221,9 +223,10 @@ pub(crate) fn scaled_levels(levels: impl Iterator<Item = f32>, scale: f32) -> Ve
     out
 }
 
-/// One element's code in a finite block: x / X rounded as the reference rounds it.
-fn element_code(element: Element, x: f32, divide_by: f32) -> u8 {
-    let v = x / divide_by;
+/// One element's code in a finite block: x / X (computed as x · (1 / X), the same f32) rounded
+/// as the reference rounds it.
+fn element_code(element: Element, x: f32, inverse_scale: f32) -> u8 {
+    let v = x * inverse_scale;
     match element {
         Element::Float(f) if f.total_bits() == 8 => torch_fp8_code(&f, v, true),
         Element::Float(f) => torchao_floatx_code(&f, v),
@@ -279,11 +282,11 @@ fn encode_blocks(spec: Spec, values: &[f32]) -> (Vec<u8>, Vec<u8>) {
         if code == 0xFF {
             codes.extend(block.iter().map(|&x| nonfinite_block_code(spec.element, x)));
         } else {
-            let divide_by = divisor(code);
+            let inverse_scale = reciprocal(code);
             codes.extend(
                 block
                     .iter()
-                    .map(|&x| element_code(spec.element, x, divide_by)),
+                    .map(|&x| element_code(spec.element, x, inverse_scale)),
             );
         }
     }
@@ -649,6 +652,18 @@ mod tests {
         assert_eq!(scale_code(&[f32::NEG_INFINITY], 2), 0xFF);
         // f32::MAX: floor log2 127; MXINT8 (emax 0) clamps at 127 -> code 254.
         assert_eq!(scale_code(&[f32::MAX], 0), 254);
+    }
+
+    #[test]
+    fn reciprocals_are_exact_powers_of_two() {
+        for code in 0u8..=254 {
+            let scale = scale_value(code);
+            assert_eq!(reciprocal(code) * scale, 1.0, "code {code}");
+            // Multiplying by the reciprocal is dividing by the scale, bit for bit.
+            for x in [1.0f32, -3.7e-20, 6.1e30, f32::from_bits(0x0000_0003), 0.1] {
+                assert_eq!((x * reciprocal(code)).to_bits(), (x / scale).to_bits());
+            }
+        }
     }
 
     #[test]
