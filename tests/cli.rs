@@ -66,13 +66,29 @@ fn bits_json_has_the_stable_keys_and_known_patterns() {
     assert!(out.status.success());
     let rows = json_of(&out.stdout);
     let rows = rows.as_array().expect("an array");
-    assert_eq!(rows.len(), 5);
-    // 1.0: FP32 0x3f800000, FP16 0x3c00, BF16 0x3f80, E4M3 0x38 (exponent 7 = bias), E5M2 0x3c.
+    assert_eq!(rows.len(), 10);
+    // 1.0: FP32 0x3f800000, FP16 0x3c00, BF16 0x3f80, E4M3 0x38 (exponent 7 = bias), E5M2 0x3c,
+    // FP6 E2M3 0 01 000 = 0x08, FP6 E3M2 0 011 00 = 0x0c, FP4 E2M1 0 01 0 = 0x2, E8M0 127 = 0x7f,
+    // UE4M3 0111 000 = 0x38.
     let hexes: Vec<&str> = rows
         .iter()
         .map(|r| r["hex"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(hexes, ["0x3f800000", "0x3c00", "0x3f80", "0x38", "0x3c"]);
+    assert_eq!(
+        hexes,
+        [
+            "0x3f800000",
+            "0x3c00",
+            "0x3f80",
+            "0x38",
+            "0x3c",
+            "0x08",
+            "0x0c",
+            "0x2",
+            "0x7f",
+            "0x38"
+        ]
+    );
     let fp16 = &rows[1];
     assert_eq!(fp16["format"], "fp16");
     assert_eq!(fp16["sign"], "0");
@@ -122,6 +138,72 @@ fn bits_shows_the_seed_overflow_and_underflow() {
         .output()
         .expect("runs");
     assert_eq!(json_of(&out.stdout)[0]["value"], 448.0);
+}
+
+/// `bits VALUE --format FORMAT --json [extra...]`, the one row it prints.
+fn bits_row(value: &str, format: &str, extra: &[&str]) -> serde_json::Value {
+    let out = quantscope()
+        .args(["bits", value, "--format", format, "--json"])
+        .args(extra)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "bits {value} --format {format}");
+    json_of(&out.stdout)[0].clone()
+}
+
+#[test]
+fn bits_shows_the_mx_element_and_scale_formats() {
+    // FP4 E2M1: 5 is the tie between 4 (0 11 0, even) and 6 (0 11 1): RNE gives 4.
+    let row = bits_row("5", "fp4-e2m1", &[]);
+    assert_eq!(
+        (row["hex"].clone(), row["value"].clone()),
+        ("0x6".into(), 4.0.into())
+    );
+    assert_eq!(row["exponent"], "11");
+    assert_eq!(row["mantissa"], "0");
+    // No Inf or NaN: 100 saturates to 6 even with --overflow nan.
+    assert_eq!(
+        bits_row("100", "fp4-e2m1", &["--overflow", "nan"])["value"],
+        6.0
+    );
+    // FP6 E3M2 max 28 = 0 111 11; FP6 E2M3 0.125 is its smallest subnormal 0 00 001.
+    let row = bits_row("28", "fp6-e3m2", &[]);
+    assert_eq!(
+        (row["hex"].clone(), row["class"].clone()),
+        ("0x1f".into(), "normal".into())
+    );
+    let row = bits_row("0.125", "fp6-e2m3", &[]);
+    assert_eq!(
+        (row["hex"].clone(), row["class"].clone()),
+        ("0x01".into(), "subnormal".into())
+    );
+    // E8M0: no sign and no mantissa; 3 = 1.5 · 2 is a tie that goes up to 4 (code 129).
+    let row = bits_row("3", "e8m0", &[]);
+    assert_eq!(
+        (row["hex"].clone(), row["value"].clone()),
+        ("0x81".into(), 4.0.into())
+    );
+    assert!(row["sign"].is_null() && row["mantissa"].is_null());
+    assert_eq!(row["exponent"], "10000001");
+    assert_eq!(row["formula"], "2^(129 - 127) = 4");
+    // The pattern 0x00 read as E8M0 is 2^-127, not zero.
+    let row = bits_row("0x00", "e8m0", &[]);
+    assert_eq!(row["value"], 2f64.powi(-127));
+    assert_eq!(row["class"], "normal");
+    assert_eq!(
+        bits_row("0", "e8m0", &["--overflow", "nan"])["value"],
+        "nan"
+    );
+    // UE4M3: 448 = 1111 110 with no sign bit; a negative value is NaN under --overflow nan.
+    let row = bits_row("448", "ue4m3", &[]);
+    assert_eq!(
+        (row["hex"].clone(), row["sign"].clone()),
+        ("0x7e".into(), serde_json::Value::Null)
+    );
+    assert_eq!(
+        bits_row("-1", "ue4m3", &["--overflow", "nan"])["class"],
+        "nan"
+    );
 }
 
 #[test]

@@ -114,7 +114,8 @@ pub struct BitsArgs {
     /// Which format to show.
     #[arg(long, value_enum, default_value_t = FormatArg::All)]
     pub format: FormatArg,
-    /// FP8 overflow: saturate to ±max (PyTorch, ONNX default) or become NaN/Inf (ml_dtypes).
+    /// Overflow in FP8, E8M0 and UE4M3: saturate to ±max (PyTorch, ONNX default) or become
+    /// NaN/Inf (ml_dtypes). FP4 and FP6 have neither and always saturate.
     #[arg(long, value_enum, default_value_t = OverflowArg::Saturate)]
     pub overflow: OverflowArg,
     /// Print JSON.
@@ -137,6 +138,21 @@ pub enum FormatArg {
     /// FP8 E5M2.
     #[value(name = "fp8-e5m2")]
     Fp8E5m2,
+    /// OCP MX FP6 E2M3 (no Inf or NaN).
+    #[value(name = "fp6-e2m3")]
+    Fp6E2m3,
+    /// OCP MX FP6 E3M2 (no Inf or NaN).
+    #[value(name = "fp6-e3m2")]
+    Fp6E3m2,
+    /// OCP MX FP4 E2M1 (no Inf or NaN).
+    #[value(name = "fp4-e2m1")]
+    Fp4E2m1,
+    /// OCP MX E8M0 block scale (unsigned powers of two).
+    #[value(name = "e8m0")]
+    E8m0,
+    /// Unsigned E4M3 (the NVFP4 block scale).
+    #[value(name = "ue4m3")]
+    Ue4m3,
     /// Every format.
     All,
 }
@@ -146,7 +162,7 @@ pub enum FormatArg {
 pub enum OverflowArg {
     /// Clamp to ±max finite.
     Saturate,
-    /// Become NaN (E4M3FN) or Inf (E5M2).
+    /// Become NaN (E4M3FN, E8M0, UE4M3) or Inf (E5M2).
     Nan,
 }
 

@@ -16,6 +16,7 @@
 pub mod batches;
 pub mod calib;
 pub mod config;
+pub mod formats;
 pub mod kernel;
 pub mod metrics;
 pub mod outliers;

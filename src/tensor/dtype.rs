@@ -41,9 +41,10 @@ pub enum DType {
     F8E5M2,
     /// OCP MX scale: 8 exponent bits, value 2^(e - 127), 0xFF is NaN.
     F8E8M0,
-    /// OCP MX FP6 E2M3 (packed, 6 bits per element).
+    /// OCP MX FP6 E2M3 (packed, 6 bits per element: four elements in three bytes, a
+    /// little-endian bit stream, element 0 in the low 6 bits of byte 0).
     F6E2M3,
-    /// OCP MX FP6 E3M2 (packed, 6 bits per element).
+    /// OCP MX FP6 E3M2 (packed as F6E2M3).
     F6E3M2,
     /// OCP MX FP4 E2M1 (two elements per byte, first element in the low nibble).
     F4,

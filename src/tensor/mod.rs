@@ -8,7 +8,7 @@
 mod decode;
 mod dtype;
 mod error;
-mod fp8;
+pub(crate) mod fp8;
 mod gguf;
 mod gguf_blocks;
 mod gguf_write;
@@ -303,7 +303,8 @@ impl Model {
     ///
     /// Integers decode to their values (I32/U32/I64/U64 round to the nearest f32 beyond 2^24),
     /// BOOL to 0 or 1, F8_E8M0 to 2^(e - 127), F4 (E2M1, first element in the low nibble),
-    /// GGUF blocks as llama.cpp's `dequantize_row_*`. F6 formats give [`LoadError::Unsupported`].
+    /// F6_E2M3/F6_E3M2 (four elements in three bytes, a little-endian bit stream), GGUF blocks
+    /// as llama.cpp's `dequantize_row_*`.
     pub fn values_f32(&self, index: usize, cancel: &Cancel) -> Result<Vec<f32>, LoadError> {
         let (info, slot) = self.info(index)?;
         let numel = info.numel();
@@ -345,10 +346,6 @@ impl Model {
     fn failure(&self, info: &TensorInfo, failure: DecodeFailure) -> LoadError {
         match failure {
             DecodeFailure::Cancelled => LoadError::Cancelled,
-            DecodeFailure::Unsupported(message) => LoadError::Unsupported {
-                path: self.path_of(info),
-                message: format!("tensor '{}': {message}", info.name),
-            },
             DecodeFailure::Corrupt(message) => LoadError::Malformed {
                 path: self.path_of(info),
                 message: format!("tensor '{}': {message}", info.name),
