@@ -160,7 +160,7 @@ def index_seeds():
 def bits_seeds():
     for i, text in enumerate(["1.0", "0x3c00", "-inf", "nan", "1e8", "0x7e", "0x3f800000",
                               "65504", "1e-45", "0x1ff", "-0.1", "448", "0X7F800001"]):
-        put("bits_value", f"seed{i:02}", bytes([i % 6 | (0x80 if i % 2 else 0)]) + text.encode())
+        put("bits_value", f"seed{i:02}", bytes([i % 11 | (0x80 if i % 2 else 0)]) + text.encode())
 
 
 safetensors_seeds()

@@ -11,8 +11,8 @@
 
 use crate::cancel::Cancel;
 use crate::cli::args::FormatArg;
-use crate::cli::bits::{BitsInput, analyses, analysis_json, parse_input};
-use crate::float::Overflow;
+use crate::cli::bits::{analyses, analysis_json, parse_input};
+use crate::float::{BitsInput, FloatFormat, Overflow};
 use crate::tensor::{LoadError, Model};
 
 /// The largest element count the entries decode in full. Sizes are checked against the input
@@ -92,20 +92,30 @@ pub fn fixed_shard() -> Vec<u8> {
     out
 }
 
-/// The `bits` command's VALUE parser and analyses: the first byte picks `--format` and the
-/// overflow policy, the rest (as UTF-8, lossily) is the VALUE text.
+/// The `--format` choices of the `bits` command, in the order the selector byte of
+/// [`bits_value`] picks them (its low 7 bits modulo the count).
+const FORMATS: [FormatArg; 11] = [
+    FormatArg::All,
+    FormatArg::Fp32,
+    FormatArg::Fp16,
+    FormatArg::Bf16,
+    FormatArg::Fp8E4m3,
+    FormatArg::Fp8E5m2,
+    FormatArg::Fp6E2m3,
+    FormatArg::Fp6E3m2,
+    FormatArg::Fp4E2m1,
+    FormatArg::E8m0,
+    FormatArg::Ue4m3,
+];
+
+/// The `bits` command's VALUE parser and analyses: the first byte picks `--format` (its low 7
+/// bits, see [`FORMATS`]) and the overflow policy (its high bit), the rest (as UTF-8, lossily)
+/// is the VALUE text.
 pub fn bits_value(bytes: &[u8]) -> bool {
     let Some((&selector, text)) = bytes.split_first() else {
         return false;
     };
-    let format = match selector % 6 {
-        0 => FormatArg::All,
-        1 => FormatArg::Fp32,
-        2 => FormatArg::Fp16,
-        3 => FormatArg::Bf16,
-        4 => FormatArg::Fp8E4m3,
-        _ => FormatArg::Fp8E5m2,
-    };
+    let format = FORMATS[usize::from(selector & 0x7F) % FORMATS.len()];
     let overflow = if selector & 0x80 == 0 {
         Overflow::Saturate
     } else {
@@ -116,7 +126,11 @@ pub fn bits_value(bytes: &[u8]) -> bool {
         return false;
     };
     let rows = analyses(input, format, overflow);
-    let expected_rows = if format == FormatArg::All { 5 } else { 1 };
+    let expected_rows = if format == FormatArg::All {
+        FloatFormat::ALL.len()
+    } else {
+        1
+    };
     assert_eq!(rows.len(), expected_rows, "one analysis per format shown");
     for row in &rows {
         let json = analysis_json(row, overflow);

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod float;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod plan;
 pub mod quant;
 pub mod report;
 pub mod stats;

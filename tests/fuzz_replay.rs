@@ -39,7 +39,11 @@ fn replay(target: &str, entry: fn(&[u8]) -> bool, min_accepted: usize) {
         "fuzz/corpus/{target}/ is empty: run scripts/fuzz.sh"
     );
     let mut accepted_seeds = 0;
-    for path in seeds.iter().chain(&corpus).chain(&inputs("regressions", target)) {
+    for path in seeds
+        .iter()
+        .chain(&corpus)
+        .chain(&inputs("regressions", target))
+    {
         let bytes = std::fs::read(path).expect("fuzz input readable");
         eprintln!("replaying {}", path.display());
         if entry(&bytes) && seeds.contains(path) {

@@ -369,12 +369,13 @@ fn a_sharded_model_of_several_gb_quantizes_tensor_by_tensor() {
 
 /// Pages of `path` in `range` that are in the page cache now (`mincore`).
 fn resident_pages(path: &Path, range: std::ops::Range<u64>) -> usize {
-    let file = File::open(path).unwrap();
+    let file = File::open(path).expect("the test file opens");
     // SAFETY: a read-only map of a file this test owns; only its residency is queried, its
     // bytes are never read.
-    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("the test file maps");
     // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .expect("the page size is positive");
     let mut residency = vec![0u8; map.len().div_ceil(page)];
     // SAFETY: the map's pointer and length describe one live mapping; `residency` holds one
     // byte per page of it, as mincore requires.
@@ -386,8 +387,10 @@ fn resident_pages(path: &Path, range: std::ops::Range<u64>) -> usize {
         )
     };
     assert_eq!(status, 0, "mincore: {}", std::io::Error::last_os_error());
-    let first = usize::try_from(range.start).unwrap() / page;
-    let last = usize::try_from(range.end).unwrap().div_ceil(page);
+    let first = usize::try_from(range.start).expect("a test offset fits usize") / page;
+    let last = usize::try_from(range.end)
+        .expect("a test offset fits usize")
+        .div_ceil(page);
     residency[first..last]
         .iter()
         .filter(|&&r| r & 1 == 1)
@@ -455,7 +458,7 @@ fn one_kib_file(path: &Path, head: &[u8]) {
     assert!(head.len() <= 1024);
     let mut bytes = head.to_vec();
     bytes.resize(1024, 0);
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, bytes).expect("the 1 KiB file is written");
 }
 
 /// GGUF v3 bytes declaring one F32 tensor of `dims` (innermost first) at offset 0.

@@ -43,9 +43,10 @@ pub enum DType {
     F8E5M2,
     /// OCP MX scale: 8 exponent bits, value 2^(e - 127), 0xFF is NaN.
     F8E8M0,
-    /// OCP MX FP6 E2M3 (packed, 6 bits per element).
+    /// OCP MX FP6 E2M3 (packed, 6 bits per element: four elements in three bytes, a
+    /// little-endian bit stream, element 0 in the low 6 bits of byte 0).
     F6E2M3,
-    /// OCP MX FP6 E3M2 (packed, 6 bits per element).
+    /// OCP MX FP6 E3M2 (packed as F6E2M3).
     F6E3M2,
     /// OCP MX FP4 E2M1 (two elements per byte, first element in the low nibble).
     F4,
@@ -313,10 +314,10 @@ impl DType {
         }
     }
 
-    /// True when quantscope decodes this type to f32. False for the packed FP6 formats and for
-    /// the GGUF block types it has no dequantizer for (IQ*, TQ*, Q8_1, Q8_K, MXFP4, NVFP4, Q1_0,
-    /// Q2_0 and the removed interleaved Q4_0/IQ4_NL types): tensors of those types are listed
-    /// with their sizes, and decoding one gives [`LoadError::Unsupported`] naming the type.
+    /// True when quantscope decodes this type to f32. False for the GGUF block types it has no
+    /// dequantizer for (IQ*, TQ*, Q8_1, Q8_K, MXFP4, NVFP4, Q1_0, Q2_0 and the removed
+    /// interleaved Q4_0/IQ4_NL types): tensors of those types are listed with their sizes, and
+    /// decoding one gives [`LoadError::Unsupported`] naming the type.
     ///
     /// [`LoadError::Unsupported`]: super::LoadError::Unsupported
     pub fn is_decodable(&self) -> bool {
@@ -338,6 +339,8 @@ impl DType {
             | DType::F8E5M2
             | DType::F8E8M0
             | DType::F4
+            | DType::F6E2M3
+            | DType::F6E3M2
             | DType::Q8_0
             | DType::Q4_0
             | DType::Q4_1
@@ -348,9 +351,7 @@ impl DType {
             | DType::Q4K
             | DType::Q5K
             | DType::Q6K => true,
-            DType::F6E2M3
-            | DType::F6E3M2
-            | DType::Q8_1
+            DType::Q8_1
             | DType::Q8K
             | DType::IQ2_XXS
             | DType::IQ2_XS
@@ -661,9 +662,10 @@ mod tests {
             .filter(|d| !d.is_decodable())
             .map(|d| d.name())
             .collect();
-        assert_eq!(undecodable.len(), 25);
+        assert_eq!(undecodable.len(), 23);
         assert!(undecodable.contains(&"IQ2_XXS") && undecodable.contains(&"NVFP4"));
         assert!(DType::Q4K.is_decodable() && DType::F4.is_decodable());
+        assert!(DType::F6E2M3.is_decodable() && DType::F6E3M2.is_decodable());
         // MXFP4: 32 elements in 17 bytes = 4.25 bits; NVFP4: 64 in 36 = 4.5 bits.
         assert_eq!(DType::MXFP4.bits_per_element(), 4.25);
         assert_eq!(DType::NVFP4.bits_per_element(), 4.5);

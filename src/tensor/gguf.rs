@@ -36,7 +36,7 @@ pub(crate) fn load(path: &Path) -> Result<Part, LoadError> {
 /// The dtype of a ggml type id, `None` for ids ggml does not define (4 and 5 were removed
 /// before GGUF existed). Types quantscope cannot decode still map to a dtype, so their tensors
 /// are listed with correct sizes (see [`DType::is_decodable`]).
-fn dtype_of(type_id: u32) -> Option<DType> {
+pub(super) fn dtype_of(type_id: u32) -> Option<DType> {
     // Ids from llama.cpp ggml/include/ggml.h `enum ggml_type`.
     Some(match type_id {
         0 => DType::F32,
@@ -82,11 +82,6 @@ fn dtype_of(type_id: u32) -> Option<DType> {
         42 => DType::Q2_0,
         _ => return None,
     })
-}
-
-/// The ggml type id of a dtype that GGUF files can hold (the inverse of [`dtype_of`]).
-pub(crate) fn ggml_type_of(dtype: DType) -> Option<u32> {
-    (0..=42).find(|&id| dtype_of(id) == Some(dtype))
 }
 
 /// A bounds-checked little-endian reader over the file bytes.
@@ -643,7 +638,7 @@ mod tests {
         assert_eq!((by_id(9).dtype, by_id(9).len), (DType::Q8_1, 576));
         for id in ids {
             let dtype = dtype_of(id).unwrap();
-            assert_eq!(ggml_type_of(dtype), Some(id), "{dtype}");
+            assert_eq!(super::super::ggml_type_id(dtype), Some(id), "{dtype}");
         }
     }
 

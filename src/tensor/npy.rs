@@ -65,10 +65,15 @@ pub(crate) fn load_npz(path: &Path) -> Result<Part, LoadError> {
     npz_part(path, Store::Mapped(super::store::map_file(path)?))
 }
 
-/// The `.npy` members of a whole `.npz` archive held in `store` (store 0 of the part; stored
-/// members point into it, deflated ones are inflated into stores of their own).
-pub(crate) fn npz_part(path: &Path, store: Store) -> Result<Part, LoadError> {
-    let archive_bytes = store.bytes();
+/// Reads the `.npy` members of a `.npz` archive held in memory (`path` names it in errors).
+pub(crate) fn load_npz_bytes(path: &Path, bytes: Vec<u8>) -> Result<Part, LoadError> {
+    npz_part(path, Store::Owned(bytes))
+}
+
+/// The `.npy` members of the `.npz` archive in `archive_store` (store 0 of the part): stored
+/// members are read in place, deflated ones inflated into stores of their own.
+pub(crate) fn npz_part(path: &Path, archive_store: Store) -> Result<Part, LoadError> {
+    let archive_bytes = archive_store.bytes();
     let zip_error = |e: zip::result::ZipError| LoadError::Malformed {
         path: path.to_path_buf(),
         message: format!("bad zip archive: {e}"),
@@ -147,7 +152,7 @@ pub(crate) fn npz_part(path: &Path, store: Store) -> Result<Part, LoadError> {
         }
     }
     drop(archive);
-    let mut stores = vec![store];
+    let mut stores = vec![archive_store];
     stores.extend(owned);
     Ok(Part {
         tensors,
