@@ -551,9 +551,11 @@ impl DType {
             Packing::Block { elements, bytes } => {
                 let elements = u64::try_from(elements).ok()?;
                 let bytes = u64::try_from(bytes).ok()?;
-                numel
-                    .is_multiple_of(elements)
-                    .then(|| numel / elements * bytes)
+                // A header may declare any element count: the byte count must not overflow.
+                if !numel.is_multiple_of(elements) {
+                    return None;
+                }
+                (numel / elements).checked_mul(bytes)
             }
         }
     }
@@ -602,6 +604,15 @@ mod tests {
         assert_eq!(DType::Q4_0.size_bytes_for(64), Some(36));
         assert_eq!(DType::Q4_0.size_bytes_for(48), None);
         assert_eq!(DType::F64.size_bytes_for(u64::MAX), None);
+        // Whole blocks whose byte count overflows u64 (a fuzzed GGUF header, fuzz/regressions/
+        // gguf/): Q8_0 is 32 elements in 34 bytes, so a block count that fits as elements can
+        // overflow as bytes.
+        assert_eq!(DType::Q8_0.size_bytes_for(u64::MAX / 32 * 32), None);
+        let most_blocks = u64::MAX / 34;
+        assert_eq!(
+            DType::Q8_0.size_bytes_for(most_blocks * 32),
+            Some(most_blocks * 34)
+        );
     }
 
     #[test]
