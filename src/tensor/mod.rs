@@ -10,7 +10,7 @@ mod dtype;
 mod error;
 mod fp8;
 mod gguf;
-mod gguf_blocks;
+pub(crate) mod gguf_blocks;
 mod npy;
 mod safetensors;
 mod store;
