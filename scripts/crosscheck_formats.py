@@ -16,12 +16,14 @@ differs.
 
 Usage: /work/venv/bin/python scripts/crosscheck_formats.py [--model M.safetensors]
            [--work DIR] [--repeat N] [--speed] [--skip-rust]
-Cargo runs under `flock /work/cargo.lock` when that file exists (one build at a time here).
+When /work/cargo.lock exists (this machine's one-build-at-a-time lock), the script holds it for
+the whole run, so that no build competes with the timed runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import struct
@@ -115,8 +117,6 @@ def run_ggml(work: Path, tensors: dict[str, np.ndarray], repeat: int) -> dict[tu
 
 def run_rust(work: Path) -> None:
     cmd = ["cargo", "bench", "--no-default-features", "--bench", "gguf_formats"]
-    if Path("/work/cargo.lock").exists():
-        cmd = ["flock", "/work/cargo.lock", *cmd]
     env = dict(os.environ, QS_GGUF_DIR=str(work))
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
@@ -188,6 +188,11 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="print the speed table")
     parser.add_argument("--skip-rust", action="store_true", help="reuse WORK/rust from an earlier run")
     args = parser.parse_args()
+    lock_path = Path("/work/cargo.lock")
+    if lock_path.exists():
+        lock = open(lock_path, "a")  # noqa: SIM115 - held until the process exits
+        print(f"waiting for {lock_path} ...", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     tensors = read_f32_tensors(args.model)
     print(f"{args.model}: {len(tensors)} f32 tensors, {sum(x.size for x in tensors.values())} elements")
     with tempfile.TemporaryDirectory(prefix="qs-gguf-") as tmp:

@@ -3,7 +3,9 @@
 //! ntry = 7, with or without importance weights), `quantize_row_mxfp4_ref` and
 //! `quantize_row_nvfp4_ref` (both ignore importance weights).
 
-use super::common::{GROUP_MAX_EPS, best_index_int8, best_index_mxfp4, fp16_bits, trunc_i32};
+use super::common::{
+    GROUP_MAX_EPS, best_index_int8, best_indices_mxfp4, fp16_bits, signed_absmax, trunc_i32,
+};
 use crate::tensor::gguf_blocks::{
     KVALUES_IQ4NL, KVALUES_MXFP4, e8m0_to_f32_half, ue4m3_to_f32_half,
 };
@@ -33,15 +35,7 @@ fn iq4_nl_block(x: &[f32; 32], qw: Option<&[f32; 32]>, y: &mut [u8; 18]) {
         Some(w) => std::array::from_fn(|j| w[j] * (sigma2 + x[j] * x[j]).sqrt()),
         None => x.map(|v| v * v),
     };
-    let mut amax = 0.0f32;
-    let mut max = 0.0f32;
-    for &v in x {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
-        }
-    }
+    let (amax, max) = signed_absmax(x);
     let scale = if amax < GROUP_MAX_EPS {
         0.0
     } else {
@@ -130,10 +124,16 @@ pub(super) fn mxfp4_row(x: &[f32], out: &mut [u8]) {
         let e = mxfp4_exponent(amax);
         let d = e8m0_to_f32_half(e);
         y[0] = e;
+        // Two halves of 16 (the comparisons per element are the same either way).
+        let [lo, hi] = xb.as_chunks::<16>().0 else {
+            unreachable!("32 = 2 × 16")
+        };
+        let (c0, c1) = (
+            best_indices_mxfp4(&kv, lo, d),
+            best_indices_mxfp4(&kv, hi, d),
+        );
         for j in 0..16 {
-            let x0 = best_index_mxfp4(&kv, xb[j], d);
-            let x1 = best_index_mxfp4(&kv, xb[j + 16], d);
-            y[1 + j] = x0 | (x1 << 4);
+            y[1 + j] = c0[j] | (c1[j] << 4);
         }
     }
 }
@@ -197,10 +197,9 @@ pub(super) fn nvfp4_row(x: &[f32], out: &mut [u8]) {
             let ue = ue4m3_from_f32(amax / 6.0);
             y[s] = ue;
             let d = ue4m3_to_f32_half(ue);
+            let codes = best_indices_mxfp4(&kv, sub, d);
             for j in 0..8 {
-                let x0 = best_index_mxfp4(&kv, sub[j], d);
-                let x1 = best_index_mxfp4(&kv, sub[j + 8], d);
-                y[4 + 8 * s + j] = x0 | (x1 << 4);
+                y[4 + 8 * s + j] = codes[j] | (codes[j + 8] << 4);
             }
         }
     }

@@ -10,7 +10,7 @@
 //! - Q6_K (210): `ql[128]` @0, `qh[64]` @128, `scales[16]` (int8) @192, `d` @208.
 
 use super::common::{
-    GROUP_MAX_EPS, MinSearch, fp16_bits, make_q3_quants, make_qkx_quants, make_qp_quants,
+    GROUP_MAX_EPS, MinSearch, fp16_bits, make_q3_quants_x16, make_qkx_quants, make_qp_quants,
     make_qx_quants, nearest_int, through_fp16,
 };
 
@@ -118,10 +118,9 @@ fn q3_k_finish(x: &[f32; QK_K], y: &mut [u8; 110], codes: &mut [u8; QK_K]) {
     let (hmask, qs) = head.split_at_mut(32);
     hmask.fill(0);
     for (j, c) in codes.iter_mut().enumerate() {
-        if *c > 3 {
-            hmask[j % 32] |= 1 << (j / 32);
-            *c -= 4;
-        }
+        // Codes are 0..8: "if (L[j] > 3) { hmask |= bit; L[j] -= 4; }" is bit 2 moved out.
+        hmask[j % 32] |= ((*c >> 2) & 1) << (j / 32);
+        *c &= 3;
     }
     pack_2bit(codes, qs);
 }
@@ -260,12 +259,10 @@ fn q2_k_imatrix(x: &[f32; QK_K], qw: &[f32; QK_K], y: &mut [u8; 84]) {
 /// ggml `quantize_row_q3_K_ref` on one super-block.
 fn q3_k_ref(x: &[f32; QK_K], y: &mut [u8; 110]) {
     let mut signed = [0i8; QK_K];
-    let mut scales = [0.0f32; 16];
+    let scales = make_q3_quants_x16(x, &mut signed);
     let mut max_scale = 0.0f32;
     let mut amax = 0.0f32;
-    let code_blocks = signed.as_chunks_mut::<16>().0;
-    for (j, (xs, l)) in sub_blocks::<16>(x).iter().zip(code_blocks).enumerate() {
-        scales[j] = make_q3_quants(4, xs, l);
+    for j in 0..16 {
         let scale = scales[j].abs();
         if scale > amax {
             amax = scale;
@@ -372,17 +369,10 @@ fn k45_finish(
             let (mut m1, mut m2) = (1u8, 2u8);
             for (group, q) in codes.chunks_exact(64).zip(ql.chunks_exact_mut(32)) {
                 for j in 0..32 {
-                    let mut l1 = group[j];
-                    if l1 > 15 {
-                        l1 -= 16;
-                        qh[j] |= m1;
-                    }
-                    let mut l2 = group[j + 32];
-                    if l2 > 15 {
-                        l2 -= 16;
-                        qh[j] |= m2;
-                    }
-                    q[j] = l1 | (l2 << 4);
+                    // Codes are 0..32: "if (l > 15) { l -= 16; qh |= m; }" is bit 4 moved out.
+                    let (l1, l2) = (group[j], group[j + 32]);
+                    qh[j] |= ((l1 >> 4) * m1) | ((l2 >> 4) * m2);
+                    q[j] = (l1 & 0x0F) | ((l2 & 0x0F) << 4);
                 }
                 m1 <<= 2;
                 m2 <<= 2;

@@ -3,7 +3,10 @@
 //! one), one row at a time (the `_ref` functions are block-independent, so a row at a time is
 //! the same as ggml's whole-chunk call).
 
-use super::common::{MinSearch, c_max, fp16_bits, make_qkx_quants, make_qx_quants, trunc_i32};
+use super::common::{
+    MinSearch, c_max, fp16_bits, make_qkx_quants, make_qx_quants, round_away_i32x4, signed_absmax,
+    trunc_low_bytes,
+};
 
 /// Elements per legacy block (ggml QK8_0 = QK4_0 = … = 32).
 const QK: usize = 32;
@@ -29,40 +32,63 @@ pub(super) fn q8_0_row(x: &[f32], out: &mut [u8]) {
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(y, 0, d);
-        for (q, &v) in y[2..].iter_mut().zip(xb) {
-            // The C assigns the rounded float to an int8_t: truncating conversion, low byte.
-            *q = trunc_i32((v * id).round()) as u8;
+        let (quads, _) = xb.as_chunks::<4>();
+        for (q4, x4) in y[2..].chunks_exact_mut(4).zip(quads) {
+            // The C assigns roundf(x·id) to an int8_t: the low byte of the conversion.
+            let codes = round_away_i32x4(x4.map(|v| v * id));
+            for (q, c) in q4.iter_mut().zip(codes) {
+                *q = c as u8;
+            }
         }
     }
 }
 
-/// The signed value of largest magnitude (the first one on ties), as the Q4_0/Q5_0 `_ref`
-/// loops find it.
-fn signed_absmax(xb: &[f32; QK]) -> f32 {
-    let mut amax = 0.0f32;
-    let mut max = 0.0f32;
-    for &v in xb {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    max
-}
-
-/// The block minimum and maximum as the Q4_1/Q5_1 `_ref` loops find them (0 not forced in).
+/// The block minimum and maximum as the Q4_1/Q5_1 `_ref` loops find them (`if (v < min) min
+/// = v; if (v > max) max = v;` from ±FLT_MAX; 0 not forced in). Four interleaved lanes give
+/// the same bits, except that equal extremes of different sign (±0) depend on which came
+/// first: then the sequential scan decides.
 fn min_max(xb: &[f32; QK]) -> (f32, f32) {
-    let mut min = f32::MAX;
-    let mut max = -f32::MAX;
-    for &v in xb {
-        if v < min {
-            min = v;
+    let mut lo = [f32::MAX; 4];
+    let mut hi = [-f32::MAX; 4];
+    for quad in xb.as_chunks::<4>().0 {
+        for j in 0..4 {
+            let v = quad[j];
+            if v < lo[j] {
+                lo[j] = v;
+            }
+            if v > hi[j] {
+                hi[j] = v;
+            }
         }
-        if v > max {
-            max = v;
+    }
+    let (mut min, mut max) = (lo[0], hi[0]);
+    for j in 1..4 {
+        if lo[j] < min {
+            min = lo[j];
+        }
+        if hi[j] > max {
+            max = hi[j];
+        }
+    }
+    if min == 0.0 || max == 0.0 {
+        (min, max) = (f32::MAX, -f32::MAX);
+        for &v in xb {
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
         }
     }
     (min, max)
+}
+
+/// The low bytes of `trunc_i32(f(x))` for the 32 values of a block: what the C's
+/// `(int8_t)(float)` and `(uint8_t)(float)` keep, computed as its vectorised loop does.
+#[inline(always)]
+fn trunc_block(xb: &[f32; QK], f: impl Fn(f32) -> f32) -> [u8; QK] {
+    trunc_low_bytes(&xb.map(f))
 }
 
 /// Packs 32 codes of up to 5 bits: nibbles j | j+16 << 4 into `qs`, bit 4 of code j into bit
@@ -88,13 +114,14 @@ pub(super) fn q4_0_row(x: &[f32], out: &mut [u8]) {
         .iter()
         .zip(out.as_chunks_mut::<18>().0)
     {
-        let d = signed_absmax(xb) / -8.0;
+        let d = signed_absmax(xb).1 / -8.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(y, 0, d);
+        let t = trunc_block(xb, |v| v * id + 8.5);
         for j in 0..16 {
-            // (int8_t)(float) then MIN(15, ·) stored in a uint8_t: low bytes, as in C.
-            let xi0 = (trunc_i32(xb[j] * id + 8.5) as i8).min(15) as u8;
-            let xi1 = (trunc_i32(xb[j + 16] * id + 8.5) as i8).min(15) as u8;
+            // (int8_t)(float) then MIN(15, ·) stored in a uint8_t: the byte read as signed.
+            let xi0 = (t[j] as i8).min(15) as u8;
+            let xi1 = (t[j + 16] as i8).min(15) as u8;
             y[2 + j] = xi0 | (xi1 << 4);
         }
     }
@@ -114,9 +141,11 @@ pub(super) fn q4_1_row(x: &[f32], out: &mut [u8]) {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(y, 0, d);
         put_f16(y, 2, min);
+        let t = trunc_block(xb, |v| (v - min) * id + 0.5);
         for j in 0..16 {
-            let xi0 = (trunc_i32((xb[j] - min) * id + 0.5) as i8).min(15) as u8;
-            let xi1 = (trunc_i32((xb[j + 16] - min) * id + 0.5) as i8).min(15) as u8;
+            // The byte read as signed, as above.
+            let xi0 = (t[j] as i8).min(15) as u8;
+            let xi1 = (t[j + 16] as i8).min(15) as u8;
             y[4 + j] = xi0 | (xi1 << 4);
         }
     }
@@ -130,11 +159,12 @@ pub(super) fn q5_0_row(x: &[f32], out: &mut [u8]) {
         .iter()
         .zip(out.as_chunks_mut::<22>().0)
     {
-        let d = signed_absmax(xb) / -16.0;
+        let d = signed_absmax(xb).1 / -16.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(y, 0, d);
-        let codes: [u8; QK] =
-            std::array::from_fn(|j| (trunc_i32(xb[j] * id + 16.5) as i8).min(31) as u8);
+        let t = trunc_block(xb, |v| v * id + 16.5);
+        // (int8_t)(float), MIN(31, ·), uint8_t: the byte read as signed.
+        let codes: [u8; QK] = t.map(|v| (v as i8).min(31) as u8);
         let (qh, qs) = y[2..].split_at_mut(4);
         pack_q5(&codes, qs, Some(qh));
     }
@@ -154,7 +184,8 @@ pub(super) fn q5_1_row(x: &[f32], out: &mut [u8]) {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(y, 0, d);
         put_f16(y, 2, min);
-        let codes: [u8; QK] = std::array::from_fn(|j| trunc_i32((xb[j] - min) * id + 0.5) as u8);
+        // (uint8_t)(float): the low byte.
+        let codes: [u8; QK] = trunc_block(xb, |v| (v - min) * id + 0.5);
         let (qh, qs) = y[4..].split_at_mut(4);
         pack_q5(&codes, qs, Some(qh));
     }
