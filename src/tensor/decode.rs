@@ -146,7 +146,10 @@ pub(crate) fn decode_slice(
         | DType::Q3K
         | DType::Q4K
         | DType::Q5K
-        | DType::Q6K => {
+        | DType::Q6K
+        | DType::IQ4NL
+        | DType::MXFP4
+        | DType::NVFP4 => {
             gguf_blocks::dequantize(dtype, bytes, out).map_err(DecodeFailure::Corrupt)?
         }
     }
