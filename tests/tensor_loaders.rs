@@ -473,9 +473,9 @@ fn gguf_with_types_quantscope_cannot_decode_opens_lists_and_refuses_only_those()
         ("blk.0.attn_q", vec![256, 2], 16, "IQ2_XXS", 2 * 66),
         ("blk.0.ffn_up", vec![256], 34, "TQ1_0", 54),
         ("blk.0.ffn_gate", vec![256], 15, "Q8_K", 292),
-        ("blk.0.ffn_down", vec![64], 39, "MXFP4", 2 * 17),
-        ("blk.1.ffn_down", vec![128], 40, "NVFP4", 2 * 36),
-        ("blk.1.attn_k", vec![32], 20, "IQ4_NL", 18),
+        ("blk.0.ffn_down", vec![128], 41, "Q1_0", 18),
+        ("blk.1.ffn_down", vec![128], 42, "Q2_0", 2 * 18),
+        ("blk.1.attn_k", vec![256], 22, "IQ2_S", 82),
         ("blk.1.attn_v", vec![256, 3], 23, "IQ4_XS", 3 * 136),
     ];
     let mut tensors: Vec<(&str, Vec<u64>, u32, Vec<u8>)> = vec![
@@ -535,7 +535,7 @@ fn gguf_with_types_quantscope_cannot_decode_opens_lists_and_refuses_only_those()
     let nv = rows.iter().find(|r| r["name"] == "blk.1.ffn_down").unwrap();
     assert_eq!(
         (nv["dtype"].as_str(), nv["size_bytes"].as_u64()),
-        (Some("NVFP4"), Some(72))
+        (Some("Q2_0"), Some(36))
     );
     assert!(nv.get("stats").is_none());
     assert_eq!(rows[1]["stats"]["max"], 0.5);
@@ -557,7 +557,7 @@ fn gguf_with_types_quantscope_cannot_decode_opens_lists_and_refuses_only_those()
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("NVFP4 (ggml type 40) blocks are not decoded by quantscope"),
+        stderr.contains("Q2_0 (ggml type 42) blocks are not decoded by quantscope"),
         "{stderr}"
     );
 }

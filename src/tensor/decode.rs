@@ -148,7 +148,10 @@ pub(crate) fn decode_slice(
         | DType::Q3K
         | DType::Q4K
         | DType::Q5K
-        | DType::Q6K => {
+        | DType::Q6K
+        | DType::IQ4NL
+        | DType::MXFP4
+        | DType::NVFP4 => {
             gguf_blocks::dequantize(dtype, bytes, out).map_err(DecodeFailure::Corrupt)?
         }
         DType::Q8_1
@@ -157,7 +160,6 @@ pub(crate) fn decode_slice(
         | DType::IQ2_XS
         | DType::IQ3_XXS
         | DType::IQ1_S
-        | DType::IQ4_NL
         | DType::IQ3_S
         | DType::IQ2_S
         | DType::IQ4_XS
@@ -170,8 +172,6 @@ pub(crate) fn decode_slice(
         | DType::IQ4_NL_4_4
         | DType::IQ4_NL_4_8
         | DType::IQ4_NL_8_8
-        | DType::MXFP4
-        | DType::NVFP4
         | DType::Q1_0
         | DType::Q2_0 => return Err(unsupported_block(dtype)),
     }

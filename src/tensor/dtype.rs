@@ -82,8 +82,9 @@ pub enum DType {
     IQ3_XXS,
     /// GGUF IQ1_S: 1.56-bit importance quantization. Listed, not decoded.
     IQ1_S,
-    /// GGUF IQ4_NL: blocks of 32 4-bit indices into a non-linear codebook, one f16 scale. Listed, not decoded.
-    IQ4_NL,
+    /// GGUF IQ4_NL (ggml type 20): blocks of 32 4-bit indices into a fixed non-linear table of
+    /// 16 int8 levels, with one f16 scale.
+    IQ4NL,
     /// GGUF IQ3_S: 3.44-bit importance quantization. Listed, not decoded.
     IQ3_S,
     /// GGUF IQ2_S: 2.5-bit importance quantization. Listed, not decoded.
@@ -108,9 +109,10 @@ pub enum DType {
     IQ4_NL_4_8,
     /// GGUF IQ4_NL_8_8 (type 38, since removed from ggml): IQ4_NL blocks interleaved 8 by 8. Listed, not decoded.
     IQ4_NL_8_8,
-    /// GGUF MXFP4: blocks of 32 FP4 (E2M1) codes with one E8M0 scale byte. Listed, not decoded.
+    /// ggml's MXFP4 (GGUF type 39): blocks of 32 E2M1 codes with one E8M0 scale byte.
     MXFP4,
-    /// GGUF NVFP4: blocks of 64 FP4 (E2M1) codes in 4 sub-blocks of 16, each with an E4M3 scale. Listed, not decoded.
+    /// ggml's NVFP4 (GGUF type 40): blocks of 64 E2M1 codes in 4 sub-blocks of 16, each with a
+    /// UE4M3 scale byte (no per-tensor scale).
     NVFP4,
     /// GGUF Q1_0: blocks of 128 one-bit codes with one f16 scale. Listed, not decoded.
     Q1_0,
@@ -171,7 +173,7 @@ impl DType {
         DType::IQ2_XS,
         DType::IQ3_XXS,
         DType::IQ1_S,
-        DType::IQ4_NL,
+        DType::IQ4NL,
         DType::IQ3_S,
         DType::IQ2_S,
         DType::IQ4_XS,
@@ -229,7 +231,7 @@ impl DType {
             DType::IQ2_XS => "IQ2_XS",
             DType::IQ3_XXS => "IQ3_XXS",
             DType::IQ1_S => "IQ1_S",
-            DType::IQ4_NL => "IQ4_NL",
+            DType::IQ4NL => "IQ4_NL",
             DType::IQ3_S => "IQ3_S",
             DType::IQ2_S => "IQ2_S",
             DType::IQ4_XS => "IQ4_XS",
@@ -294,7 +296,7 @@ impl DType {
             | DType::IQ2_XS
             | DType::IQ3_XXS
             | DType::IQ1_S
-            | DType::IQ4_NL
+            | DType::IQ4NL
             | DType::IQ3_S
             | DType::IQ2_S
             | DType::IQ4_XS
@@ -315,8 +317,8 @@ impl DType {
     }
 
     /// True when quantscope decodes this type to f32. False for the GGUF block types it has no
-    /// dequantizer for (IQ*, TQ*, Q8_1, Q8_K, MXFP4, NVFP4, Q1_0, Q2_0 and the removed
-    /// interleaved Q4_0/IQ4_NL types): tensors of those types are listed with their sizes, and
+    /// dequantizer for (IQ* but IQ4_NL, TQ*, Q8_1, Q8_K, Q1_0, Q2_0 and the removed interleaved
+    /// Q4_0/IQ4_NL types): tensors of those types are listed with their sizes, and
     /// decoding one gives [`LoadError::Unsupported`] naming the type.
     ///
     /// [`LoadError::Unsupported`]: super::LoadError::Unsupported
@@ -350,14 +352,16 @@ impl DType {
             | DType::Q3K
             | DType::Q4K
             | DType::Q5K
-            | DType::Q6K => true,
+            | DType::Q6K
+            | DType::IQ4NL
+            | DType::MXFP4
+            | DType::NVFP4 => true,
             DType::Q8_1
             | DType::Q8K
             | DType::IQ2_XXS
             | DType::IQ2_XS
             | DType::IQ3_XXS
             | DType::IQ1_S
-            | DType::IQ4_NL
             | DType::IQ3_S
             | DType::IQ2_S
             | DType::IQ4_XS
@@ -370,8 +374,6 @@ impl DType {
             | DType::IQ4_NL_4_4
             | DType::IQ4_NL_4_8
             | DType::IQ4_NL_8_8
-            | DType::MXFP4
-            | DType::NVFP4
             | DType::Q1_0
             | DType::Q2_0 => false,
         }
@@ -459,7 +461,7 @@ impl DType {
                 elements: 256,
                 bytes: 50,
             },
-            DType::IQ4_NL => Packing::Block {
+            DType::IQ4NL => Packing::Block {
                 elements: 32,
                 bytes: 18,
             },
@@ -673,8 +675,9 @@ mod tests {
             .filter(|d| !d.is_decodable())
             .map(|d| d.name())
             .collect();
-        assert_eq!(undecodable.len(), 23);
-        assert!(undecodable.contains(&"IQ2_XXS") && undecodable.contains(&"NVFP4"));
+        assert_eq!(undecodable.len(), 20);
+        assert!(undecodable.contains(&"IQ2_XXS") && undecodable.contains(&"TQ1_0"));
+        assert!(DType::IQ4NL.is_decodable() && DType::MXFP4.is_decodable());
         assert!(DType::Q4K.is_decodable() && DType::F4.is_decodable());
         assert!(DType::F6E2M3.is_decodable() && DType::F6E3M2.is_decodable());
         // MXFP4: 32 elements in 17 bytes = 4.25 bits; NVFP4: 64 in 36 = 4.5 bits.

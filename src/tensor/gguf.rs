@@ -57,7 +57,7 @@ pub(super) fn dtype_of(type_id: u32) -> Option<DType> {
         17 => DType::IQ2_XS,
         18 => DType::IQ3_XXS,
         19 => DType::IQ1_S,
-        20 => DType::IQ4_NL,
+        20 => DType::IQ4NL,
         21 => DType::IQ3_S,
         22 => DType::IQ2_S,
         23 => DType::IQ4_XS,

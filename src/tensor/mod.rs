@@ -10,7 +10,7 @@ mod dtype;
 mod error;
 pub(crate) mod fp8;
 mod gguf;
-mod gguf_blocks;
+pub(crate) mod gguf_blocks;
 mod gguf_write;
 mod npy;
 mod safetensors;

@@ -35,8 +35,7 @@ use crate::cancel::{Cancel, Cancelled};
 /// A deployed quantization format (NUMERICS.md §8). The CLI spells each one as
 /// [`QuantFormat::name`] returns it.
 #[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QuantFormat {
     /// GGUF Q8_0: 32 int8 codes + f16 scale (8.5 bpw).
     Q8_0,
@@ -251,13 +250,18 @@ impl QuantFormat {
         if row.is_multiple_of(block) {
             return Ok(());
         }
+        let fallback = gguf::fallback(self, row);
+        let instead = match fallback {
+            Some(to) => format!("; llama.cpp's llama-quantize stores such a tensor as {to}"),
+            None => String::new(),
+        };
         Err(NotApplicable {
             format: self,
             reason: format!(
-                "{}: the row length {row} is not a multiple of the {block}-element block",
+                "{}: the row length {row} is not a multiple of the {block}-element block{instead}",
                 self.name()
             ),
-            fallback: gguf::fallback(self, row),
+            fallback,
         })
     }
 
@@ -284,6 +288,22 @@ impl QuantFormat {
     }
 }
 
+/// Serialised as its CLI name ("q4_k"), the spelling every report and recipe uses.
+impl Serialize for QuantFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for QuantFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown format '{name}' (see quantize --help)"))
+        })
+    }
+}
+
 impl std::fmt::Display for QuantFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -299,7 +319,27 @@ pub struct NotApplicable {
     /// A sentence naming the problem.
     pub reason: String,
     /// The type llama.cpp uses instead for such a tensor (GGUF types only), if any.
-    pub fallback: Option<QuantFormat>,
+    pub fallback: Option<Fallback>,
+}
+
+/// The type llama.cpp's llama-quantize stores a tensor in when its row does not fit the
+/// block of the type asked for ([`gguf::fallback`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Another quantized format (e.g. Q4_K → Q5_0).
+    Format(QuantFormat),
+    /// Unquantized f16: the fallback type's 32-element block does not fit the row either.
+    F16,
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fallback::Format(format) => f.write_str(format.name()),
+            Fallback::F16 => f.write_str("f16"),
+        }
+    }
 }
 
 /// Why a format quantization was refused or failed.
