@@ -12,6 +12,7 @@ pub mod asymmetric;
 pub mod compute;
 pub mod data_types;
 pub mod demo;
+pub mod derivation;
 pub mod entropy;
 pub mod minmax;
 pub mod mixed_precision;
