@@ -42,9 +42,13 @@ fn type_vector(h: &mut Harness<'static, Host>, label: &str, text: &str) {
     h.run();
 }
 
-/// Sets the drag value or slider named `label`.
+/// Sets the drag value or slider named `label` (a slider's number field carries the same
+/// label; the slider comes first and takes the value).
 fn set_value(h: &mut Harness<'static, Host>, label: &str, value: f64) {
-    h.get_by_label(label).set_value_accesskit(value);
+    h.get_all_by_label(label)
+        .next()
+        .expect("a control with this label")
+        .set_value_accesskit(value);
     h.run();
 }
 
@@ -264,8 +268,8 @@ fn lesson3_what_is_quantization() {
     assert_shows(&h, "3 is exactly halfway, and the tie goes to the even code 2");
     assert_shows(&h, "with the same error");
 
-    // max 6 → v = x · 4/6 = [2, 0.67, 1.33, 4] → rounded down to [2, 0, 0, 4].
-    type_vector(&mut h, "Vector x (in dt1):", "3, 1, 2, 6");
+    // max 5 → v = x · 4/5 = [2.4, 0.8, 1.6, 4] → rounded down to [2, 0, 0, 4].
+    type_vector(&mut h, "Vector x (in dt1):", "3, 1, 2, 5");
     let r = h.state_mut().lessons.what_is.result();
     assert_eq!(r.floor_values, vec![2.0, 0.0, 0.0, 4.0]);
     assert_hides(&h, "that dt1 cannot");
@@ -366,7 +370,7 @@ fn lesson6_minmax() {
     // S = (0.5 − (−0.2))/255 ≈ 0.002745; z = 73; codes [0, 109, 182, 255].
     assert!((f64::from(q.params.scale) - 0.7 / 255.0).abs() < 1e-9);
     assert_eq!(q.codes, vec![0, 109, 182, 255]);
-    assert_shows(&h, "Asymmetric codes are unsigned: q ∈ [0, 255] (uint8). Here they run from 0 to 255.");
+    assert_shows(&h, "Asymmetric codes are unsigned: the code range is [0, 255] (uint8); here they run from 0 to 255.");
     assert_shows(&h, "The textbook example calls them int8");
     assert_shows(&h, "as the textbook example does, gives the same codes here");
     assert_shows(&h, "z = q_min − ⌊min′ / S⌉ = 0 − ⌊−72.8571⌉ = 73");
@@ -375,7 +379,7 @@ fn lesson6_minmax() {
     h.get_by_label("symmetric").click();
     h.run();
     assert_eq!(h.state().lessons.minmax.scheme, Scheme::Symmetric);
-    assert_shows(&h, "Symmetric codes are signed: q ∈ [−127, 127] (int8). Here they run from −51 to 127.");
+    assert_shows(&h, "Symmetric codes are signed: the code range is [−127, 127] (int8); here they run from −51 to 127.");
     assert_shows(&h, "S = 2 · max|x| / (q_max − q_min) = 2 · 0.5 / 254 = 0.003937008,   z = 0");
     assert_hides(&h, "uint8");
     assert_hides(&h, "z = q_min − ⌊min′ / S⌉");
@@ -384,7 +388,7 @@ fn lesson6_minmax() {
     choose(&mut h, "Convention (preset):", "pytorch");
     assert_eq!(h.state().lessons.minmax.preset, Preset::PyTorch);
     assert_shows(&h, "S = max|x| / ((q_max − q_min) / 2) = 0.5 / 127.5 = 0.003921569,   z = 0");
-    assert_shows(&h, "q ∈ [−128, 127] (int8)");
+    assert_shows(&h, "the code range is [−128, 127] (int8)");
     assert_hides(&h, "/ 127 =");
 
     // Asymmetric at 2 bits: rounding once differs from rounding x/S and z separately.
@@ -399,7 +403,7 @@ fn lesson6_minmax() {
 
     // All positive: the range is extended to include 0, and the page says so.
     type_vector(&mut h, "Vector x:", "0.1, 0.3, 0.5");
-    assert_shows(&h, "Every value is positive (min = 0.1), so the range is extended down to min′ = 0.");
+    assert_shows(&h, "Every value is positive (min = 0.1), so the range is extended down to 0.");
 }
 
 #[test]
@@ -464,13 +468,14 @@ fn lesson8_entropy() {
     assert_eq!(r.finite_count(), 4);
     assert_shows(&h, "Only the 4 thresholds ending on a non-empty bin are finite.");
     assert_hides(&h, "Only the one threshold");
-    let clipped = r.clipped;
-    if clipped == 0 {
-        assert_shows(&h, "keeping every value");
-    } else {
-        assert_shows(&h, &format!("clipping {clipped} value"));
-        assert_hides(&h, "keeping every value");
-    }
+    // Thresholds below 0.1 keep only empty bins (NaN); as in NVIDIA's code the last of them
+    // (bin 692 of 2048, T* = 692 · 0.25/2048 − half a bin) wins and clips all four values.
+    assert_eq!(r.nan_count(), 692);
+    assert_eq!(r.entropy.best, 691);
+    assert_eq!(r.entropy.amax, 0.0999755859375);
+    assert_eq!(r.clipped, 4);
+    assert_shows(&h, "the last undefined candidate wins: T* = 0.099976 lies below every |x| and clips all 4 values");
+    assert_hides(&h, "keeping every value");
 
     // Two values near the top: every early candidate keeps only empty bins (NaN), and as in
     // NVIDIA's code the last of them wins, below every |x|.

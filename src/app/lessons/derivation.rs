@@ -57,13 +57,13 @@ pub fn general_formula(cfg: &QuantConfig) -> String {
 /// One sentence on what ⌊·⌉ means under `cfg`.
 pub fn rounding_sentence(cfg: &QuantConfig) -> String {
     let symbols = match cfg.scheme {
-        Scheme::Symmetric => "max|x| = max(|min|, |max|) of the range",
+        Scheme::Symmetric => "max|x| is the larger of |min| and |max|",
         Scheme::Asymmetric => {
-            "min′ = min(min, 0) and max′ = max(max, 0): the range always includes 0"
+            "the primed bounds are min and max widened to include 0, so 0 always has a code"
         }
     };
     format!(
-        "⌊·⌉ rounds to the nearest integer, {} (the {} convention); {symbols}.",
+        "The brackets in the formula round to the nearest integer, {} (the {} convention); {symbols}.",
         rounding_words(cfg.convention().rounding),
         cfg.preset.name()
     )
@@ -181,7 +181,7 @@ pub fn derive(cfg: &QuantConfig, range: (f64, f64), p: &QuantParams) -> Derivati
             if p.degenerate && hi == lo {
                 return Derivation {
                     remark: Some(format!(
-                        "max′ = min′ = 0: the range is empty, so {}.",
+                        "Both bounds are 0: the range is empty, so {}.",
                         degenerate_words(cfg, p)
                     )),
                     lines: Vec::new(),
@@ -239,12 +239,12 @@ fn extension_remark(range: (f64, f64)) -> Option<String> {
     let (a, b) = (range.0.min(range.1), range.0.max(range.1));
     if a > 0.0 {
         Some(format!(
-            "Every value is positive (min = {}), so the range is extended down to min′ = 0.",
+            "Every value is positive (min = {}), so the range is extended down to 0.",
             fmt_g(a, 6)
         ))
     } else if b < 0.0 {
         Some(format!(
-            "Every value is negative (max = {}), so the range is extended up to max′ = 0.",
+            "Every value is negative (max = {}), so the range is extended up to 0.",
             fmt_g(b, 6)
         ))
     } else {
@@ -303,7 +303,7 @@ mod tests {
         );
         let p = params_from_range(0.1, 0.5, &c);
         let d = derive(&c, (0.1, 0.5), &p);
-        assert!(d.remark.is_some_and(|r| r.contains("min′ = 0")));
+        assert!(d.remark.is_some_and(|r| r.contains("extended down to 0")));
         assert_eq!(d.lines[1], "z = q_{min} − ⌊min′ / S⌉ = 0 − ⌊0⌉ = 0");
         // An empty range says what the preset does instead of dividing by zero.
         let p = params_from_range(0.0, 0.0, &c);

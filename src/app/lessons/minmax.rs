@@ -140,7 +140,7 @@ pub fn codes_note(cfg: &QuantConfig, x: &[f32], q: &Quantized, textbook: bool) -
     };
     let mut s = match cfg.scheme {
         Scheme::Asymmetric => format!(
-            "Asymmetric codes are unsigned: q ∈ [{}, {}] ({}). Here they run from {} to {}.",
+            "Asymmetric codes are unsigned: the code range is [{}, {}] ({}); here they run from {} to {}.",
             q.params.qmin,
             q.params.qmax,
             name(false),
@@ -148,7 +148,7 @@ pub fn codes_note(cfg: &QuantConfig, x: &[f32], q: &Quantized, textbook: bool) -
             hi
         ),
         Scheme::Symmetric => format!(
-            "Symmetric codes are signed: q ∈ [{}, {}] ({}). Here they run from {} to {}.",
+            "Symmetric codes are signed: the code range is [{}, {}] ({}); here they run from {} to {}.",
             widgets::minus(&q.params.qmin.to_string()),
             q.params.qmax,
             name(true),
@@ -166,14 +166,15 @@ pub fn codes_note(cfg: &QuantConfig, x: &[f32], q: &Quantized, textbook: bool) -
         let alt = shortcut_codes(cfg, x, q);
         if alt == q.codes {
             s.push_str(
-                " Writing q = round((x − min′) / S) in one step, as the textbook example does, \
-                 gives the same codes here: the zero point z = −round(min′ / S) absorbs the shift.",
+                " Writing q = round((x − lo) / S) in one step (lo = min(min, 0)), as the textbook \
+                 example does, gives the same codes here: the zero point z = −round(lo / S) \
+                 absorbs the shift.",
             );
         } else {
             s.push_str(&format!(
-                " Writing q = round((x − min′) / S) in one step, as the textbook example does, \
-                 gives {} here: rounding x/S and min′/S separately is not the same as rounding \
-                 their difference once.",
+                " Writing q = round((x − lo) / S) in one step (lo = min(min, 0)), as the textbook \
+                 example does, gives {} here: rounding x/S and lo/S separately is not the same \
+                 as rounding their difference once.",
                 fmt_list(&alt)
             ));
         }
@@ -195,7 +196,7 @@ mod tests {
         let cfg = l.config();
         let q = l.result();
         let n = codes_note(&cfg, &TEXTBOOK_X, &q, true);
-        assert!(n.starts_with("Asymmetric codes are unsigned: q ∈ [0, 255] (uint8). Here they run from 0 to 255."), "{n}");
+        assert!(n.starts_with("Asymmetric codes are unsigned: the code range is [0, 255] (uint8); here they run from 0 to 255."), "{n}");
         assert!(n.contains("gives the same codes here"), "{n}");
         l.scheme = Scheme::Symmetric;
         let cfg = l.config();
@@ -204,7 +205,7 @@ mod tests {
         // S = 0.5/127: −0.2/S = −50.8 → −51, 0.5/S = 127.
         assert_eq!(
             n,
-            "Symmetric codes are signed: q ∈ [−127, 127] (int8). Here they run from −51 to 127."
+            "Symmetric codes are signed: the code range is [−127, 127] (int8); here they run from −51 to 127."
         );
         // One rounding against two at 2 bits: S = 1.35/3 = 0.45, z = round(0.778) = 1;
         // 0.3/S = 0.667 → 1, + z = 2, but (0.3 + 0.35)/S = 1.444 → 1.
