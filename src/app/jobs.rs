@@ -194,6 +194,22 @@ impl<K: JobKey, V: Send + Sync + 'static> Jobs<K, V> {
         self.ready.get(key).cloned()
     }
 
+    /// What a request for `key` would show without starting anything: the exact result if
+    /// cached, else the last result of its lane when it is of the same subject (dimmed).
+    pub fn peek(&self, key: &K) -> JobState<V> {
+        if let Some(v) = self.ready.get(key) {
+            return JobState::Ready(Arc::clone(v));
+        }
+        JobState::Pending {
+            last: self
+                .last_in_lane
+                .get(&key.lane())
+                .filter(|(k, _)| key.same_subject(k))
+                .map(|(_, v)| Arc::clone(v)),
+            progress: 0.0,
+        }
+    }
+
     /// Whether any job of this cache is running.
     pub fn is_busy(&self) -> bool {
         !self.running.is_empty()
@@ -451,7 +467,10 @@ mod tests {
             if let JobState::Ready(v) = jobs.request(&Key(99, 0)) {
                 break *v;
             }
-            assert!(std::time::Instant::now() < deadline, "the last request never finished");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the last request never finished"
+            );
             std::thread::sleep(std::time::Duration::from_millis(2));
         };
         assert_eq!(last, 99 * 3);

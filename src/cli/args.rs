@@ -52,6 +52,38 @@ pub enum Command {
     Quantize(Box<QuantizeArgs>),
     /// Show how a value is stored in FP32, FP16, BF16 and FP8: bit fields, stored value, error.
     Bits(BitsArgs),
+    /// Compare a quantized model (GGUF, FP8 safetensors, ...) with its original, tensor by tensor.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The original model (.safetensors, sharded index or folder, GGUF in F32/F16/BF16, .npz).
+    pub original: PathBuf,
+    /// The quantized model (GGUF of any supported type, FP8/F16/BF16 safetensors, ...).
+    pub quantized: PathBuf,
+    /// Order of the text table.
+    #[arg(long, value_enum, default_value_t = CompareSortArg::File)]
+    pub sort: CompareSortArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Table order of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareSortArg {
+    /// The original model's tensor order.
+    File,
+    /// SQNR, worst first.
+    Sqnr,
+    /// Relative MSE, worst first.
+    RelMse,
+    /// Tensor name.
+    Name,
+    /// Bits per weight, highest first.
+    Bpw,
 }
 
 /// Arguments of `inspect`.
@@ -65,6 +97,11 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Read FILE as calibration batches of one tensor (members batch_00, batch_01, …, each
+    /// [rows, features]) and report the calibrators' thresholds after each batch (running
+    /// min-max, moving average, histogram percentile and entropy) and the per-feature ranges.
+    #[arg(long)]
+    pub batches: bool,
 }
 
 /// Arguments of `bits`.
@@ -77,7 +114,8 @@ pub struct BitsArgs {
     /// Which format to show.
     #[arg(long, value_enum, default_value_t = FormatArg::All)]
     pub format: FormatArg,
-    /// FP8 overflow: saturate to ±max (PyTorch, ONNX default) or become NaN/Inf (ml_dtypes).
+    /// Overflow in FP8, E8M0 and UE4M3: saturate to ±max (PyTorch, ONNX default) or become
+    /// NaN/Inf (ml_dtypes). FP4 and FP6 have neither and always saturate.
     #[arg(long, value_enum, default_value_t = OverflowArg::Saturate)]
     pub overflow: OverflowArg,
     /// Print JSON.
@@ -100,6 +138,21 @@ pub enum FormatArg {
     /// FP8 E5M2.
     #[value(name = "fp8-e5m2")]
     Fp8E5m2,
+    /// OCP MX FP6 E2M3 (no Inf or NaN).
+    #[value(name = "fp6-e2m3")]
+    Fp6E2m3,
+    /// OCP MX FP6 E3M2 (no Inf or NaN).
+    #[value(name = "fp6-e3m2")]
+    Fp6E3m2,
+    /// OCP MX FP4 E2M1 (no Inf or NaN).
+    #[value(name = "fp4-e2m1")]
+    Fp4E2m1,
+    /// OCP MX E8M0 block scale (unsigned powers of two).
+    #[value(name = "e8m0")]
+    E8m0,
+    /// Unsigned E4M3 (the NVFP4 block scale).
+    #[value(name = "ue4m3")]
+    Ue4m3,
     /// Every format.
     All,
 }
@@ -109,7 +162,7 @@ pub enum FormatArg {
 pub enum OverflowArg {
     /// Clamp to ±max finite.
     Saturate,
-    /// Become NaN (E4M3FN) or Inf (E5M2).
+    /// Become NaN (E4M3FN, E8M0, UE4M3) or Inf (E5M2).
     Nan,
 }
 
@@ -164,6 +217,18 @@ pub struct QuantizeArgs {
     /// Write codes, scales, zero points and dequantized values to this safetensors file.
     #[arg(long, value_name = "OUT.safetensors")]
     pub output: Option<PathBuf>,
+    /// Calibrate on these batches instead of on each tensor (static activation quantization):
+    /// an .npz of batch_00, batch_01, … each [rows, features]. Prints the thresholds after each
+    /// batch, then quantizes every selected tensor with the final range. Per-tensor only;
+    /// --calibration minmax (ONNX Runtime), percentile (its histogram percentile) or entropy
+    /// (TensorRT's, symmetric).
+    #[arg(long, value_name = "BATCHES.npz")]
+    pub calibration_batches: Option<PathBuf>,
+    /// With --calibration-batches and --calibration minmax: ONNX Runtime's moving average of
+    /// the batch ranges with this averaging constant (its default is 0.01) instead of the
+    /// global min and max.
+    #[arg(long, value_name = "C", requires = "calibration_batches")]
+    pub moving_average: Option<f32>,
 }
 
 adapter!(OverflowArg <=> Overflow { Saturate => Saturate, Nan => NonFinite });

@@ -4,6 +4,8 @@
 //! - [`config`]: the settings ([`QuantConfig`]) and the convention each [`Preset`] bundles;
 //! - [`params`]: (S, z) from a clip range, exactly as each reference library computes it;
 //! - [`kernel`]: the tie rules, scalar quantize/dequantize, and [`explain`] for one value;
+//! - [`batches`]: thresholds as calibration batches arrive (running min-max, accumulated
+//!   histograms, percentile and entropy over batches, per-channel activation ranges);
 //! - [`calib`]: minmax, percentile, entropy (TensorRT KL) and MSE clip ranges, with curves;
 //! - [`metrics`]: error metrics and effective bits per weight;
 //! - [`tensor`]: granularity layouts, the outlier split and the fused parallel pass
@@ -11,8 +13,10 @@
 //!
 //! Pure functions over slices; rayon inside; no I/O.
 
+pub mod batches;
 pub mod calib;
 pub mod config;
+pub mod formats;
 pub mod kernel;
 pub mod metrics;
 pub mod outliers;

@@ -1,8 +1,13 @@
 //! Per-tensor quantization reports: the stable JSON of `quantize --json`, CSV and Markdown rows.
 //!
 //! The CLI and the app both build a [`TensorReport`] from a [`QuantResult`] and print or export
-//! it through the same functions, so the two front-ends cannot disagree.
+//! it through the same functions, so the two front-ends cannot disagree. [`batches`] reads
+//! calibration-batch files and prints their calibration-over-batches report; [`compare`] is
+//! the comparison of a quantized model with its original; [`plot`] draws exported plots as SVG.
 
+pub mod batches;
+pub mod compare;
+pub mod plot;
 mod text;
 
 pub use text::human_bytes;
