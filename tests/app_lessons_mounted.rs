@@ -1,12 +1,13 @@
 //! The lessons inside the whole app: the menu toggle opens them, "Try it on a real tensor"
-//! carries the lesson's settings back to the main views, the selected tensor feeds them (all of
-//! it, through the same jobs as the main view, so lessons 7 and 8 agree with it), and their
-//! sentences about the real tensor follow its numbers.
+//! carries the lesson's settings back to the main views, lessons 7 and 8 start on the demo's
+//! real captured activations (or the selected tensor when asked), all of it through the same
+//! jobs as the main view so they agree with it, and their sentences about the real tensor
+//! follow its numbers.
 #![cfg(feature = "gui")]
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use quantscope::app::lessons::{LessonId, LessonsState};
+use quantscope::app::lessons::{LESSON_ACTIVATION, LessonId, LessonsState};
 use quantscope::app::{Command, QuantscopeApp};
 use quantscope::quant::{Calibration, QuantConfig, QuantResult, Scheme};
 
@@ -33,7 +34,20 @@ fn lessons_toggle_and_try_it_on_a_real_tensor() {
     lessons.open(LessonId::Percentile);
     h.state_mut().apply(Command::SetLessons(Box::new(lessons)));
     h.run();
-    // The selected tensor feeds the lessons' real-tensor parts, all of it.
+    // Lesson 7 starts on the demo's captured activations, all of them.
+    let view = h.state_mut().view();
+    let real = view.lesson.as_ref().expect("a real-tensor part");
+    assert_eq!(real.name, LESSON_ACTIVATION);
+    assert_eq!(real.numel, 429 * 384);
+    assert_eq!(real.runs.len(), 2);
+    assert!(shows(&h, "real activations captured from all-MiniLM-L6-v2"));
+    // Asked to, it runs on the tensor selected in the main views instead.
+    h.get_by_label(
+        "Run on the tensor selected in the main views instead of the built-in activations",
+    )
+    .click();
+    h.run();
+    assert!(h.state().state.settings.lessons.on_selected_tensor);
     let view = h.state_mut().view();
     let real = view.lesson.as_ref().expect("a real-tensor part");
     assert_eq!(
@@ -58,7 +72,8 @@ fn lessons_toggle_and_try_it_on_a_real_tensor() {
 #[test]
 fn lessons_7_and_8_agree_with_the_main_view_on_the_same_tensor() {
     let mut app = QuantscopeApp::new_for_tests();
-    assert!(app.select_by_name("embeddings.word_embeddings.weight"));
+    // The main view on the same captured activation the lesson runs on.
+    assert!(app.select_by_name(LESSON_ACTIVATION));
     // Lesson 7's percentile run under the main view's settings: the same job, the same result.
     let mut lessons = app.state.settings.lessons.clone();
     lessons.open(LessonId::Percentile);
@@ -70,6 +85,7 @@ fn lessons_7_and_8_agree_with_the_main_view_on_the_same_tensor() {
     app.apply(Command::ShowLessons(true));
     let view = app.view();
     let real = view.lesson.as_ref().expect("real part");
+    assert_eq!(real.name, LESSON_ACTIVATION);
     let (cfg, run) = &real.runs[1];
     assert_eq!(*cfg, lesson_cfg);
     let lesson_result = run.value.as_deref().expect("ran inline");
@@ -108,7 +124,10 @@ fn main_and_lesson(
     let real = view.lesson.as_ref().expect("real part");
     let (lesson_cfg, shown) = &real.runs[run];
     assert_eq!(lesson_cfg, cfg);
-    assert!(shown.current, "the lesson's run is for the current settings");
+    assert!(
+        shown.current,
+        "the lesson's run is for the current settings"
+    );
     let lesson_q = shown.value.as_deref().expect("ran inline").clone();
     (main_q.result.clone(), lesson_q)
 }
@@ -116,7 +135,7 @@ fn main_and_lesson(
 #[test]
 fn lesson_8_agrees_with_the_main_view_on_the_same_tensor() {
     let mut app = QuantscopeApp::new_for_tests();
-    assert!(app.select_by_name("embed_tokens.weight"));
+    assert!(app.select_by_name(LESSON_ACTIVATION));
     let mut lessons = app.state.settings.lessons.clone();
     lessons.open(LessonId::Entropy);
     let cfg = lessons.entropy.config();
@@ -161,18 +180,24 @@ fn shows(h: &Harness<'static, QuantscopeApp>, text: &str) -> bool {
 fn lesson_7_real_sentence_follows_the_runs() {
     let mut lessons = LessonsState::default();
     lessons.open(LessonId::Percentile);
-    // p = 99.99 clips only the rare extremes of embed_tokens (outliers up to ±6.39).
+    // On the captured activations p = 99.99 clips only 16 of 164,736 values, none of the
+    // outlier dimensions: the finer step wins (numpy: 25.37 dB against 25.25 dB).
     lessons.percentile.p = 99.99;
-    let mut h = lessons_harness("embed_tokens.weight", lessons.clone());
+    let mut h = lessons_harness(
+        "encoder.layer.0.attention.output.LayerNorm.weight",
+        lessons.clone(),
+    );
     let (mm, pc) = real_sqnrs(h.state_mut());
     assert!(pc > mm, "percentile {pc} dB against min-max {mm} dB");
-    assert!(shows(&h, "On embed_tokens.weight, the percentile range"));
+    assert!(shows(
+        &h,
+        &format!("On {LESSON_ACTIVATION}, the percentile range")
+    ));
     assert!(shows(&h, "and percentile wins"));
     assert!(!shows(&h, "min-max wins"));
     // p = 50 clips half of the values: min-max wins, and the sentence turns around.
     lessons.percentile.p = 50.0;
-    h.state_mut()
-        .apply(Command::SetLessons(Box::new(lessons)));
+    h.state_mut().apply(Command::SetLessons(Box::new(lessons)));
     h.run();
     let (mm, pc) = real_sqnrs(h.state_mut());
     assert!(mm > pc, "min-max {mm} dB against percentile {pc} dB");
@@ -184,15 +209,34 @@ fn lesson_7_real_sentence_follows_the_runs() {
 fn lesson_8_real_sentence_follows_the_runs() {
     let mut lessons = LessonsState::default();
     lessons.open(LessonId::Entropy);
-    let mut h = lessons_harness("embed_tokens.weight", lessons.clone());
+    let mut h = lessons_harness(
+        "encoder.layer.0.attention.output.LayerNorm.weight",
+        lessons.clone(),
+    );
     let (mm, kl) = real_sqnrs(h.state_mut());
     let winner = if kl > mm { "KL wins" } else { "min-max wins" };
     let loser = if kl > mm { "min-max wins" } else { "KL wins" };
-    assert!(shows(&h, &format!("On embed_tokens.weight, {winner}")), "{winner}");
+    assert!(
+        shows(&h, &format!("On {LESSON_ACTIVATION}, {winner}")),
+        "{winner}"
+    );
     assert!(!shows(&h, loser));
-    // On final_norm.weight (LayerNorm weights, no long tail) the verdict is read afresh.
-    let mut h = lessons_harness("final_norm.weight", lessons);
+    // On the selected LayerNorm weight (no long tail) the verdict is read afresh.
+    lessons.on_selected_tensor = true;
+    let mut h = lessons_harness("encoder.layer.0.attention.output.LayerNorm.weight", lessons);
     let (mm2, kl2) = real_sqnrs(h.state_mut());
-    let winner2 = if kl2 > mm2 { "KL wins" } else if kl2 < mm2 { "min-max wins" } else { "give the same" };
-    assert!(shows(&h, &format!("On final_norm.weight, {winner2}")) || shows(&h, winner2), "{winner2}");
+    let winner2 = if kl2 > mm2 {
+        "KL wins"
+    } else if kl2 < mm2 {
+        "min-max wins"
+    } else {
+        "give the same"
+    };
+    assert!(
+        shows(
+            &h,
+            &format!("On encoder.layer.0.attention.output.LayerNorm.weight, {winner2}")
+        ) || shows(&h, winner2),
+        "{winner2}"
+    );
 }

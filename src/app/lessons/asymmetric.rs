@@ -278,15 +278,15 @@ impl AsymmetricLesson {
                 break;
             }
         }
-        section(
-            ui,
-            "The textbook example's rounding: ties away from zero",
-        );
+        section(ui, "The textbook example's rounding: ties away from zero");
         widgets::steps_table(ui, "l10_textbook", t, true);
         formula(ui, &format!("q = {}", fmt_list(&t.codes)));
         widgets::metrics_line(ui, t);
         let rule = cfg.convention().rounding;
-        section(ui, &format!("{}: {}", cfg.preset.name(), rounding_words(rule)));
+        section(
+            ui,
+            &format!("{}: {}", cfg.preset.name(), rounding_words(rule)),
+        );
         if rule == Rounding::HalfAway {
             ui.label(
                 "This preset also rounds ties away from zero; pick onnxruntime or pytorch to compare.",
@@ -341,7 +341,11 @@ pub fn ties_note(preset: Preset, rule: Rounding, t: &Quantized, l: &Quantized) -
             t.params.zero_point,
             fmt_f32(l.params.scale),
             l.params.zero_point,
-            if t.codes == l.codes { "agree" } else { "differ" }
+            if t.codes == l.codes {
+                "agree"
+            } else {
+                "differ"
+            }
         );
     }
     if ties.is_empty() {
@@ -352,7 +356,13 @@ pub fn ties_note(preset: Preset, rule: Rounding, t: &Quantized, l: &Quantized) -
     }
     let list: Vec<String> = ties
         .iter()
-        .map(|(x, v)| format!("x / S = {} for x = {}", fmt_g(f64::from(*v), 6), fmt_f32(*x)))
+        .map(|(x, v)| {
+            format!(
+                "x / S = {} for x = {}",
+                fmt_g(f64::from(*v), 6),
+                fmt_f32(*x)
+            )
+        })
         .collect();
     let lead = format!(
         "{} exactly halfway between two codes ({}).",
@@ -394,7 +404,11 @@ pub fn ties_note(preset: Preset, rule: Rounding, t: &Quantized, l: &Quantized) -
             fmt_g(ml, 6)
         )
     } else {
-        format!("and the MSE differs ({} against {})", fmt_g(mt, 6), fmt_g(ml, 6))
+        format!(
+            "and the MSE differs ({} against {})",
+            fmt_g(mt, 6),
+            fmt_g(ml, 6)
+        )
     };
     format!(
         "{lead} The textbook example rounds halves away from zero, {name} rounds them {} \
@@ -566,8 +580,14 @@ mod tests {
         assert!((r.textbook.metrics.mse / r.library.metrics.mse - 1.0).abs() < 2e-5);
         let n = ties_note(l.preset, Rounding::HalfEven, &r.textbook, &r.library);
         assert!(n.starts_with("2 values land exactly halfway between two codes (x / S = −42.5 for x = −1, x / S = 42.5 for x = 1)."), "{n}");
-        assert!(n.contains("−42.5 becomes −43 against −42; 42.5 becomes 43 against 42"), "{n}");
-        assert!(n.contains("yet the MSE is the same up to float32 rounding"), "{n}");
+        assert!(
+            n.contains("−42.5 becomes −43 against −42; 42.5 becomes 43 against 42"),
+            "{n}"
+        );
+        assert!(
+            n.contains("yet the MSE is the same up to float32 rounding"),
+            "{n}"
+        );
         // No tie: −2.5 … 5.5 gives S = 8/255 and no x/S ends in .5.
         l.x.set_text("-2.5, -1, 0, 1, 5.5");
         let r = l.result();
@@ -594,7 +614,11 @@ mod tests {
                 .is_some_and(|&g| (g - 10.0).abs() < 1e-5)
         );
         // The ideal ruler's code 0 is 3, so real 0 sits at code −3 / (7/15) = −6.43: no z.
-        assert!(r.shifted.zero_words().starts_with("no integer z: real 0 would sit at code −6.429"));
+        assert!(
+            r.shifted
+                .zero_words()
+                .starts_with("no integer z: real 0 would sit at code −6.429")
+        );
         assert_eq!(r.asymmetric.zero_words(), "z = 0");
         // From −3 to 12 at 4 bits: S = 1 and 0 is code 3 on both asymmetric rulers.
         let r = rulers(-3.0, 12.0, 4);

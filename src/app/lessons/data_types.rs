@@ -673,7 +673,9 @@ mod tests {
         let e = r.a_in[0].error().expect("finite");
         assert!((e - 3.0517578125e-6).abs() < 1e-12, "{e}");
         assert!(!r.a_in[0].exact());
-        assert!(fp32_sentence(&r).is_some_and(|s| s.contains("even FP32 stores 100.30000305175781")));
+        assert!(
+            fp32_sentence(&r).is_some_and(|s| s.contains("even FP32 stores 100.30000305175781"))
+        );
         // 0.1 × 3 is exactly 0.3 as decimals, not the f64 product 0.30000000000000004.
         assert_eq!(decimal_product(0.1, 3.0), (0.3, true));
         assert!(!decimal_product(0.123_456_789, 0.987_654_321).1);
@@ -685,7 +687,10 @@ mod tests {
         // neighbours 1 and 1 + 2^-7 (even: 1); the decimal itself is above the midpoint.
         let x = 1.0 + 2f64.powi(-8) + 2f64.powi(-30);
         assert_eq!(round_to(FloatFormat::BF16, x).stored(), 1.0 + 2f64.powi(-7));
-        assert_eq!(round_to(FloatFormat::BF16, 1.0 + 2f64.powi(-8)).stored(), 1.0);
+        assert_eq!(
+            round_to(FloatFormat::BF16, 1.0 + 2f64.powi(-8)).stored(),
+            1.0
+        );
         // FP16: 65519.999 rounds to f32 65520, FP16's overflow threshold, yet is below it.
         assert_eq!(round_to(FloatFormat::FP16, 65_519.999).stored(), 65_504.0);
         assert!(round_to(FloatFormat::FP16, 65_520.0).overflowed());

@@ -149,7 +149,10 @@ pub fn derive(cfg: &QuantConfig, range: (f64, f64), p: &QuantParams) -> Derivati
                     // PyTorch's arithmetic: absmax / (span / 2) in f32 (the half span is exact).
                     let raw = absmax / ((span / 2.0) as f32);
                     let floor = if raw < p.scale {
-                        format!(", raised to PyTorch's smallest scale 2^{{−23}} = {}", fmt_f32(p.scale))
+                        format!(
+                            ", raised to PyTorch's smallest scale 2^{{−23}} = {}",
+                            fmt_f32(p.scale)
+                        )
                     } else {
                         String::new()
                     };
@@ -213,10 +216,7 @@ pub fn derive(cfg: &QuantConfig, range: (f64, f64), p: &QuantParams) -> Derivati
             };
             let tie = v.is_finite() && (v - v.floor()) == 0.5;
             let tie_note = if tie {
-                format!(
-                    "   (a tie, {})",
-                    rounding_words(cfg.convention().rounding)
-                )
+                format!("   (a tie, {})", rounding_words(cfg.convention().rounding))
             } else {
                 String::new()
             };

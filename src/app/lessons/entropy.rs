@@ -154,7 +154,12 @@ impl EntropyLesson {
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
-    pub fn ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<QuantConfig> {
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        real: Option<&LessonReal>,
+        on_selected: &mut bool,
+    ) -> Option<QuantConfig> {
         para(
             ui,
             "Instead of fixing a percentage to throw away, KL calibration (TensorRT's method) asks \
@@ -174,6 +179,11 @@ impl EntropyLesson {
         let cfg = self.config();
         let r = self.result();
         let levels = 1usize << (cfg.bits.clamp(2, 16) - 1);
+        // Real data first (b above applies to it), then the small vector worked by hand.
+        section(ui, "On real data");
+        if let Some(real) = widgets::real_header(ui, real, on_selected) {
+            real_part_ui(ui, real);
+        }
         section(ui, "On the small vector");
         if r.entropy.candidates.is_empty() {
             para(
@@ -224,10 +234,6 @@ impl EntropyLesson {
         }
         note(ui, &toy_note(&r));
 
-        section(ui, "On a real tensor");
-        if let Some(real) = widgets::real_header(ui, real) {
-            real_part_ui(ui, real);
-        }
         widgets::try_button(ui, &cfg)
     }
 }
@@ -495,9 +501,18 @@ mod tests {
         let mut l = EntropyLesson::default();
         let r = l.result();
         let n = toy_note(&r);
-        assert!(n.contains("1920 of 1921 candidates have an infinite KL"), "{n}");
-        assert!(n.contains("Only the one threshold ending on a non-empty bin is finite."), "{n}");
-        assert!(n.contains("T* = 5 (100 % of max|x|), keeping every value"), "{n}");
+        assert!(
+            n.contains("1920 of 1921 candidates have an infinite KL"),
+            "{n}"
+        );
+        assert!(
+            n.contains("Only the one threshold ending on a non-empty bin is finite."),
+            "{n}"
+        );
+        assert!(
+            n.contains("T* = 5 (100 % of max|x|), keeping every value"),
+            "{n}"
+        );
         assert!(n.contains("almost nothing to choose from"), "{n}");
         // 2048 bins on [0, 5]: 0.1 → bin 40, 0.15 → 61, 0.2 → 81, 5.0 → 2047.
         assert_eq!(r.nonzero_bins, vec![(40, 1), (61, 1), (81, 1), (2047, 1)]);

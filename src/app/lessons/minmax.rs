@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::compute::{Quantized, quantize_minmax};
 use super::derivation::{derive, general_formula, rounding_sentence};
-use super::widgets::{
-    self, Memo, VectorField, bits_key, fmt_list, formula, note, para, section,
-};
+use super::widgets::{self, Memo, VectorField, bits_key, fmt_list, formula, note, para, section};
 use crate::quant::rounding::round_f64;
 use crate::quant::{Calibration, Preset, QuantConfig, Scheme};
 
@@ -217,7 +215,10 @@ mod tests {
         assert_eq!(q.codes, vec![0, 2, 3]);
         assert_eq!(shortcut_codes(&cfg, l.x.values(), &q), vec![0, 1, 3]);
         let n = codes_note(&cfg, l.x.values(), &q, false);
-        assert!(n.contains("as the textbook example does, gives [0, 1, 3] here"), "{n}");
+        assert!(
+            n.contains("as the textbook example does, gives [0, 1, 3] here"),
+            "{n}"
+        );
     }
 
     #[test]

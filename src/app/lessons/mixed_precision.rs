@@ -107,8 +107,9 @@ impl MixedPrecisionLesson {
     /// The computed values for the current inputs (cached).
     pub fn result(&mut self) -> std::sync::Arc<MixedPrecisionResult> {
         let (g, k) = self.inputs();
-        self.memo
-            .get((g.to_bits(), k), |&(g, k)| mixed_precision(f64::from_bits(g), k))
+        self.memo.get((g.to_bits(), k), |&(g, k)| {
+            mixed_precision(f64::from_bits(g), k)
+        })
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
@@ -242,7 +243,11 @@ fn fate_label(ui: &Ui, an: &Rounded) -> RichText {
     } else if an.class() == FloatClass::Subnormal {
         RichText::new(format!(
             "subnormal: {} left",
-            widgets::count(subnormal_bits(an) as usize, "significant bit", "significant bits")
+            widgets::count(
+                subnormal_bits(an) as usize,
+                "significant bit",
+                "significant bits"
+            )
         ))
         .color(ui.visuals().warn_fg_color)
     } else if an.input == 0.0 {
@@ -291,11 +296,18 @@ fn fate_sentence(r: &MixedPrecisionResult) -> String {
     } else if h.class() == FloatClass::Subnormal {
         format!(
             "FP16 keeps g only as a subnormal with {} (relative error {})",
-            widgets::count(subnormal_bits(h) as usize, "significant bit", "significant bits"),
+            widgets::count(
+                subnormal_bits(h) as usize,
+                "significant bit",
+                "significant bits"
+            ),
             rel(h)
         )
     } else {
-        format!("FP16 holds g as a normal number (relative error {})", rel(h))
+        format!(
+            "FP16 holds g as a normal number (relative error {})",
+            rel(h)
+        )
     };
     let fp32_part = if f32r.overflowed() || f32r.underflowed() {
         " FP32 cannot hold it either."
@@ -306,7 +318,9 @@ fn fate_sentence(r: &MixedPrecisionResult) -> String {
     };
     // Which 16-bit format comes closer.
     let cmp = match (h.relative_error(), bf.relative_error()) {
-        _ if h.underflowed() || h.overflowed() || bf.underflowed() || bf.overflowed() => String::new(),
+        _ if h.underflowed() || h.overflowed() || bf.underflowed() || bf.overflowed() => {
+            String::new()
+        }
         (Some(eh), Some(eb)) if eh < eb => " FP16 is the more precise of the two here.".into(),
         (Some(eh), Some(eb)) if eb < eh => " BF16 is the more precise of the two here.".into(),
         (Some(_), Some(_)) => " Both are equally precise here.".into(),
@@ -324,9 +338,9 @@ fn scaling_sentence(r: &MixedPrecisionResult) -> (String, bool) {
     let unscaled = r.stored.get(1);
     let s = &r.scaled_fp16;
     if s.overflowed() {
-        let limit = r
-            .k_largest_finite
-            .map_or(String::new(), |k| format!(" For this g, k ≤ {k} stays finite."));
+        let limit = r.k_largest_finite.map_or(String::new(), |k| {
+            format!(" For this g, k ≤ {k} stays finite.")
+        });
         return (
             format!(
                 "Overflow: g · 2^{} = {} is above FP16's largest finite number 65504, so the \
@@ -339,10 +353,11 @@ fn scaling_sentence(r: &MixedPrecisionResult) -> (String, bool) {
         );
     }
     if s.underflowed() {
-        let hint = r.k_rescues.map_or(
-            "No k in this lesson's range is enough.".to_string(),
-            |k| format!("k ≥ {k} rescues it."),
-        );
+        let hint = r
+            .k_rescues
+            .map_or("No k in this lesson's range is enough.".to_string(), |k| {
+                format!("k ≥ {k} rescues it.")
+            });
         return (
             format!(
                 "2^{} is not enough: g · 2^{} = {} still rounds to 0 in FP16. {hint}",
@@ -353,7 +368,9 @@ fn scaling_sentence(r: &MixedPrecisionResult) -> (String, bool) {
             true,
         );
     }
-    let e = r.recovered_relative_error().map_or("—".into(), |e| fmt_g(e, 3));
+    let e = r
+        .recovered_relative_error()
+        .map_or("—".into(), |e| fmt_g(e, 3));
     let s = match unscaled {
         Some(u) if u.underflowed() => format!(
             "Scaling by 2^{} rescued the gradient: without it FP16 stores 0; with it the optimizer \
@@ -364,9 +381,7 @@ fn scaling_sentence(r: &MixedPrecisionResult) -> (String, bool) {
         Some(u) => {
             let before = u.relative_error().unwrap_or(0.0);
             let after = r.recovered_relative_error().unwrap_or(0.0);
-            let lifted = if u.class() == FloatClass::Subnormal
-                && s.class() == FloatClass::Normal
-            {
+            let lifted = if u.class() == FloatClass::Subnormal && s.class() == FloatClass::Normal {
                 " Scaling lifts it out of FP16's subnormal range."
             } else {
                 ""
@@ -401,9 +416,17 @@ mod tests {
         assert_eq!(r.stored[1].stored(), 0.0);
         assert_eq!(r.stored[0].class(), FloatClass::Normal);
         assert_eq!(r.stored[2].class(), FloatClass::Normal);
-        assert!(r.stored[2].relative_error().is_some_and(|e| e < 2f64.powi(-8)));
+        assert!(
+            r.stored[2]
+                .relative_error()
+                .is_some_and(|e| e < 2f64.powi(-8))
+        );
         // FP32 stores the decimal 1e-8 with an error of its own (f32(1e-8) ≈ 9.99999994e-9).
-        assert!(r.stored[0].relative_error().is_some_and(|e| e > 0.0 && e < 2f64.powi(-24)));
+        assert!(
+            r.stored[0]
+                .relative_error()
+                .is_some_and(|e| e > 0.0 && e < 2f64.powi(-24))
+        );
         // 1e-8 · 2^k > 2^-25 from k = 2 on (4e-8 rounds to 2^-24 · 1 = 5.96e-8... nonzero).
         assert_eq!(r.k_rescues, Some(2));
         // 1e-8 · 2^42 = 43980 < 65504; 2^43 gives 87961 > 65520: overflow.
@@ -411,7 +434,10 @@ mod tests {
         l.loss_scale_exp = 16;
         let r = l.result();
         // 1e-8 × 65536 = 6.5536e-4 is a normal FP16 (≥ 2^-14): relative error ≤ 2^-11.
-        assert!(r.recovered_relative_error().is_some_and(|e| e <= 2f64.powi(-11)));
+        assert!(
+            r.recovered_relative_error()
+                .is_some_and(|e| e <= 2f64.powi(-11))
+        );
         l.loss_scale_exp = 43;
         let r = l.result();
         assert!(r.scaled_fp16.overflowed());

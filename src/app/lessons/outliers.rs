@@ -86,7 +86,11 @@ impl OutliersLesson {
     /// The computed values for the current inputs (cached).
     pub fn result(&mut self) -> std::sync::Arc<OutliersResult> {
         let tau = self.tau();
-        let key = (bits_key(self.x.values()), tau.to_bits(), widgets::bits_of(self.bits));
+        let key = (
+            bits_key(self.x.values()),
+            tau.to_bits(),
+            widgets::bits_of(self.bits),
+        );
         let x = self.x.values().to_vec();
         let cfg = QuantConfig {
             outliers: OutlierMode::None,

@@ -254,7 +254,12 @@ impl PercentileLesson {
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
-    pub fn ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<QuantConfig> {
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        real: Option<&LessonReal>,
+        on_selected: &mut bool,
+    ) -> Option<QuantConfig> {
         let p = self.p();
         para(
             ui,
@@ -287,6 +292,13 @@ impl PercentileLesson {
         let p = self.p();
         let cfg = self.config();
         let r = self.result();
+        // Real data first (p and b above apply to it), then the small vector worked by hand.
+        section(ui, "On real data");
+        if let Some(real) = widgets::real_header(ui, real, on_selected) {
+            real_table(ui, real);
+            para(ui, &real_sentence(real));
+            real_plot(ui, real);
+        }
         section(ui, "Exact percentiles (numpy's linear method)");
         formula(
             ui,
@@ -335,12 +347,6 @@ impl PercentileLesson {
         let textbook = self.x.values() == TEXTBOOK_X && p == 99.0;
         note(ui, &small_note(&r, p, self.copies(), textbook));
 
-        section(ui, "The same on a real tensor");
-        if let Some(real) = widgets::real_header(ui, real) {
-            real_table(ui, real);
-            para(ui, &real_sentence(real));
-            real_plot(ui, real);
-        }
         widgets::try_button(ui, &cfg)
     }
 }
@@ -574,10 +580,16 @@ mod tests {
         assert_eq!(r.run.n, 4);
         // The outlier is inside the range; 34 copies are the fewest that leave it out.
         assert_eq!(r.outlier, Some((5.0, false)));
-        assert_eq!(r.enough.as_ref().map(|e| (e.0.copies, e.0.n)), Some((34, 103)));
+        assert_eq!(
+            r.enough.as_ref().map(|e| (e.0.copies, e.0.n)),
+            Some((34, 103))
+        );
         let n = small_note(&r, 99.0, 1, true);
         assert!(n.contains("still reaches toward the outlier 5"), "{n}");
-        assert!(n.contains("Raise the copies to 34 (n = 103): P_1 becomes −0.2, P_99 becomes 0.3"), "{n}");
+        assert!(
+            n.contains("Raise the copies to 34 (n = 103): P_1 becomes −0.2, P_99 becomes 0.3"),
+            "{n}"
+        );
     }
 
     #[test]

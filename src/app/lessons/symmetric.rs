@@ -264,8 +264,14 @@ mod tests {
         assert_eq!(q.codes, vec![-91, -36, 0, 36, 127]);
         let n = symmetric_note(&l.config(), l.x.values(), &r);
         assert!(n.starts_with("No value lands exactly halfway"), "{n}");
-        assert!(n.contains("the codes stay the same, but 3.5 comes back as 3.486274 instead of 3.5"), "{n}");
-        assert!(n.contains("nothing is below −2.5, so the codes −127 … −92 are never used (36 of 255)"), "{n}");
+        assert!(
+            n.contains("the codes stay the same, but 3.5 comes back as 3.486274 instead of 3.5"),
+            "{n}"
+        );
+        assert!(
+            n.contains("nothing is below −2.5, so the codes −127 … −92 are never used (36 of 255)"),
+            "{n}"
+        );
         l.preset = Preset::PyTorch;
         let r = l.result();
         let q = &r.main;
@@ -278,7 +284,13 @@ mod tests {
         let r = l.result();
         let n = symmetric_note(&l.config(), l.x.values(), &r);
         // S = 2 · 127 / 254 = 1, so 63.5 / S = 63.5: a tie, even → 64.
-        assert!(n.starts_with("1 value lands exactly halfway between two codes (x / S = 63.5)"), "{n}");
-        assert!(n.contains("Both ends of the code range are used here."), "{n}");
+        assert!(
+            n.starts_with("1 value lands exactly halfway between two codes (x / S = 63.5)"),
+            "{n}"
+        );
+        assert!(
+            n.contains("Both ends of the code range are used here."),
+            "{n}"
+        );
     }
 }

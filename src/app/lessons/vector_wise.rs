@@ -206,7 +206,10 @@ pub fn group_sentence(name: &str, values: &[f32], global: &Quantized, own: &Quan
     }
     let verdict = if o < g {
         if o == 0.0 {
-            format!("its MSE drops from {} to 0: {name} comes back exactly", fmt_g(g, 4))
+            format!(
+                "its MSE drops from {} to 0: {name} comes back exactly",
+                fmt_g(g, 4)
+            )
         } else {
             format!("its MSE drops from {} to {}", fmt_g(g, 4), fmt_g(o, 4))
         }

@@ -11,8 +11,7 @@ use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
 
 use super::widgets::{
-    self, Memo, VectorField, bits_key, clamp_warning, fmt_g, fmt_list, formula, note, para,
-    section,
+    self, Memo, VectorField, bits_key, clamp_warning, fmt_g, fmt_list, formula, note, para, section,
 };
 use crate::quant::{QuantConfig, QuantParams, Scheme, dequantize, metrics, quantize};
 
@@ -206,7 +205,10 @@ impl WhatIsLesson {
                 ),
             );
         } else {
-            para(ui, "Every value is 0: there is nothing to stretch, and every code is 0.");
+            para(
+                ui,
+                "Every value is 0: there is nothing to stretch, and every code is 0.",
+            );
         }
         ui.label(format!("v = {}", widgets::fmt_list_g(&r.stretched, 4)));
 
@@ -350,7 +352,10 @@ fn rules_note(x: &[f32], r: &WhatIsResult, step: u8, textbook: bool) -> String {
                 fmt_g(f64::from(near), 4),
             ));
             if diffs.len() > 1 {
-                s.push_str(&format!("{} differ in all. ", widgets::count(diffs.len(), "element", "elements")));
+                s.push_str(&format!(
+                    "{} differ in all. ",
+                    widgets::count(diffs.len(), "element", "elements")
+                ));
             }
             let verdict = if nearest_mse < floor_mse {
                 "a smaller error"
@@ -420,7 +425,10 @@ mod tests {
         let r = toy_quantize(&TEXTBOOK_X, 2, 4);
         let n = rules_note(&TEXTBOOK_X, &r, 2, true);
         assert!(n.contains("x = 1 stretches to 1.333"), "{n}");
-        assert!(n.contains("with a smaller error (MSE 0.125 against 0.3125"), "{n}");
+        assert!(
+            n.contains("with a smaller error (MSE 0.125 against 0.3125"),
+            "{n}"
+        );
         assert!(error_sentence(&TEXTBOOK_X, &r).contains("element 2 comes back as 0 instead of 1"));
         // [4, 4, 2, 2]: v = [4, 4, 2, 2] sits on the grid: same codes, no error.
         let x = [4.0, 4.0, 2.0, 2.0];

@@ -231,13 +231,27 @@ impl<K: PartialEq, V> Memo<K, V> {
 pub fn real_header<'a>(
     ui: &mut egui::Ui,
     real: Option<&'a super::super::derived::LessonReal>,
+    on_selected: &mut bool,
 ) -> Option<&'a super::super::derived::LessonReal> {
+    ui.checkbox(
+        on_selected,
+        "Run on the tensor selected in the main views instead of the built-in activations",
+    );
     match real {
         Some(r) => {
-            ui.label(format!(
-                "Data: {} — all {} values, the same runs as the main views.",
-                r.name, r.numel
-            ));
+            let activations = r.name.starts_with(super::super::demo::ACTIVATIONS_PREFIX);
+            if activations {
+                ui.label(format!(
+                    "Data: {} — real activations captured from all-MiniLM-L6-v2 on 32 sentences \
+                     (the input of a Linear layer); all {} values, the same runs as the main views.",
+                    r.name, r.numel
+                ));
+            } else {
+                ui.label(format!(
+                    "Data: {} — all {} values, the same runs as the main views.",
+                    r.name, r.numel
+                ));
+            }
             Some(r)
         }
         None => {
