@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::QuantError;
 use super::calib::{self, EntropyResult, MseResult};
 use super::config::{Calibration, Granularity, OutlierMode, QuantConfig, Scheme, element_count};
+use super::formats::Encoded;
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
 use super::metrics::{LaneAcc, MetricAcc, Metrics, bits_per_weight};
 use super::outliers::OutlierRule;
@@ -119,6 +120,10 @@ pub struct QuantResult {
     /// parameter steps over all threads.
     #[serde(default)]
     pub calibration_ms: f64,
+    /// The stored parts of a deployed format (NUMERICS.md §8), when the codes were asked for:
+    /// a format's codes live in its blocks, not in `codes`.
+    #[serde(skip)]
+    pub encoded: Option<Encoded>,
 }
 
 impl QuantResult {
@@ -127,6 +132,7 @@ impl QuantResult {
         Self {
             codes: None,
             dequantized: None,
+            encoded: None,
             shape: self.shape.clone(),
             scale_shape: self.scale_shape.clone(),
             scales: self.scales.clone(),
@@ -160,6 +166,7 @@ impl PartialEq for QuantResult {
             tail_group,
             curve,
             calibration_ms: _,
+            encoded,
         } = self;
         *shape == other.shape
             && *scale_shape == other.scale_shape
@@ -177,6 +184,7 @@ impl PartialEq for QuantResult {
             && *bits_per_weight == other.bits_per_weight
             && *tail_group == other.tail_group
             && *curve == other.curve
+            && *encoded == other.encoded
     }
 }
 
@@ -879,6 +887,9 @@ pub fn quantize_tensor(
     cancel: &Cancel,
 ) -> Result<QuantResult, QuantError> {
     CALLS.with(|c| c.set(c.get() + 1));
+    if let Some(format) = cfg.format {
+        return super::deployed::quantize_deployed(values, shape, format, None, want, cancel);
+    }
     cfg.validate(shape)?;
     let layout = Layout::new(shape, cfg.granularity)?;
     if layout.n != values.len() {
@@ -1026,6 +1037,7 @@ pub fn quantize_tensor(
         tail_group: layout.tail(),
         curve,
         calibration_ms,
+        encoded: None,
     })
 }
 
