@@ -727,23 +727,14 @@ pub(super) mod avx512 {
         ]
     }
 
-    /// Quantizes one block of sixteen and adds it to the sums (elements 0..8, then 8..16);
-    /// lanes outside `valid` are left out of every count and add +0.0 to the sums. Returns
-    /// (round(v) clamped, relative to z; x_hat) for the outputs.
+    /// round(v) of every lane before and after the clamp to the code bounds (relative to z):
+    /// lane for lane the operations of the scalar `kernel::code_offset`, without its NaN rule
+    /// (the callers mask NaN lanes). r is never NaN.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn block<const R: u8, const RECIP: bool>(
-        xv: __m512,
-        p: &P16,
-        valid: __mmask16,
-        acc: &mut Acc,
-    ) -> (__m512, __m512) {
+    fn offsets<const R: u8, const RECIP: bool>(xv: __m512, p: &P16) -> (__m512, __m512) {
         let magic = _mm512_set1_ps(MAGIC);
         let one = _mm512_set1_ps(1.0);
-        // Bit masks: reinterpreting the u32 constants as i32 is the point.
-        let abs_i = _mm512_set1_epi32(F32_ABS_MASK as i32);
-        let inf_i = _mm512_set1_epi32(F32_INF_BITS as i32);
-
         let v = if RECIP {
             _mm512_mul_ps(xv, p.inv)
         } else {
@@ -772,6 +763,25 @@ pub(super) mod avx512 {
             }
         };
         let rq = _mm512_min_ps(_mm512_max_ps(r, p.lo), p.hi);
+        (r, rq)
+    }
+
+    /// Quantizes one block of sixteen and adds it to the sums (elements 0..8, then 8..16);
+    /// lanes outside `valid` are left out of every count and add +0.0 to the sums. Returns
+    /// (round(v) clamped, relative to z; x_hat) for the outputs.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn block<const R: u8, const RECIP: bool>(
+        xv: __m512,
+        p: &P16,
+        valid: __mmask16,
+        acc: &mut Acc,
+    ) -> (__m512, __m512) {
+        // Bit masks: reinterpreting the u32 constants as i32 is the point.
+        let abs_i = _mm512_set1_epi32(F32_ABS_MASK as i32);
+        let inf_i = _mm512_set1_epi32(F32_INF_BITS as i32);
+
+        let (r, rq) = offsets::<R, RECIP>(xv, p);
         // r is never NaN (vc is not), so "clamped" is exactly r != clamp(r).
         let clipped = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(r, rq);
         let xh = _mm512_mul_ps(p.scale, rq);
@@ -973,5 +983,90 @@ pub(super) mod avx512 {
             lanes.seen += xs.len() as u64;
         }
         acc.store(lanes);
+    }
+
+    /// Candidates per register.
+    const CANDS: usize = 16;
+
+    /// `calib::sse_of` with every candidate in a lane of its own: for each candidate k, the
+    /// squared errors (f64(S_k · offset_k(x)) − f64(x))² of the finite values of `x` summed
+    /// from +0.0 in element order, then added to `out[k]`. Per candidate these are the scalar
+    /// form's operations in its order (a separate multiply and add: e·e is not exact), so
+    /// `out` gets its bits. Up to `G` registers of sixteen candidates run side by side to
+    /// keep the adds' latency hidden; lanes past the last candidate are padded and dropped.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sse_group<const R: u8, const RECIP: bool, const G: usize>(
+        x: &[f32],
+        cands: &[KernelParams],
+        out: &mut [f64],
+    ) {
+        let mut cols = [[[1.0f32; CANDS]; 5]; G];
+        for (k, c) in cands.iter().enumerate().take(G * CANDS) {
+            let (reg, lane) = (k / CANDS, k % CANDS);
+            if let Some(col) = cols.get_mut(reg) {
+                for (field, v) in col
+                    .iter_mut()
+                    .zip([c.scale, c.inv_scale, c.zero, c.lo, c.hi])
+                {
+                    if let Some(slot) = field.get_mut(lane) {
+                        *slot = v;
+                    }
+                }
+            }
+        }
+        let p: [P16; G] = std::array::from_fn(|g| {
+            let c = cols.get(g).copied().unwrap_or([[1.0; CANDS]; 5]);
+            P16::from_arrays([&c[0], &c[1], &c[2], &c[3], &c[4]])
+        });
+        let mut acc = [[_mm512_setzero_pd(); 2]; G];
+        for &v in x {
+            // The scalar form skips non-finite values; skipping them here is the same.
+            if !v.is_finite() {
+                continue;
+            }
+            let xv = _mm512_set1_ps(v);
+            let xd = _mm512_set1_pd(f64::from(v));
+            for (pg, ag) in p.iter().zip(acc.iter_mut()) {
+                let (_, rq) = offsets::<R, RECIP>(xv, pg);
+                let [lo, hi] = halves(_mm512_mul_ps(pg.scale, rq));
+                for (a, h) in ag.iter_mut().zip([lo, hi]) {
+                    let e = _mm512_sub_pd(_mm512_cvtps_pd(h), xd);
+                    *a = _mm512_add_pd(*a, _mm512_mul_pd(e, e));
+                }
+            }
+        }
+        for (g, ag) in acc.iter().enumerate() {
+            let mut sums = [0.0f64; CANDS];
+            let (lo, hi) = sums.split_at_mut(CANDS / 2);
+            // SAFETY: `lo` and `hi` are 8 writable, contiguous f64 (64 bytes) each; storeu
+            // needs no alignment.
+            unsafe {
+                _mm512_storeu_pd(lo.as_mut_ptr(), ag[0]);
+                _mm512_storeu_pd(hi.as_mut_ptr(), ag[1]);
+            }
+            let first = g * CANDS;
+            for (o, s) in out.iter_mut().skip(first).take(CANDS).zip(sums) {
+                *o += s;
+            }
+        }
+    }
+
+    /// `calib::sse_of` (module doc of [`sse_group`]): the candidates in groups of up to 64.
+    #[target_feature(enable = "avx512f")]
+    pub(in super::super) fn sse<const R: u8, const RECIP: bool>(
+        x: &[f32],
+        cands: &[KernelParams],
+        out: &mut [f64],
+    ) {
+        const MAX: usize = 4 * CANDS;
+        for (c, o) in cands.chunks(MAX).zip(out.chunks_mut(MAX)) {
+            match c.len().div_ceil(CANDS) {
+                1 => sse_group::<R, RECIP, 1>(x, c, o),
+                2 => sse_group::<R, RECIP, 2>(x, c, o),
+                3 => sse_group::<R, RECIP, 3>(x, c, o),
+                _ => sse_group::<R, RECIP, 4>(x, c, o),
+            }
+        }
     }
 }

@@ -489,7 +489,7 @@ fn run_consecutive<const R: u8, const RECIP: bool>(
 
 /// The instruction set the fused kernels run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Isa {
+pub(super) enum Isa {
     /// Plain Rust ([`run_same`], [`run_consecutive`]): the reference, and the fallback.
     Scalar,
     /// [`simd::avx2`]: AVX2 with FMA.
@@ -503,7 +503,7 @@ enum Isa {
 /// The widest instruction set this CPU runs, capped by the environment variable
 /// `QUANTSCOPE_SIMD` (`scalar` or `avx2`), a diagnostic for comparing the kernels on one
 /// machine. Read once; every kernel gives the same bits, so the choice changes only speed.
-fn best_isa() -> Isa {
+pub(super) fn best_isa() -> Isa {
     static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *BEST.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
