@@ -8,6 +8,7 @@
 pub mod cancel;
 pub mod cli;
 pub mod float;
+pub mod plan;
 pub mod quant;
 pub mod report;
 pub mod stats;

@@ -11,8 +11,8 @@ use quantscope::quant::{Calibration, Scheme};
 fn app_harness() -> Harness<'static, QuantscopeApp> {
     let mut app = QuantscopeApp::new_for_tests();
     assert!(
-        app.select_by_name("final_norm.weight"),
-        "demo has final_norm.weight"
+        app.select_by_name("encoder.layer.0.attention.output.LayerNorm.weight"),
+        "demo has the LayerNorm weight"
     );
     Harness::builder()
         // Tall, so the whole lesson page (its button at the end) is laid out on screen.
@@ -34,7 +34,10 @@ fn lessons_toggle_and_try_it_on_a_real_tensor() {
     // The selected tensor feeds the lessons' real-tensor parts, all of it.
     let view = h.state_mut().view();
     let real = view.lesson.as_ref().expect("a real-tensor part");
-    assert_eq!(real.name, "final_norm.weight");
+    assert_eq!(
+        real.name,
+        "encoder.layer.0.attention.output.LayerNorm.weight"
+    );
     assert_eq!(real.runs.len(), 2);
     let mut lessons = h.state().state.settings.lessons.clone();
     lessons.open(LessonId::Asymmetric);
@@ -53,7 +56,7 @@ fn lessons_toggle_and_try_it_on_a_real_tensor() {
 #[test]
 fn lessons_7_and_8_agree_with_the_main_view_on_the_same_tensor() {
     let mut app = QuantscopeApp::new_for_tests();
-    assert!(app.select_by_name("embed_tokens.weight"));
+    assert!(app.select_by_name("embeddings.word_embeddings.weight"));
     // Lesson 7's percentile run under the main view's settings: the same job, the same result.
     let mut lessons = app.state.settings.lessons.clone();
     lessons.open(LessonId::Percentile);

@@ -9,14 +9,16 @@
 
 pub mod demo;
 pub mod derived;
+pub mod export;
 pub mod jobs;
 pub mod lessons;
 pub mod panels;
-pub mod png;
 pub mod settings;
 pub mod state;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use egui::{RichText, Ui};
@@ -33,8 +35,12 @@ pub const APP_ID: &str = "quantscope";
 
 /// Opens the desktop window. With no paths, the built-in demo model is shown.
 pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut viewport = egui::ViewportBuilder::default();
+    if let Some(icon) = window_icon() {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
+        viewport: viewport
             .with_title("quantscope")
             .with_app_id(APP_ID)
             .with_inner_size([1440.0, 900.0])
@@ -63,20 +69,55 @@ pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
 
-/// Adds the bundled monospace font (Hack) as a fallback of the proportional family, so arrows
-/// and box-drawing symbols render with the default fonts on any machine.
-pub fn install_fonts(ctx: &egui::Context) {
+/// The bundled DejaVu Sans subset (assets/fonts, its licence beside it): arrows, math symbols
+/// and box drawing that egui's default fonts lack.
+pub const BUNDLED_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-quantscope.ttf");
+
+/// The font name the bundled font is registered under.
+pub const BUNDLED_FONT_NAME: &str = "DejaVuSans-quantscope";
+
+/// egui's default fonts with the bundled DejaVu Sans subset as a fallback of both families, so
+/// every symbol the app writes renders on any machine.
+pub fn fonts() -> egui::FontDefinitions {
     let mut fonts = egui::FontDefinitions::default();
-    if let Some(list) = fonts.families.get_mut(&egui::FontFamily::Proportional)
-        && !list.iter().any(|f| f == "Hack")
-    {
-        list.push("Hack".to_owned());
+    fonts.font_data.insert(
+        BUNDLED_FONT_NAME.to_owned(),
+        Arc::new(egui::FontData::from_static(BUNDLED_FONT)),
+    );
+    for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        if let Some(list) = fonts.families.get_mut(&family) {
+            list.push(BUNDLED_FONT_NAME.to_owned());
+        }
     }
-    ctx.set_fonts(fonts);
+    fonts
+}
+
+/// Installs [`fonts`].
+pub fn install_fonts(ctx: &egui::Context) {
+    ctx.set_fonts(fonts());
+}
+
+/// The window icon (assets/icon), decoded once at start.
+fn window_icon() -> Option<Arc<egui::IconData>> {
+    let png = include_bytes!("../../assets/icon/quantscope-256.png");
+    let pixmap = resvg::tiny_skia::Pixmap::decode_png(png).ok()?;
+    let rgba = pixmap
+        .pixels()
+        .iter()
+        .flat_map(|p| {
+            let c = p.demultiply();
+            [c.red(), c.green(), c.blue(), c.alpha()]
+        })
+        .collect();
+    Some(Arc::new(egui::IconData {
+        rgba,
+        width: pixmap.width(),
+        height: pixmap.height(),
+    }))
 }
 
 /// The app: its state, the derived layer, and what only the window owns (textures, the file
-/// dialog, screenshot callbacks).
+/// dialog's thread).
 pub struct QuantscopeApp {
     /// Everything the app knows (changed only by [`AppState::handle`]).
     pub state: AppState,
@@ -89,7 +130,8 @@ pub struct QuantscopeApp {
     /// CPU time of the last frame in ms (eframe only).
     pub frame_cpu_ms: Option<f32>,
     theme_applied: Option<Theme>,
-    dialog: Option<Receiver<Option<Vec<PathBuf>>>>,
+    /// Whether the file dialog's thread is running.
+    dialog_open: Arc<AtomicBool>,
     news_tx: Sender<Command>,
     news_rx: Receiver<Command>,
 }
@@ -115,7 +157,7 @@ impl QuantscopeApp {
             hist_transform: None,
             frame_cpu_ms: None,
             theme_applied: None,
-            dialog: None,
+            dialog_open: Arc::new(AtomicBool::new(false)),
             news_tx,
             news_rx,
         };
@@ -183,6 +225,7 @@ impl QuantscopeApp {
                 self.frame_cpu_ms,
             ));
         });
+        commands.extend(panels::open_path::open_path_ui(ui, &self.state));
         if self.state.show_lessons {
             commands.extend(self.lessons_ui(ui, &view));
         } else {
@@ -339,43 +382,26 @@ impl QuantscopeApp {
         for effect in std::mem::take(&mut self.state.effects) {
             match effect {
                 Effect::Copy(text) => ctx.copy_text(text),
-                Effect::Screenshot { rect, path } => self.screenshot(ctx, rect, path),
-                Effect::OpenDialog => self.open_dialog(),
+                Effect::OpenDialog => self.open_dialog(ctx),
             }
         }
     }
 
-    fn screenshot(&self, ctx: &egui::Context, rect: egui::Rect, path: PathBuf) {
-        let ppp = ctx.pixels_per_point();
-        let tx = self.news_tx.clone();
-        let repaint = ctx.clone();
-        let callback = egui::ScreenshotCallback::new(move |image| {
-            let px = egui::Rect::from_min_max(
-                (rect.min.to_vec2() * ppp).to_pos2(),
-                (rect.max.to_vec2() * ppp).to_pos2(),
-            );
-            let result = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .map_err(|e| e.to_string())
-                .and_then(|()| png::save_color_image(&image, px, &path));
-            let _ = tx.send(Command::Status(match result {
-                Ok(()) => format!("saved {}", path.display()),
-                Err(e) => format!("could not save the plot: {e}"),
-            }));
-            repaint.request_repaint();
-        });
-        ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
-    }
-
-    fn open_dialog(&mut self) {
-        if self.dialog.is_some() || self.derived.is_inline() {
+    /// Shows the native file dialog on its own thread; its answer comes back as a command.
+    /// Without a desktop portal (a bare X server) rfd returns at once with nothing: then the
+    /// app offers a path field and says why.
+    fn open_dialog(&mut self, ctx: &egui::Context) {
+        if self.dialog_open.load(Ordering::Relaxed) || self.derived.is_inline() {
             return;
         }
-        let (tx, rx) = channel();
+        let tx = self.news_tx.clone();
+        let busy = Arc::clone(&self.dialog_open);
+        let ctx = ctx.clone();
+        busy.store(true, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("quantscope-file-dialog".into())
             .spawn(move || {
+                let start = std::time::Instant::now();
                 let picked = rfd::FileDialog::new()
                     .set_title("Open model files")
                     .add_filter(
@@ -384,28 +410,32 @@ impl QuantscopeApp {
                     )
                     .add_filter("all files", &["*"])
                     .pick_files();
-                let _ = tx.send(picked);
+                let news = match picked {
+                    Some(paths) => Some(Command::Open(paths)),
+                    // Nobody cancels a dialog within a quarter of a second: there was none.
+                    None if start.elapsed() < std::time::Duration::from_millis(250) => {
+                        Some(Command::ShowOpenPath(Some(NO_DIALOG.to_string())))
+                    }
+                    None => None,
+                };
+                if let Some(news) = news {
+                    let _ = tx.send(news);
+                }
+                busy.store(false, Ordering::Relaxed);
+                ctx.request_repaint();
             });
-        match spawned {
-            Ok(_) => self.dialog = Some(rx),
-            Err(e) => self.state.handle(Command::Status(format!(
-                "could not open the file dialog: {e}"
-            ))),
-        }
-    }
-
-    /// Takes the file dialog's answer, if it came.
-    fn poll_dialog(&mut self) {
-        if let Some(rx) = &self.dialog
-            && let Ok(result) = rx.try_recv()
-        {
-            self.dialog = None;
-            if let Some(paths) = result {
-                self.state.handle(Command::Open(paths));
-            }
+        if let Err(e) = spawned {
+            self.dialog_open.store(false, Ordering::Relaxed);
+            self.state.handle(Command::ShowOpenPath(Some(format!(
+                "could not start the file dialog ({e}); type a path"
+            ))));
         }
     }
 }
+
+/// What the path field says when the desktop has no file dialog.
+const NO_DIALOG: &str = "No file dialog is available on this desktop (no XDG desktop portal \
+                         answered). Type the path of a model file, an index or a folder.";
 
 /// Files dropped on the window become an open command.
 fn dropped_files(ui: &Ui, out: &mut Vec<Command>) {
@@ -423,16 +453,12 @@ fn dropped_files(ui: &Ui, out: &mut Vec<Command>) {
 }
 
 impl eframe::App for QuantscopeApp {
-    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        self.poll_dialog();
-    }
-
     fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
         // CPU time of the previous frame, shown in the status bar.
         self.frame_cpu_ms = frame.info().cpu_usage.map(|s| s * 1e3);
         self.ui_root(ui);
-        if self.state.opening.is_some() || self.dialog.is_some() {
-            // The file dialog thread and the open job report through channels.
+        if self.state.opening.is_some() {
+            // The open job reports through a channel.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));
         }

@@ -12,6 +12,42 @@ use crate::float::Overflow;
 use crate::quant::{Calibration, Granularity, QuantConfig};
 use crate::tensor::Model;
 
+/// Which tensors hold a set of calibration batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchMembers {
+    /// Consecutive row blocks of one tensor (the demo's activations, batches concatenated).
+    Rows {
+        /// The tensor.
+        tensor: usize,
+        /// Rows of each batch, in order.
+        rows: Vec<usize>,
+    },
+    /// Whole tensors, one per batch, in order (an `.npz` of `batch_NN` members).
+    Tensors(Vec<usize>),
+}
+
+/// Calibration batches of one layer input, as ONNX Runtime's and TensorRT's calibrators would
+/// see them one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSet {
+    /// Where the batches are.
+    pub members: BatchMembers,
+    /// The weights (tensor indices) that read this input, when they are in the model.
+    pub input_of: Vec<usize>,
+    /// Where the batches came from, in words.
+    pub source: String,
+}
+
+impl BatchSet {
+    /// Whether tensor `index` holds (part of) these batches.
+    pub fn contains(&self, index: usize) -> bool {
+        match &self.members {
+            BatchMembers::Rows { tensor, .. } => *tensor == index,
+            BatchMembers::Tensors(t) => t.contains(&index),
+        }
+    }
+}
+
 /// A loaded model with an identity that changes on every open (so caches never mix models).
 #[derive(Clone)]
 pub struct ModelRef {
@@ -21,15 +57,39 @@ pub struct ModelRef {
     pub model: Arc<Model>,
     /// The files it came from (empty for the demo).
     pub paths: Vec<PathBuf>,
+    /// The calibration batches among its tensors.
+    pub batch_sets: Arc<Vec<BatchSet>>,
 }
 
 impl ModelRef {
-    /// The display name for the window title.
+    /// The batch set tensor `index` belongs to, if any.
+    pub fn batch_set_of(&self, index: usize) -> Option<(usize, &BatchSet)> {
+        self.batch_sets
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.contains(index))
+    }
+}
+
+impl ModelRef {
+    /// The display name for the menu bar: the demo's name, a single file's name with its
+    /// folder ("hf/model.safetensors"), or the model's name for several files.
     pub fn label(&self) -> String {
-        if self.paths.is_empty() {
-            super::demo::DEMO_NAME.to_string()
-        } else {
-            self.model.name().to_string()
+        match self.paths.as_slice() {
+            [] => super::demo::DEMO_NAME.to_string(),
+            [one] => {
+                let file = one.file_name().map(|f| f.to_string_lossy().into_owned());
+                let folder = one
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|f| f.to_string_lossy().into_owned());
+                match (folder, file) {
+                    (Some(d), Some(f)) => format!("{d}/{f}"),
+                    (None, Some(f)) => f,
+                    _ => self.model.name().to_string(),
+                }
+            }
+            _ => self.model.name().to_string(),
         }
     }
 }
@@ -106,6 +166,8 @@ pub enum Tab {
     Heatmap,
     /// The bit layout of the picked value.
     Bits,
+    /// Calibration over batches (tensors that hold calibration batches).
+    Batches,
 }
 
 /// The browser columns one can sort by.
@@ -203,13 +265,6 @@ impl Default for BitsState {
 pub enum Effect {
     /// Put text on the clipboard.
     Copy(String),
-    /// Save the pixels of a screen rectangle as PNG.
-    Screenshot {
-        /// The rectangle, in points.
-        rect: egui::Rect,
-        /// Where to write.
-        path: PathBuf,
-    },
     /// Show the native file dialog.
     OpenDialog,
 }
@@ -221,6 +276,12 @@ pub enum Command {
     Open(Vec<PathBuf>),
     /// Show the native file dialog.
     OpenDialog,
+    /// Show the path field (with a note saying why, when the file dialog is unavailable).
+    ShowOpenPath(Option<String>),
+    /// Edit the path field.
+    SetOpenPathText(String),
+    /// Close the path field.
+    CloseOpenPath,
     /// Switch to the built-in demo.
     OpenDemo,
     /// A model finished opening.
@@ -231,6 +292,10 @@ pub enum Command {
         paths: Vec<PathBuf>,
         /// Which open request it answers.
         generation: u64,
+        /// Files of the request that could not be opened (each message names its file).
+        skipped: Vec<String>,
+        /// The calibration batches among its tensors.
+        batch_sets: Arc<Vec<BatchSet>>,
     },
     /// A model could not be opened.
     OpenFailed {
@@ -308,13 +373,17 @@ pub enum Command {
         /// The contents.
         contents: String,
     },
-    /// Save the plot drawn in this screen rectangle as PNG (named by `name` and the tensor).
-    SavePlot {
-        /// The plot's name ("histogram", "error", "heatmap").
-        name: String,
-        /// Its rectangle, in points.
-        rect: egui::Rect,
-    },
+    /// Write a view's plots as SVG and PNG into the export folder.
+    Export(Box<super::export::Export>),
+}
+
+/// The "Open path" field: typing a path instead of using the file dialog.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OpenPath {
+    /// What is typed.
+    pub text: String,
+    /// Why the field is shown instead of the dialog, if that is the reason.
+    pub note: Option<String>,
 }
 
 /// Everything the app knows that is not derived from something else.
@@ -325,6 +394,8 @@ pub struct AppState {
     pub model: Option<ModelRef>,
     /// The model being opened.
     pub opening: Option<OpenRequest>,
+    /// The "Open path" field, when shown.
+    pub open_path: Option<OpenPath>,
     /// The selected tensor.
     pub selected: Option<usize>,
     /// The picked element of the selected tensor (row-major index).
@@ -366,6 +437,7 @@ impl AppState {
             settings,
             model: None,
             opening: None,
+            open_path: None,
             selected: None,
             picked: None,
             clip: None,
@@ -413,14 +485,27 @@ impl AppState {
             Command::Open(paths) => self.start_open(paths),
             Command::OpenDemo => self.start_open(Vec::new()),
             Command::OpenDialog => self.effects.push(Effect::OpenDialog),
+            Command::ShowOpenPath(note) => {
+                let text = self.open_path.take().map(|o| o.text).unwrap_or_default();
+                self.open_path = Some(OpenPath { text, note });
+            }
+            Command::SetOpenPathText(text) => {
+                if let Some(o) = &mut self.open_path {
+                    o.text = text;
+                }
+            }
+            Command::CloseOpenPath => self.open_path = None,
             Command::Opened {
                 model,
                 paths,
                 generation,
+                skipped,
+                batch_sets,
             } => {
                 if self.opening.as_ref().map(|o| o.generation) == Some(generation) {
                     self.opening = None;
-                    self.install_model(model, paths);
+                    self.errors.extend(skipped);
+                    self.install_model(model, paths, batch_sets);
                 }
             }
             Command::OpenFailed { error, generation } => {
@@ -485,11 +570,7 @@ impl AppState {
                 file_name,
                 contents,
             } => self.save_text(&file_name, &contents),
-            Command::SavePlot { name, rect } => {
-                let tensor = self.selected_name().map(safe_name).unwrap_or_default();
-                let path = export_dir().join(format!("{name}-{tensor}.png"));
-                self.effects.push(Effect::Screenshot { rect, path });
-            }
+            Command::Export(export) => self.export(&export),
         }
     }
 
@@ -501,19 +582,43 @@ impl AppState {
         });
     }
 
-    fn install_model(&mut self, model: Arc<Model>, paths: Vec<PathBuf>) {
+    fn install_model(
+        &mut self,
+        model: Arc<Model>,
+        paths: Vec<PathBuf>,
+        batch_sets: Arc<Vec<BatchSet>>,
+    ) {
         let id = self.next_model_id;
         self.next_model_id += 1;
         if !paths.is_empty() {
             self.settings.remember_recent(&paths);
         }
-        // Select the first float tensor with at least two elements (the most interesting start).
-        let first = model
-            .tensors()
+        // Start on the first weight matrix in the browser's order (a float tensor of two or more
+        // axes), else the first float tensor, else the first tensor.
+        let tensors = model.tensors();
+        let mut order: Vec<usize> = (0..tensors.len()).collect();
+        order.sort_by(|&a, &b| {
+            super::derived::rows::natural_cmp(&tensors[a].name, &tensors[b].name)
+        });
+        let first = order
             .iter()
-            .position(|t| t.numel() > 1 && t.dtype.is_float())
-            .or_else(|| (!model.tensors().is_empty()).then_some(0));
-        self.model = Some(ModelRef { id, model, paths });
+            .copied()
+            .find(|&i| {
+                tensors[i].dtype.is_float() && tensors[i].shape.len() >= 2 && tensors[i].numel() > 1
+            })
+            .or_else(|| {
+                order
+                    .iter()
+                    .copied()
+                    .find(|&i| tensors[i].dtype.is_float() && tensors[i].numel() > 1)
+            })
+            .or_else(|| order.first().copied());
+        self.model = Some(ModelRef {
+            id,
+            model,
+            paths,
+            batch_sets,
+        });
         self.all_stats = false;
         self.title_stale = true;
         self.selected = None;
@@ -559,6 +664,37 @@ impl AppState {
         }
         self.settings.remember(&q);
         self.settings.quant = q;
+    }
+
+    fn export(&mut self, export: &super::export::Export) {
+        let dir = export_dir();
+        let mut written = Vec::new();
+        for (i, plot) in export.plots.iter().enumerate() {
+            let stem = if export.plots.len() == 1 {
+                export.stem.clone()
+            } else {
+                format!("{}-{}", export.stem, i + 1)
+            };
+            let svg = crate::report::plot::to_svg(plot);
+            match super::export::write_svg_and_png(&dir, &safe_name(&stem), &svg) {
+                Ok((svg_path, _)) => written.push(svg_path.with_extension("{svg,png}")),
+                Err(e) => {
+                    self.errors.push(format!("could not export {stem}: {e}"));
+                    return;
+                }
+            }
+        }
+        self.status = Some(match written.as_slice() {
+            [] => "nothing to export yet".to_string(),
+            paths => format!(
+                "saved {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
     }
 
     fn save_text(&mut self, file_name: &str, contents: &str) {
@@ -629,6 +765,8 @@ mod tests {
             model,
             paths: vec![],
             generation,
+            skipped: vec![],
+            batch_sets: Arc::default(),
         });
     }
 
@@ -643,6 +781,8 @@ mod tests {
             model,
             paths: vec![],
             generation: first.expect("generation"),
+            skipped: vec![],
+            batch_sets: Arc::default(),
         });
         assert!(s.model.is_none(), "the older request's model is dropped");
         assert!(s.opening.is_some());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::float::Overflow;
+use crate::quant::formats::QuantFormat;
 use crate::quant::{Calibration, Granularity, OutlierMode, Preset, Rounding, Scheme};
 
 /// A clap value enum that is a thin adapter of a core enum: one conversion each way, so the CLI
@@ -52,6 +53,38 @@ pub enum Command {
     Quantize(Box<QuantizeArgs>),
     /// Show how a value is stored in FP32, FP16, BF16 and FP8: bit fields, stored value, error.
     Bits(BitsArgs),
+    /// Compare a quantized model (GGUF, FP8 safetensors, ...) with its original, tensor by tensor.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The original model (.safetensors, sharded index or folder, GGUF in F32/F16/BF16, .npz).
+    pub original: PathBuf,
+    /// The quantized model (GGUF of any supported type, FP8/F16/BF16 safetensors, ...).
+    pub quantized: PathBuf,
+    /// Order of the text table.
+    #[arg(long, value_enum, default_value_t = CompareSortArg::File)]
+    pub sort: CompareSortArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Table order of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareSortArg {
+    /// The original model's tensor order.
+    File,
+    /// SQNR, worst first.
+    Sqnr,
+    /// Relative MSE, worst first.
+    RelMse,
+    /// Tensor name.
+    Name,
+    /// Bits per weight, highest first.
+    Bpw,
 }
 
 /// Arguments of `inspect`.
@@ -65,6 +98,11 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Read FILE as calibration batches of one tensor (members batch_00, batch_01, …, each
+    /// [rows, features]) and report the calibrators' thresholds after each batch (running
+    /// min-max, moving average, histogram percentile and entropy) and the per-feature ranges.
+    #[arg(long)]
+    pub batches: bool,
 }
 
 /// Arguments of `bits`.
@@ -77,7 +115,8 @@ pub struct BitsArgs {
     /// Which format to show.
     #[arg(long, value_enum, default_value_t = FormatArg::All)]
     pub format: FormatArg,
-    /// FP8 overflow: saturate to ±max (PyTorch, ONNX default) or become NaN/Inf (ml_dtypes).
+    /// Overflow in FP8, E8M0 and UE4M3: saturate to ±max (PyTorch, ONNX default) or become
+    /// NaN/Inf (ml_dtypes). FP4 and FP6 have neither and always saturate.
     #[arg(long, value_enum, default_value_t = OverflowArg::Saturate)]
     pub overflow: OverflowArg,
     /// Print JSON.
@@ -100,6 +139,21 @@ pub enum FormatArg {
     /// FP8 E5M2.
     #[value(name = "fp8-e5m2")]
     Fp8E5m2,
+    /// OCP MX FP6 E2M3 (no Inf or NaN).
+    #[value(name = "fp6-e2m3")]
+    Fp6E2m3,
+    /// OCP MX FP6 E3M2 (no Inf or NaN).
+    #[value(name = "fp6-e3m2")]
+    Fp6E3m2,
+    /// OCP MX FP4 E2M1 (no Inf or NaN).
+    #[value(name = "fp4-e2m1")]
+    Fp4E2m1,
+    /// OCP MX E8M0 block scale (unsigned powers of two).
+    #[value(name = "e8m0")]
+    E8m0,
+    /// Unsigned E4M3 (the NVFP4 block scale).
+    #[value(name = "ue4m3")]
+    Ue4m3,
     /// Every format.
     All,
 }
@@ -109,7 +163,7 @@ pub enum FormatArg {
 pub enum OverflowArg {
     /// Clamp to ±max finite.
     Saturate,
-    /// Become NaN (E4M3FN) or Inf (E5M2).
+    /// Become NaN (E4M3FN, E8M0, UE4M3) or Inf (E5M2).
     Nan,
 }
 
@@ -118,6 +172,12 @@ pub enum OverflowArg {
 pub struct QuantizeArgs {
     /// The model file (or sharded index, or folder).
     pub file: PathBuf,
+    /// The storage format: `int` (the affine integer scheme the flags below describe) or a
+    /// deployed format, which alone decides every bit: q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k
+    /// q5_k q6_k iq4_nl gguf_mxfp4 gguf_nvfp4 mxfp4 mxfp6_e2m3 mxfp6_e3m2 mxfp8_e4m3 mxfp8_e5m2
+    /// mxint8 nvfp4 nf4 nf4_dq fp8_e4m3 fp8_e4m3_channel fp8_e5m2 fp8_e5m2_channel.
+    #[arg(long, default_value = "int", value_parser = format_choices(), hide_possible_values = true)]
+    pub format: FormatChoice,
     /// A tensor to quantize (repeatable); default: every float tensor.
     #[arg(long = "tensor", value_name = "NAME")]
     pub tensors: Vec<String>,
@@ -164,6 +224,30 @@ pub struct QuantizeArgs {
     /// Write codes, scales, zero points and dequantized values to this safetensors file.
     #[arg(long, value_name = "OUT.safetensors")]
     pub output: Option<PathBuf>,
+    /// Calibrate on these batches instead of on each tensor (static activation quantization):
+    /// an .npz of batch_00, batch_01, … each [rows, features]. Prints the thresholds after each
+    /// batch, then quantizes every selected tensor with the final range. Per-tensor only;
+    /// --calibration minmax (ONNX Runtime), percentile (its histogram percentile) or entropy
+    /// (TensorRT's, symmetric).
+    #[arg(long, value_name = "BATCHES.npz")]
+    pub calibration_batches: Option<PathBuf>,
+    /// With --calibration-batches and --calibration minmax: ONNX Runtime's moving average of
+    /// the batch ranges with this averaging constant (its default is 0.01) instead of the
+    /// global min and max.
+    #[arg(long, value_name = "C", requires = "calibration_batches")]
+    pub moving_average: Option<f32>,
+}
+
+/// `--format`: `None` is `int` (the affine scheme), else a deployed format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatChoice(pub Option<QuantFormat>);
+
+/// The parser of `--format`: "int" or one of [`QuantFormat::ALL`]'s names.
+fn format_choices() -> impl clap::builder::TypedValueParser<Value = FormatChoice> {
+    use clap::builder::TypedValueParser;
+    let names = std::iter::once("int").chain(QuantFormat::ALL.iter().map(|f| f.name()));
+    clap::builder::PossibleValuesParser::new(names.collect::<Vec<_>>())
+        .map(|name: String| FormatChoice(QuantFormat::from_name(&name)))
 }
 
 adapter!(OverflowArg <=> Overflow { Saturate => Saturate, Nan => NonFinite });

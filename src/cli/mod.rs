@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod bits;
+pub mod compare;
 pub mod inspect;
 mod progress;
 pub mod quantize;
@@ -24,6 +25,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Bits(ref args)) => bits::run(args),
+        Some(Command::Compare(ref args)) => compare::run(args),
         Some(Command::Inspect(ref args)) => inspect::run(args),
         Some(Command::Quantize(ref args)) => quantize::run(args),
         None => open_app(cli.files),

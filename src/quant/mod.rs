@@ -4,6 +4,8 @@
 //! - [`config`]: the settings ([`QuantConfig`]) and the convention each [`Preset`] bundles;
 //! - [`params`]: (S, z) from a clip range, exactly as each reference library computes it;
 //! - [`kernel`]: the tie rules, scalar quantize/dequantize, and [`explain`] for one value;
+//! - [`batches`]: thresholds as calibration batches arrive (running min-max, accumulated
+//!   histograms, percentile and entropy over batches, per-channel activation ranges);
 //! - [`calib`]: minmax, percentile, entropy (TensorRT KL) and MSE clip ranges, with curves;
 //! - [`metrics`]: error metrics and effective bits per weight;
 //! - [`tensor`]: granularity layouts, the outlier split and the fused parallel pass
@@ -11,8 +13,11 @@
 //!
 //! Pure functions over slices; rayon inside; no I/O.
 
+pub mod batches;
 pub mod calib;
 pub mod config;
+pub mod deployed;
+pub mod formats;
 pub mod kernel;
 pub mod metrics;
 pub mod outliers;
@@ -80,7 +85,20 @@ pub enum QuantError {
         /// Values given.
         got: usize,
     },
+    /// A deployed format refused the tensor or its stored bytes (NUMERICS.md §8).
+    #[error(transparent)]
+    Format(formats::FormatError),
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled(#[from] Cancelled),
+}
+
+impl From<formats::FormatError> for QuantError {
+    fn from(error: formats::FormatError) -> Self {
+        match error {
+            // One cancellation variant, whichever path was cancelled.
+            formats::FormatError::Cancelled(c) => Self::Cancelled(c),
+            other => Self::Format(other),
+        }
+    }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::QuantError;
 use super::calib::{self, EntropyResult, MseResult};
 use super::config::{Calibration, Granularity, OutlierMode, QuantConfig, Scheme, element_count};
+use super::formats::Encoded;
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
 use super::metrics::{LANES, LaneAcc, MetricAcc, Metrics, bits_per_weight};
 use super::outliers::OutlierRule;
@@ -120,6 +121,10 @@ pub struct QuantResult {
     /// parameter steps over all threads.
     #[serde(default)]
     pub calibration_ms: f64,
+    /// The stored parts of a deployed format (NUMERICS.md §8), when the codes were asked for:
+    /// a format's codes live in its blocks, not in `codes`.
+    #[serde(skip)]
+    pub encoded: Option<Encoded>,
 }
 
 impl QuantResult {
@@ -128,6 +133,7 @@ impl QuantResult {
         Self {
             codes: None,
             dequantized: None,
+            encoded: None,
             shape: self.shape.clone(),
             scale_shape: self.scale_shape.clone(),
             scales: self.scales.clone(),
@@ -161,6 +167,7 @@ impl PartialEq for QuantResult {
             tail_group,
             curve,
             calibration_ms: _,
+            encoded,
         } = self;
         *shape == other.shape
             && *scale_shape == other.scale_shape
@@ -178,6 +185,7 @@ impl PartialEq for QuantResult {
             && *bits_per_weight == other.bits_per_weight
             && *tail_group == other.tail_group
             && *curve == other.curve
+            && *encoded == other.encoded
     }
 }
 
@@ -1025,11 +1033,14 @@ pub fn quantize_tensor(
     cancel: &Cancel,
 ) -> Result<QuantResult, QuantError> {
     CALLS.with(|c| c.set(c.get() + 1));
+    if let Some(format) = cfg.format {
+        return super::deployed::quantize_deployed(values, shape, format, None, want, cancel);
+    }
     quantize_with(values, shape, cfg, want, best_isa(), cancel)
 }
 
-/// [`quantize_tensor`] with the fused kernels of instruction set `isa` (which the CPU must
-/// run): every `isa` gives the same result, which the tests check.
+/// [`quantize_tensor`] (without a deployed format) with the fused kernels of instruction set
+/// `isa` (which the CPU must run): every `isa` gives the same result, which the tests check.
 fn quantize_with(
     values: &[f32],
     shape: &[usize],
@@ -1186,6 +1197,7 @@ fn quantize_with(
         tail_group: layout.tail(),
         curve,
         calibration_ms,
+        encoded: None,
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::jobs::{JobState, Jobs, Runner};
 use super::state::{AppState, Command, ModelRef, Region, Tab};
 use crate::quant::{Calibration, QuantConfig, QuantResult};
-use crate::tensor::{Model, TensorInfo};
+use crate::tensor::TensorInfo;
 use heat::{HeatImage, HeatKey, HeatKind};
 use results::{
     CodeGrid, DetailKey, ErrorDetail, HistData, HistKey, MeasureKey, OpenKey, QuantKey, Quantized,
@@ -142,13 +142,17 @@ pub struct FrameView {
     pub opening: Option<String>,
     /// The open lesson's real-tensor part (lessons mode only).
     pub lesson: Option<LessonReal>,
+    /// Whether the selected tensor holds calibration batches (the Batches tab is offered).
+    pub has_batches: bool,
+    /// Its calibration over batches, when the Batches tab is open.
+    pub batches: Shown<results::BatchView>,
 }
 
 /// The result caches and the job lanes.
 pub struct Derived {
     runner: Runner,
     store: Arc<ValueStore>,
-    open: Jobs<OpenKey, Arc<Model>>,
+    open: Jobs<OpenKey, results::OpenedModel>,
     stats: Jobs<StatsKey, TensorStats>,
     rows: Jobs<RowKey, RowError>,
     hist: Jobs<HistKey, HistData>,
@@ -156,6 +160,7 @@ pub struct Derived {
     detail: Jobs<DetailKey, ErrorDetail>,
     measure: Jobs<MeasureKey, QuantResult>,
     heat: Jobs<HeatKey, HeatImage>,
+    batches: Jobs<results::BatchKey, results::BatchView>,
     /// The model the caches hold results of.
     model_id: Option<u64>,
 }
@@ -165,7 +170,8 @@ impl Derived {
     /// tensor (so they never queue the selected tensor's work behind them).
     pub fn new(runner: Runner, background: Runner) -> Self {
         let store = Arc::new(ValueStore::default());
-        let (s1, s2, s3, s4, s5) = (
+        let (s1, s2, s3, s4, s5, s6) = (
+            Arc::clone(&store),
             Arc::clone(&store),
             Arc::clone(&store),
             Arc::clone(&store),
@@ -191,6 +197,9 @@ impl Derived {
                 results::measure(&s5, k, c)
             }),
             heat: Jobs::new("heatmap", runner.clone(), 8, heat::build_heat),
+            batches: Jobs::new("batch calibration", runner.clone(), 4, move |k, c| {
+                results::batch_view(&s6, k, c)
+            }),
             runner,
             store,
             model_id: None,
@@ -213,13 +222,16 @@ impl Derived {
         self.detail.poll();
         self.measure.poll();
         self.heat.poll();
+        self.batches.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
-                JobState::Ready(model) => out.push(Command::Opened {
-                    model: Arc::clone(&model),
-                    paths: key.paths.clone(),
+                JobState::Ready(opened) => out.push(Command::Opened {
+                    model: Arc::clone(&opened.model),
+                    paths: opened.paths.clone(),
                     generation: key.generation,
+                    skipped: opened.skipped.clone(),
+                    batch_sets: Arc::clone(&opened.batch_sets),
                 }),
                 JobState::Failed(error) => out.push(Command::OpenFailed {
                     error,
@@ -279,6 +291,21 @@ impl Derived {
                 grid: code_grid(state, view.quant.value.as_deref()),
             }));
             view.legend = self.legend(state, &model, *index, &view);
+            if let Some((set, _)) = model.batch_set_of(*index) {
+                view.has_batches = true;
+                if state.tab == Tab::Batches {
+                    let percentile = match state.settings.quant.calibration {
+                        Calibration::Percentile(p) => p,
+                        _ => state.settings.remembered.percentile,
+                    };
+                    view.batches = Shown::of(self.batches.request(&results::BatchKey {
+                        model: model.clone(),
+                        set,
+                        bits: state.settings.quant.bits,
+                        percentile_bits: percentile.to_bits(),
+                    }));
+                }
+            }
             view.stats = self.stats.get(&StatsKey {
                 model: model.clone(),
                 tensor: *index,
@@ -498,6 +525,7 @@ impl Derived {
         self.detail.clear();
         self.measure.clear();
         self.heat.clear();
+        self.batches.clear();
     }
 
     /// The decoded values of a tensor (decoding it if needed), for tests and lessons.

@@ -18,37 +18,73 @@ use crate::quant::{
     self, Calibration, GroupLayout, OutlierMode, Outputs, QuantConfig, QuantParams, QuantResult,
 };
 use crate::stats::{self, ExponentHistogram, Summary};
-use crate::tensor::{Model, OwnedTensor};
+use crate::tensor::Model;
 
 /// Opening a model is keyed by the request (files and generation).
 pub type OpenKey = OpenRequest;
 
 impl JobKey for OpenKey {}
 
-/// Opens the files of `key` (one file, a folder, an index, or several shards), or generates
-/// the demo model.
-pub fn open_model(key: &OpenKey, cancel: &Cancel) -> Result<Arc<Model>, String> {
-    let model = match key.paths.as_slice() {
-        [] => demo_model(cancel)?,
-        [one] => Model::open(one).map_err(|e| e.to_string())?,
-        many => Model::open_many(many).map_err(|e| e.to_string())?,
-    };
-    Ok(Arc::new(model))
+/// A model that opened, with the files it came from and what could not be opened.
+pub struct OpenedModel {
+    /// The model.
+    pub model: Arc<Model>,
+    /// The files it came from (empty for the demo).
+    pub paths: Vec<std::path::PathBuf>,
+    /// One message per file that could not be opened (the others opened).
+    pub skipped: Vec<String>,
+    /// The calibration batches among its tensors.
+    pub batch_sets: Arc<Vec<super::super::state::BatchSet>>,
 }
 
-/// Generates the demo model (the big tensor in parallel on the current pool).
-pub fn demo_model(cancel: &Cancel) -> Result<Model, String> {
-    let mut tensors = Vec::new();
-    for spec in demo::demo_specs() {
-        let values = demo::generate(&spec, cancel).map_err(|e| e.to_string())?;
-        let shape = spec.shape.clone();
-        tensors.push(match spec.dtype {
-            demo::DemoDtype::F32 => OwnedTensor::from_f32(spec.name, shape, &values),
-            demo::DemoDtype::F16 => OwnedTensor::from_f16(spec.name, shape, &values),
-            demo::DemoDtype::Bf16 => OwnedTensor::from_bf16(spec.name, shape, &values),
-        });
+/// Opens the files of `key` (one file, a folder, an index, or several shards), or generates
+/// the demo model. When several files do not open together, each is tried alone: the good ones
+/// open (together, if they form one model) and each broken one is reported.
+pub fn open_model(key: &OpenKey, cancel: &Cancel) -> Result<OpenedModel, String> {
+    let opened = |model: Model, paths: &[std::path::PathBuf], skipped: Vec<String>| OpenedModel {
+        batch_sets: Arc::new(demo::batch_sets_of(&model)),
+        model: Arc::new(model),
+        paths: paths.to_vec(),
+        skipped,
+    };
+    match key.paths.as_slice() {
+        [] => {
+            let demo = demo::demo(cancel)?;
+            Ok(OpenedModel {
+                model: Arc::new(demo.model),
+                paths: Vec::new(),
+                skipped: Vec::new(),
+                batch_sets: Arc::new(demo.batch_sets),
+            })
+        }
+        [one] => Ok(opened(
+            Model::open(one).map_err(|e| e.to_string())?,
+            &key.paths,
+            Vec::new(),
+        )),
+        many => {
+            let together = Model::open_many(many);
+            let Err(together_error) = together else {
+                return together
+                    .map(|m| opened(m, many, Vec::new()))
+                    .map_err(|e| e.to_string());
+            };
+            let (mut good, mut skipped) = (Vec::new(), Vec::new());
+            for path in many {
+                match Model::open(path) {
+                    Ok(_) => good.push(path.clone()),
+                    Err(e) => skipped.push(e.to_string()),
+                }
+            }
+            let model = match good.as_slice() {
+                [] => return Err(together_error.to_string()),
+                [one] => Model::open(one),
+                several => Model::open_many(several),
+            }
+            .map_err(|e| e.to_string())?;
+            Ok(opened(model, &good, skipped))
+        }
     }
-    Model::from_tensors(demo::DEMO_NAME, tensors).map_err(|e| e.to_string())
 }
 
 /// Decoded tensors shared by the jobs, so the histogram, calibration and quantization of one
@@ -677,24 +713,119 @@ pub fn measure(
         .map_err(|e| e.to_string())
 }
 
+/// Calibration over the batches of one batch set of the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BatchKey {
+    /// The model.
+    pub model: ModelRef,
+    /// The batch set's index in the model's list.
+    pub set: usize,
+    /// Code bits of the entropy threshold.
+    pub bits: u8,
+    /// The percentile p, as f64 bits.
+    pub percentile_bits: u64,
+}
+
+impl JobKey for BatchKey {
+    fn same_subject(&self, other: &Self) -> bool {
+        self.model == other.model && self.set == other.set
+    }
+}
+
+/// One batch set calibrated batch by batch, and the weights that read it.
+#[derive(Debug)]
+pub struct BatchView {
+    /// The thresholds after each batch and the per-feature ranges.
+    pub calibration: crate::quant::batches::BatchCalibration,
+    /// Per weight that reads this input: its name and each input column's max |w|.
+    pub weight_columns: Vec<(String, Vec<f32>)>,
+    /// Where the batches came from.
+    pub source: String,
+}
+
+/// Feeds the batches of `key.set` to the core's batch calibrator in order, and measures each
+/// weight that reads them per input column.
+pub fn batch_view(
+    store: &ValueStore,
+    key: &BatchKey,
+    cancel: &Cancel,
+) -> Result<BatchView, String> {
+    use super::super::state::BatchMembers;
+    use crate::quant::batches::{BatchCalibrator, BatchOptions};
+    let set = key
+        .model
+        .batch_sets
+        .get(key.set)
+        .ok_or("no such batch set")?;
+    let options = BatchOptions {
+        bits: key.bits,
+        percentile: f64::from_bits(key.percentile_bits),
+        ..BatchOptions::default()
+    };
+    let tensors = key.model.model.tensors();
+    let features = |index: usize| tensors.get(index).and_then(|t| t.shape.last().copied());
+    let err = |e: crate::quant::batches::BatchError| e.to_string();
+    let mut calibrator;
+    match &set.members {
+        BatchMembers::Rows { tensor, rows } => {
+            let f = features(*tensor).ok_or("no such tensor")?;
+            calibrator = BatchCalibrator::new(f, options).map_err(err)?;
+            let values = store.values(&key.model, *tensor, cancel)?;
+            let mut start = 0usize;
+            for &r in rows {
+                let end = (start + r * f).min(values.len());
+                calibrator
+                    .add_batch(values.get(start..end).unwrap_or(&[]), cancel)
+                    .map_err(err)?;
+                start = end;
+            }
+        }
+        BatchMembers::Tensors(members) => {
+            let f = members
+                .first()
+                .and_then(|&m| features(m))
+                .ok_or("no batches")?;
+            calibrator = BatchCalibrator::new(f, options).map_err(err)?;
+            for &m in members {
+                let values = store.values(&key.model, m, cancel)?;
+                calibrator.add_batch(&values, cancel).map_err(err)?;
+            }
+        }
+    }
+    let mut weight_columns = Vec::new();
+    for &w in &set.input_of {
+        let Some(info) = tensors.get(w) else { continue };
+        let cols = info.shape.last().copied().unwrap_or(1).max(1);
+        let values = store.values(&key.model, w, cancel)?;
+        let mut absmax = vec![0.0f32; cols];
+        for row in values.chunks_exact(cols) {
+            for (m, &v) in absmax.iter_mut().zip(row) {
+                if v.is_finite() {
+                    *m = m.max(v.abs());
+                }
+            }
+        }
+        weight_columns.push((info.name.clone(), absmax));
+    }
+    Ok(BatchView {
+        calibration: calibrator.finish(),
+        weight_columns,
+        source: set.source.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::OwnedTensor;
 
     fn model_ref(model: Model) -> ModelRef {
         ModelRef {
             id: 1,
             model: Arc::new(model),
             paths: vec![],
+            batch_sets: Arc::default(),
         }
-    }
-
-    #[test]
-    fn demo_model_opens_with_every_tensor() {
-        let m = demo_model(&Cancel::never()).expect("demo");
-        assert_eq!(m.tensors().len(), demo::demo_specs().len());
-        let big = m.find("stress.dense_4096x4096.weight").expect("big tensor");
-        assert_eq!(m.tensors()[big].shape, vec![4096, 4096]);
     }
 
     #[test]

@@ -62,8 +62,12 @@ impl BrowserRow {
 }
 
 /// The group a tensor name belongs to: up to and including the first numeric component
-/// ("layers.0.mlp.up_proj.weight" → "layers.0"), else the first component.
+/// ("layers.0.mlp.up_proj.weight" → "layers.0"), else the first component; the demo's captured
+/// layer inputs form one "activations" group.
 pub fn group_of(name: &str) -> &str {
+    if name.starts_with(super::super::demo::ACTIVATIONS_PREFIX) {
+        return "activations";
+    }
     let mut end = 0;
     for (i, part) in name.split('.').enumerate() {
         end += part.len() + usize::from(i > 0);
@@ -255,6 +259,10 @@ mod tests {
         );
         assert_eq!(group_of("embeddings.word_embeddings.weight"), "embeddings");
         assert_eq!(group_of("bias"), "bias");
+        assert_eq!(
+            group_of("activations.encoder.layer.3.intermediate.dense.input"),
+            "activations"
+        );
     }
 
     #[test]

@@ -22,26 +22,68 @@ pub fn name_tail(name: &str, chars: usize) -> String {
     format!("…{tail}")
 }
 
-/// The longest tail of `name` (with a leading ellipsis when cut) whose text fits in `width`
-/// points in the body font, measured with the font itself.
+/// The first numeric component of `name` with the component before it ("layer.3." of
+/// "encoder.layer.3.output"), which tells layers apart, and where it starts; None when there is
+/// no number.
+fn numbered_head(name: &str) -> Option<(usize, &str)> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let n = parts
+        .iter()
+        .position(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))?;
+    let first = n.saturating_sub(1);
+    let start: usize = parts[..first].iter().map(|p| p.len() + 1).sum();
+    let end: usize = parts[..=n].iter().map(|p| p.len() + 1).sum();
+    Some((start, name.get(start..end.min(name.len()))?))
+}
+
+/// `name` fitted into `width` points of the body font: whole when it fits; else its numbered
+/// head (which layer) and the longest tail that fits (which tensor), joined by an ellipsis;
+/// else just that tail.
 fn fitted_name(ui: &Ui, name: &str, width: f32) -> String {
     let font = egui::TextStyle::Body.resolve(ui.style());
-    let fits = |text: &str| {
+    let text_width = |text: &str| {
         ui.fonts_mut(|f| {
             f.layout_no_wrap(text.to_owned(), font.clone(), egui::Color32::WHITE)
                 .size()
                 .x
-        }) <= width
+        })
     };
-    if fits(name) {
+    if text_width(name) <= width {
         return name.to_string();
     }
-    // Binary search on the number of characters kept.
+    let (head, rest) = match numbered_head(name) {
+        Some((start, head)) => {
+            let prefix = if start > 0 { "…" } else { "" };
+            (
+                format!("{prefix}{head}"),
+                name.get(start + head.len()..).unwrap_or(name),
+            )
+        }
+        None => (String::new(), name),
+    };
+    let room = width - text_width(&head);
+    // The longest tail of `rest` (with its ellipsis) fitting in `room`, by binary search.
+    let longest_tail = |room: f32| {
+        let count = rest.chars().count();
+        let (mut lo, mut hi) = (0usize, count);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if text_width(&name_tail(rest, mid)) <= room {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        name_tail(rest, lo.max(1))
+    };
+    if !head.is_empty() && room > width * 0.4 {
+        return format!("{head}{}", longest_tail(room));
+    }
     let count = name.chars().count();
     let (mut lo, mut hi) = (1usize, count);
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
-        if fits(&name_tail(name, mid)) {
+        if text_width(&name_tail(name, mid)) <= width {
             lo = mid;
         } else {
             hi = mid - 1;
@@ -305,6 +347,16 @@ mod tests {
         let shown = name_tail("encoder.layer.3.attention.self.query.weight", 20);
         assert_eq!(shown, "…n.self.query.weight");
         assert_eq!(shown.chars().count(), 20);
+    }
+
+    #[test]
+    fn the_numbered_head_names_the_layer() {
+        assert_eq!(
+            numbered_head("encoder.layer.3.intermediate.dense.input"),
+            Some((8, "layer.3."))
+        );
+        assert_eq!(numbered_head("blk.12.attn_q.weight"), Some((0, "blk.12.")));
+        assert_eq!(numbered_head("token_embd.weight"), None);
     }
 
     #[test]

@@ -313,8 +313,11 @@ pub fn histogram_panel_ui(
                 .on_hover_text("Computing the calibrators' thresholds in the background.");
         }
         save_png = ui
-            .small_button("PNG")
-            .on_hover_text("Save this plot as a PNG in the export folder.")
+            .small_button("Export")
+            .on_hover_text(
+                "Save this histogram as SVG and PNG in the export folder, with title, settings, \
+                 axes, thresholds and legend.",
+            )
             .clicked();
     });
     let active = if per_tensor {
@@ -331,17 +334,18 @@ pub fn histogram_panel_ui(
         draggable: per_tensor,
         settings: &state.settings.histogram,
     };
-    let (cmds, rect, transform) = histogram_plot_ui(ui, &plot, height);
+    let (cmds, _, transform) = histogram_plot_ui(ui, &plot, height);
     out.extend(cmds);
     if state.settings.histogram.show_thresholds && !view.legend.lines.is_empty() {
         let settings = crate::report::SettingsReport::new(config).short();
         thresholds_legend_ui(ui, &view.legend, &settings);
     }
-    if save_png {
-        out.push(Command::SavePlot {
-            name: "histogram".into(),
-            rect,
-        });
+    if save_png && let Some(plot) = crate::app::export::histogram(state, view) {
+        let tensor = view.tensor.as_ref().map_or("", |(_, t)| t.name.as_str());
+        out.push(Command::Export(Box::new(crate::app::export::Export {
+            stem: format!("histogram-{tensor}"),
+            plots: vec![plot],
+        })));
     }
     (out, transform)
 }

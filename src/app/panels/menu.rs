@@ -36,6 +36,13 @@ pub fn menu_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> 
                 out.push(Command::OpenDialog);
             }
             if ui
+                .button("Open path…")
+                .on_hover_text("Type the path of a model file, an index or a folder.")
+                .clicked()
+            {
+                out.push(Command::ShowOpenPath(None));
+            }
+            if ui
                 .button("Open demo model")
                 .on_hover_text("The built-in demo model.")
                 .clicked()

@@ -74,6 +74,18 @@ pub fn metrics_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Comman
     let Some(q) = shown.value.as_deref() else {
         return out;
     };
+    if let Some((_, info)) = &view.tensor
+        && info.dtype.is_block()
+    {
+        ui.label(
+            RichText::new(format!(
+                "This tensor is stored as {}: the \"original\" here is the file's dequantized \
+                 values, not the model's float weights.",
+                info.dtype.name()
+            ))
+            .color(ui.visuals().warn_fg_color),
+        );
+    }
     let stale = !shown.current;
     let m = &q.result.metrics;
     let weak = |t: String| {

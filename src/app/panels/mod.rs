@@ -1,6 +1,7 @@
 //! The panels: one file per panel, each a function of the app state and the frame's read-only
 //! view that draws itself and returns the [`super::state::Command`]s the user asked for.
 
+pub mod batches;
 pub mod bits;
 pub mod browser;
 pub mod error_plots;
@@ -9,11 +10,14 @@ pub mod heatmap;
 pub mod histogram;
 pub mod menu;
 pub mod metrics;
+pub mod open_path;
 pub mod quant_controls;
 pub mod status;
 pub mod tabs;
 
 use egui_plot::{AxisHints, GridInput, GridMark, Plot};
+
+use crate::report::plot::tick_text;
 
 /// A plot with labelled axes at any range and zoom: grid lines at 1-2-5 steps dense enough
 /// that the coarsest ones are about 60 points apart, and tick labels with the decimals their
@@ -28,28 +32,31 @@ pub fn labelled_axes(plot: Plot<'_>) -> Plot<'_> {
         .y_axis_formatter(|mark, _| tick_label(mark))
 }
 
-/// The smallest 1, 2 or 5 × 10^k at least `x` (x > 0).
-fn nice_at_least(x: f64) -> f64 {
+/// The smallest 1 or 5 × 10^k at least `x` (x > 0): the ladder 1, 5, 10, 50, … where each
+/// step divides the next.
+fn ladder_at_least(x: f64) -> f64 {
     let e = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * e)
         .find(|&s| s >= x * (1.0 - 1e-12))
         .unwrap_or(10.0 * e)
 }
 
-/// Grid marks at three 1-2-5 steps: the finest about twice egui's minimum line spacing, the
-/// coarsest five times that (where the labels go).
+/// Grid marks at three nested steps of the ladder 1, 5, 10, 50, …: fine lines about twice
+/// egui's minimum spacing apart, then the next two rungs, so every coarser mark is also a finer
+/// one (0, 5, 10 — never 2, 4, 5, 6). Labels go on whichever rung leaves room for them.
 fn nice_grid(input: GridInput) -> Vec<GridMark> {
     let base = input.base_step_size;
     if !(base.is_finite() && base > 0.0) {
         return Vec::new();
     }
-    let fine = nice_at_least(2.0 * base);
-    let steps = [fine, nice_at_least(2.5 * fine), nice_at_least(5.0 * fine)];
+    let fine = ladder_at_least(2.0 * base);
+    let mid = ladder_at_least(fine * 1.5);
+    let coarse = ladder_at_least(mid * 1.5);
     let (lo, hi) = input.bounds;
     let mut marks: Vec<GridMark> = Vec::new();
-    for step in steps {
+    for step in [fine, mid, coarse] {
         // Grid indices of the visible range: bounded by the range / step (the plot's pixels).
         let first = (lo / step).ceil() as i64;
         let last = (hi / step).floor() as i64;
@@ -66,81 +73,44 @@ fn nice_grid(input: GridInput) -> Vec<GridMark> {
     marks
 }
 
-/// A plot tick label with as many decimals as the tick spacing needs, so every range and zoom
-/// is labelled (0.05 steps read 0.05, 0.10, …; tiny or huge values switch to 1.5e-4 form).
+/// A plot tick label with as many decimals as the tick spacing needs (the exports' rule).
 pub fn tick_label(mark: GridMark) -> String {
-    let (value, step) = (mark.value, mark.step_size.abs());
-    if !(value.is_finite() && step.is_finite() && step > 0.0) {
-        return format!("{value}");
-    }
-    let magnitude = value.abs().max(step);
-    if !(1e-4..1e6).contains(&magnitude) {
-        // Significant digits enough to tell neighbouring ticks apart.
-        let digits = ((magnitude / step).log10().ceil().max(0.0) as usize).min(8);
-        return format!("{value:.digits$e}");
-    }
-    // The fewest decimals d with step · 10^d an integer (to a part in 10^6), at most 10.
-    let mut decimals = 0usize;
-    while decimals < 10 {
-        let scaled = step * 10f64.powi(decimals as i32);
-        if (scaled - scaled.round()).abs() <= 1e-6 * scaled.max(1.0) {
-            break;
-        }
-        decimals += 1;
-    }
-    if value.abs() < step * 1e-9 {
-        return "0".into();
-    }
-    format!("{value:.decimals$}")
+    tick_text(mark.value, mark.step_size)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn label(value: f64, step: f64) -> String {
-        tick_label(GridMark {
-            value,
-            step_size: step,
-        })
-    }
-
     #[test]
-    fn grid_steps_are_one_two_five() {
-        assert_eq!(nice_at_least(0.013), 0.02);
-        assert_eq!(nice_at_least(0.03), 0.05);
-        assert_eq!(nice_at_least(0.07), 0.1);
-        assert_eq!(nice_at_least(1.0), 1.0);
+    fn grid_marks_carry_labels_at_their_coarse_step() {
         let marks = nice_grid(GridInput {
             bounds: (-0.55, 0.55),
             base_step_size: 0.004,
         });
-        // Finest 0.01, then 0.02, then 0.05: the coarse marks carry the labels.
+        // Fine 0.01, then 0.05, then 0.1: the 0.05 marks carry the labels, and every mark of a
+        // rung is a multiple of the rung below.
         let coarse: Vec<f64> = marks
             .iter()
-            .filter(|m| m.step_size == 0.05)
+            .filter(|m| m.step_size >= 0.05)
             .map(|m| m.value)
             .collect();
+        // -0.55 … 0.55 in 0.05 steps: 23 marks, 11 of them on the 0.1 rung.
         assert_eq!(coarse.len(), 23);
+        assert_eq!(marks.iter().filter(|m| m.step_size == 0.1).count(), 11);
         assert!(coarse.iter().any(|&v| (v - 0.5).abs() < 1e-12));
+        assert!(
+            marks
+                .iter()
+                .all(|m| [0.01, 0.05, 0.1].contains(&m.step_size))
+        );
+        assert_eq!(ladder_at_least(0.33), 0.5);
+        assert_eq!(ladder_at_least(0.75), 1.0);
         let labels: Vec<String> = marks
             .iter()
-            .filter(|m| m.step_size == 0.05)
+            .filter(|m| m.step_size >= 0.05)
             .map(|&m| tick_label(m))
             .collect();
         assert!(labels.contains(&"0.45".to_string()), "{labels:?}");
-    }
-
-    #[test]
-    fn ticks_show_the_decimals_their_spacing_needs() {
-        assert_eq!(label(0.3, 0.1), "0.3");
-        assert_eq!(label(-0.45, 0.05), "-0.45");
-        assert_eq!(label(0.25, 0.25), "0.25");
-        assert_eq!(label(2.0, 1.0), "2");
-        assert_eq!(label(0.0, 0.05), "0");
-        assert_eq!(label(200.0, 100.0), "200");
-        // Below 1e-4 the labels switch to exponent form and stay distinct.
-        assert_eq!(label(2e-5, 1e-5), "2.0e-5");
-        assert_ne!(label(2.5e-5, 5e-6), label(3e-5, 5e-6));
     }
 }

@@ -33,7 +33,16 @@ pub fn tabs_ui(
                 "Bit layout",
                 "The picked value in FP32, FP16, BF16 and FP8; the tensor's exponents. Lesson 1.",
             ),
+            (
+                Tab::Batches,
+                "Batches",
+                "Calibration over this input's batches, one by one, and its per-feature ranges \
+                 beside the weights that read it. Lessons 6–8.",
+            ),
         ] {
+            if tab == Tab::Batches && !view.has_batches {
+                continue;
+            }
             if ui
                 .selectable_label(state.tab == tab, label)
                 .on_hover_text(tip)
@@ -42,26 +51,37 @@ pub fn tabs_ui(
                 out.push(Command::SetTab(tab));
             }
         }
-        if state.tab != Tab::Bits {
+        if matches!(state.tab, Tab::Error | Tab::Heatmap) {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 save_png = ui
-                    .small_button("PNG")
-                    .on_hover_text("Save the plots of this tab as a PNG in the export folder.")
+                    .small_button("Export")
+                    .on_hover_text(
+                        "Save the plots of this tab as SVG and PNG in the export folder, with \
+                         title, settings, axes and legend.",
+                    )
                     .clicked();
             });
         }
     });
-    let rect = ui.available_rect_before_wrap();
     if save_png {
-        let name = if state.tab == Tab::Heatmap {
-            "heatmap"
+        let tensor = view.tensor.as_ref().map_or("", |(_, t)| t.name.as_str());
+        let (name, plots) = if state.tab == Tab::Heatmap {
+            match crate::app::export::heatmaps(state, view) {
+                Ok(p) => ("heatmap", p),
+                Err(e) => {
+                    out.push(Command::Status(format!("could not export: {e}")));
+                    ("heatmap", Vec::new())
+                }
+            }
         } else {
-            "error"
+            ("error", crate::app::export::error_tab(state, view))
         };
-        out.push(Command::SavePlot {
-            name: name.into(),
-            rect,
-        });
+        if !plots.is_empty() {
+            out.push(Command::Export(Box::new(crate::app::export::Export {
+                stem: format!("{name}-{tensor}"),
+                plots,
+            })));
+        }
     }
     match state.tab {
         Tab::Bits => {
@@ -81,6 +101,14 @@ pub fn tabs_ui(
             }
         },
         Tab::Heatmap => out.extend(super::heatmap::heatmaps_ui(ui, state, view, textures)),
+        Tab::Batches if view.has_batches => {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                out.extend(super::batches::batches_ui(ui, state, view))
+            });
+        }
+        Tab::Batches => {
+            ui.label("This tensor holds no calibration batches.");
+        }
     }
     out
 }
