@@ -362,6 +362,18 @@ def main() -> int:
     results["memcpy_gbps_read_plus_write"] = copy_bw / 1e9
     del dst
 
+    # d') what writing the outputs into fresh memory costs by itself: the with-outputs path
+    # allocates codes (i32) and dequantized values (f32), 2 x 64 MiB of new pages, and fills them.
+    def fresh_write():
+        codes = np.empty(x.size, dtype=np.int32)
+        codes.fill(1)
+        deq = np.empty(x.size, dtype=np.float32)
+        deq.fill(1.0)
+        return codes, deq
+
+    t_fresh, _ = best_of(fresh_write, args.repeats)
+    results["fresh_write_2x_s"] = t_fresh
+
     # b) numpy quantize
     t_np, (q_np, s_np, z_np, xh_np, m_np) = best_of(lambda: numpy_per_channel_asym(x), args.repeats)
     results["numpy_s"] = t_np
@@ -472,6 +484,7 @@ def main() -> int:
         print(f"  {'quantscope whole process (wall)':38s} {fmt_ms(wall_qs)}   (process start + file open included)")
     if t_qs_out is not None:
         print(f"  {'quantscope + codes + dequantized':38s} {fmt_ms(t_qs_out)}   (--output: the path that writes them)")
+        print(f"  {'fresh pages: fill 2 x 64 MiB (numpy)':38s} {fmt_ms(t_fresh)}   (the outputs' allocation + write alone)")
 
     checks = []
     if t_qs is not None:

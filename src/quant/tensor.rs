@@ -1424,14 +1424,13 @@ mod tests {
                     // The scalar reference agrees with the per-element kernel on every value.
                     if want_codes && want_deq {
                         for s in &segs {
-                            for j in s.start..s.end {
+                            for (j, &v) in x.iter().enumerate().take(s.end).skip(s.start) {
                                 let g = match s.run {
                                     Run::Same(g) => g,
                                     Run::Consecutive(g) => g + j - s.start,
                                 };
                                 let (lo, hi) = ranges[g % ranges.len()];
                                 let p = params_from_range(lo, hi, &cfg);
-                                let v = x[j];
                                 let q = crate::quant::quantize(v, &p, &cfg);
                                 let d = if v.is_nan() {
                                     f32::NAN
