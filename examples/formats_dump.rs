@@ -6,7 +6,7 @@
 //! "NAME.PART" (U8, the part's bytes) and "NAME.dequantized" (F32, NAME's shape), and prints one
 //! line per format: tensors, elements, and the summed `elapsed_ms` of `quantize_format`.
 
-// A developer tool: its printed lines are its output.
+// An example's output is its report: the per-format lines the crosscheck script reads.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;

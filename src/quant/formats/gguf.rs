@@ -247,10 +247,8 @@ impl Codec for GgufCodec {
     ) -> Vec<std::ops::Range<usize>> {
         let (per, bytes) = block_layout(format).unwrap_or((1, 0));
         // Chunks are whole rows and rows whole blocks, so both ends are block boundaries.
-        // One part: a one-element list of ranges is the answer, not a mistyped range.
-        #[allow(clippy::single_range_in_vec_init, reason = "one part, one byte range")]
-        let ranges = vec![first / per * bytes..(first + elements) / per * bytes];
-        ranges
+        let range = first / per * bytes..(first + elements) / per * bytes;
+        vec![range]
     }
 
     fn part_shapes(&self, format: QuantFormat, shape: &[usize]) -> Vec<Vec<usize>> {

@@ -174,7 +174,7 @@ fn q8_0(b: &[u8]) -> Parts {
 
 #[allow(
     clippy::needless_range_loop,
-    reason = "the field names carry the index; the loop reads as the block layout"
+    reason = "indexes several arrays by the same position, as ggml's C does"
 )]
 fn q2_k(b: &[u8]) -> Parts {
     let (fd, d) = f16_field("d", b, 80);
@@ -399,7 +399,7 @@ fn mxfp4(b: &[u8]) -> Parts {
 
 #[allow(
     clippy::needless_range_loop,
-    reason = "the field names carry the index; the loop reads as the block layout"
+    reason = "indexes several arrays by the same position, as ggml's C does"
 )]
 fn nvfp4(b: &[u8]) -> Parts {
     let mut fields = Vec::new();

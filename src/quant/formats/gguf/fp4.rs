@@ -143,7 +143,7 @@ pub(super) fn mxfp4_row(x: &[f32], out: &mut [u8]) {
 /// from 256 up stored as 0x7E (448); x ≤ 0 or NaN gives 0.
 #[allow(
     clippy::neg_cmp_op_on_partial_ord,
-    reason = "!(x > 0) is true for NaN as well, which is the point"
+    reason = "one test that NaN fails too, as ggml's `!(x > 0)`"
 )]
 pub(super) fn ue4m3_from_f32(x: f32) -> u8 {
     // NaN fails the comparison too.

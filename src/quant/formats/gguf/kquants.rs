@@ -259,7 +259,7 @@ fn q2_k_imatrix(x: &[f32; QK_K], qw: &[f32; QK_K], y: &mut [u8; 84]) {
 /// ggml `quantize_row_q3_K_ref` on one super-block.
 #[allow(
     clippy::needless_range_loop,
-    reason = "a line-for-line port of ggml's indexed loop, kept comparable to it"
+    reason = "indexes several arrays by the same position, as ggml's C does"
 )]
 fn q3_k_ref(x: &[f32; QK_K], y: &mut [u8; 110]) {
     let mut signed = [0i8; QK_K];
@@ -343,7 +343,7 @@ impl K45 {
 /// Writes d, dmin, the packed scales, requantizes and packs the codes of a Q4_K/Q5_K block.
 #[allow(
     clippy::too_many_arguments,
-    reason = "the block's fields as ggml passes them; a struct would only rename them"
+    reason = "the block's parts as ggml's C passes them"
 )]
 fn k45_finish(
     kind: K45,
