@@ -334,3 +334,19 @@ fn lesson_5_real_sentence_follows_the_split() {
     ));
     assert!(!shows(&h, "the error drops"));
 }
+
+#[test]
+fn snapshot_lesson_5_on_real_activations() {
+    let mut app = QuantscopeApp::new_for_tests();
+    assert!(app.select_by_name("encoder.layer.0.attention.output.LayerNorm.weight"));
+    let mut lessons = LessonsState::default();
+    lessons.open(LessonId::Outliers);
+    app.apply(Command::SetLessons(Box::new(lessons)));
+    app.apply(Command::ShowLessons(true));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1500.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut QuantscopeApp| app.ui_root(ui), app);
+    h.run();
+    h.snapshot("lesson_05_outliers_real");
+}
