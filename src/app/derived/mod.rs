@@ -264,7 +264,7 @@ impl Derived {
             .and_then(|i| model.model.tensors().get(i).map(|t| (i, t.clone())));
         if state.show_lessons {
             // The lessons replace the main views: only their real-tensor runs are needed.
-            // Lessons 7 and 8 prefer the built-in captured activations when the model has them.
+            // Lessons 5, 7 and 8 prefer the built-in captured activations when the model has them.
             let preferred = state
                 .settings
                 .lessons
