@@ -142,7 +142,7 @@ impl VectorWiseLesson {
                 ui,
                 "With the shared scale every value of B is smaller than half a step, so all of B \
                  rounds to code 0: the group is wiped out. Its own scale spends the full code range on \
-                 B, and B comes back exactly.",
+                 B, and B comes back to within half of its own, much smaller step.",
             );
         }
         para(
@@ -186,13 +186,14 @@ mod tests {
     fn shared_scale_wipes_out_group_b_at_4_bits() {
         let mut l = VectorWiseLesson::default();
         let r = l.result();
-        // 4-bit narrow symmetric: qmax = 7, S = 30/7; 2/S = 0.467 rounds to 0.
+        // 4-bit symmetric (ONNX Runtime: -8..7, S = 2·30/15 = 4); 2/S = 0.5 rounds (even) to 0.
         assert_eq!(r.b_global.codes, vec![0, 0, 0, 0]);
-        // A: 30/S = 7, 10/S = 2.33 → 2, 20/S = 4.67 → 5.
+        // A: 30/S = 7.5 → 8 clamps to 7, 10/S = 2.5 → 2, 20/S = 5.
         assert_eq!(r.a_global.codes, vec![7, 2, 5, 7]);
-        // Own scale for B: S = 2/7, codes [0, 7, 7, 0], exact.
+        // Own scale for B: S = 4/15, 2/S = 7.5 → 7: B comes back as 28/15 (MSE 2·(2/15)²/4).
         assert_eq!(r.b_own.codes, vec![0, 7, 7, 0]);
-        assert!(r.b_own.metrics.mse < 1e-12);
+        assert_eq!(r.b_own.params.scale, (4.0f64 / 15.0) as f32);
+        assert!((r.b_own.metrics.mse - 2.0 / 225.0).abs() < 1e-6);
         assert_eq!(r.b_global.metrics.mse, 2.0);
     }
 }
