@@ -246,8 +246,11 @@ impl Codec for GgufCodec {
         elements: usize,
     ) -> Vec<std::ops::Range<usize>> {
         let (per, bytes) = block_layout(format).unwrap_or((1, 0));
-        // Chunks are whole rows and rows whole blocks, so both ends are block boundaries.
-        vec![first / per * bytes..(first + elements) / per * bytes]
+        // Chunks are whole rows and rows whole blocks, so both ends are block boundaries. One
+        // part (the blocks), so one range.
+        #[allow(clippy::single_range_in_vec_init)]
+        let ranges = vec![first / per * bytes..(first + elements) / per * bytes];
+        ranges
     }
 
     fn part_shapes(&self, format: QuantFormat, shape: &[usize]) -> Vec<Vec<usize>> {

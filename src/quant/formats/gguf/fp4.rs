@@ -142,7 +142,8 @@ pub(super) fn mxfp4_row(x: &[f32], out: &mut [u8]) {
 /// half up (bit 19 of the f32), subnormals `(int)(x·512 + 0.5)` clamped to 7, everything
 /// from 256 up stored as 0x7E (448); x ≤ 0 or NaN gives 0.
 pub(super) fn ue4m3_from_f32(x: f32) -> u8 {
-    // NaN fails the comparison too.
+    // NaN fails the comparison too: C's `!(x > 0)`, kept literally.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(x > 0.0) {
         return 0;
     }
