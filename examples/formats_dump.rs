@@ -5,6 +5,8 @@
 //! writes OUT_DIR/FORMAT.safetensors holding, per tensor NAME the format can store,
 //! "NAME.PART" (U8, the part's bytes) and "NAME.dequantized" (F32, NAME's shape), and prints one
 //! line per format: tensors, elements, and the summed `elapsed_ms` of `quantize_format`.
+// Printing the per-format lines is this example's output (scripts/crosscheck_formats_mx.py reads it).
+#![allow(clippy::print_stdout)]
 
 // An example's output is its report: the per-format lines the crosscheck script reads.
 #![allow(clippy::print_stdout)]
