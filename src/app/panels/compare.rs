@@ -328,8 +328,8 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
                   tip: &str,
                   out: &mut Vec<Command>| {
         let arrow = match (sort.column == column, sort.ascending) {
-            (true, true) => " ⏶",
-            (true, false) => " ⏷",
+            (true, true) => " ↑",
+            (true, false) => " ↓",
             _ => "",
         };
         if ui
@@ -344,6 +344,8 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
     };
     let selected_pair = c.pair;
     let warn = ui.visuals().warn_fg_color;
+    // Text selection would take the clicks that select a row.
+    ui.style_mut().interaction.selectable_labels = false;
     TableBuilder::new(ui)
         .id_salt("compare_table")
         .striped(true)
