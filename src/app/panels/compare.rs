@@ -390,7 +390,7 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
                 row.set_selected(selected_pair == Some(i));
                 let original_index = paired.plan.pairs.get(i).map(|p| p.original_index);
                 row.col(|ui| {
-                    let mut name = RichText::new(&t.name).monospace();
+                    let mut name = RichText::new(name_tail(&t.name, NAME_CHARS)).monospace();
                     if t.outcome.is_err() {
                         name = name.color(warn);
                     }
@@ -399,7 +399,7 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
                         ui.label(RichText::new("Q/K unpermuted").small().color(Color32::from_rgb(90, 150, 230)))
                             .on_hover_text("llama.cpp's converter permuted this tensor's rows; the permutation was undone before comparing.");
                     }
-                    r.on_hover_text(format!("quantized name: {}", t.quantized_name));
+                    r.on_hover_text(format!("{}\nquantized name: {}", t.name, t.quantized_name));
                 });
                 row.col(|ui| {
                     ui.label(t.dtype.name());
@@ -443,6 +443,19 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
             });
         });
     out
+}
+
+/// Characters of a tensor name the table shows (its end, which tells the tensors apart).
+const NAME_CHARS: usize = 40;
+
+/// The last `chars` characters of `name`, with an ellipsis when cut.
+pub fn name_tail(name: &str, chars: usize) -> String {
+    let count = name.chars().count();
+    if count <= chars {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(count - chars + 1).collect();
+    format!("…{tail}")
 }
 
 /// Why a pair was not compared.

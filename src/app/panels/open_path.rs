@@ -26,7 +26,11 @@ pub fn open_path_ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
             if let Some(note) = &open.note {
                 ui.label(RichText::new(note).color(ui.visuals().warn_fg_color));
             }
-            ui.label("A .safetensors, .gguf, .npy or .npz file, a model.safetensors.index.json, or a folder of shards:");
+            ui.label(if open.for_compare {
+                "The quantized file to compare with the open model (a .gguf, or an FP8 / F16 .safetensors):"
+            } else {
+                "A .safetensors, .gguf, .npy or .npz file, a model.safetensors.index.json, or a folder of shards:"
+            });
             let mut text = open.text.clone();
             let field = ui.add(
                 egui::TextEdit::singleline(&mut text)
