@@ -387,3 +387,82 @@ fn a_paired_tensor_shows_its_deployed_error_in_the_error_views() {
     h.run();
     assert!(has_label(&h, &format!("{}", xh[70])));
 }
+
+#[test]
+fn a_dropped_file_offers_the_comparison_and_the_best_candidate_is_the_cores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (st, gg) = write_pair(dir.path());
+    let app = QuantscopeApp::new(Runner::Inline, Settings::default(), vec![st.clone()]);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1500.0, 1000.0))
+        .build_ui_state(|ui, app: &mut QuantscopeApp| app.ui_root(ui), app);
+    h.run();
+    // A second file dropped while a model is open asks first.
+    h.state_mut()
+        .apply(Command::Compare(CompareCommand::Offer(vec![gg.clone()])));
+    h.run();
+    assert!(
+        has_label(
+            &h,
+            "Compare model-q4_0.gguf with the open model (tmp/model.safetensors)?"
+        ) || h
+            .query_all_by_label_contains("Compare model-q4_0.gguf with the open model")
+            .next()
+            .is_some()
+    );
+    assert!(h.state().state.compare.request.is_none());
+    h.get_by_label("Compare").click();
+    h.run();
+    let request = h.state().state.compare.request.clone().expect("started");
+    assert_eq!(request.paths, [gg.clone()]);
+    assert!(h.state().state.compare.offer.is_none());
+    // The best candidate of q_proj at Q4_0's 4.5 bits per weight is the core's own run.
+    let view = h.state_mut().view();
+    let c = view.compare.as_ref().expect("comparison");
+    let paired = c.paired.value.as_ref().expect("compared");
+    let i = paired
+        .report
+        .comparison
+        .tensors
+        .iter()
+        .position(|t| t.name == "model.layers.0.self_attn.q_proj.weight")
+        .expect("q_proj");
+    let best = c.candidates[i]
+        .as_deref()
+        .expect("computed")
+        .as_ref()
+        .expect("a lossy candidate fits 4.5 bpw");
+    assert!(best.bits_per_weight <= 4.5, "{best:?}");
+    assert!(best.tried >= 3, "{best:?}");
+    let original = Model::open(&st).expect("fixture");
+    let x = original
+        .values_f32(
+            original
+                .find("model.layers.0.self_attn.q_proj.weight")
+                .expect("q"),
+            &Cancel::never(),
+        )
+        .expect("x");
+    let format = QuantFormat::from_name(&best.name);
+    if let Some(f) = format {
+        let config = quantscope::quant::QuantConfig {
+            format: Some(f),
+            ..Default::default()
+        };
+        let r = quantscope::quant::quantize_tensor(
+            &x,
+            &[HIDDEN, HIDDEN],
+            &config,
+            quantscope::quant::Outputs::default(),
+            &Cancel::never(),
+        )
+        .expect("runs");
+        assert_eq!(r.metrics.sqnr_db, best.sqnr_db);
+    }
+    // Q4_0 itself is among the candidates: the best is at least as good as the file's.
+    let file = paired.report.comparison.tensors[i]
+        .outcome
+        .as_ref()
+        .expect("compared");
+    assert!(best.sqnr_db >= file.metrics.sqnr_db - 1e-9, "{best:?}");
+}

@@ -214,7 +214,13 @@ impl QuantscopeApp {
         self.apply_look(ui);
         let mut commands = Vec::new();
         self.keyboard(ui, &view, &mut commands);
-        dropped_files(ui, self.state.model.is_some(), &mut commands);
+        // The demo is not a model one compares with: a file dropped on it opens.
+        let file_open = self
+            .state
+            .model
+            .as_ref()
+            .is_some_and(|m| !m.paths.is_empty());
+        dropped_files(ui, file_open, &mut commands);
         egui::Panel::top("menu").show(ui, |ui| {
             commands.extend(panels::menu::menu_ui(ui, &self.state, &view));
         });
