@@ -351,7 +351,7 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
         .striped(true)
         .sense(egui::Sense::click())
         .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-        .column(Column::initial(300.0).at_least(120.0).clip(true))
+        .column(Column::initial(330.0).at_least(120.0).clip(true))
         .column(Column::auto().at_least(46.0))
         .column(Column::auto().at_least(44.0))
         .column(Column::auto().at_least(70.0))
@@ -419,6 +419,8 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
                     });
                     row.col(|ui| {
                         if let Some(d) = vs_best(t, best.and_then(Option::as_ref)) {
+                            // Equal runs may differ in the last bits of their sums: no "-0.00".
+                            let d = if d.abs() < 0.005 { 0.0 } else { d };
                             let text = RichText::new(format!("{d:+.2}"));
                             ui.label(if d < -1.0 { text.color(warn) } else { text });
                         }
@@ -446,7 +448,7 @@ fn table_ui(ui: &mut Ui, state: &AppState, c: &CompareView, paired: &Paired) -> 
 }
 
 /// Characters of a tensor name the table shows (its end, which tells the tensors apart).
-const NAME_CHARS: usize = 40;
+const NAME_CHARS: usize = 38;
 
 /// The last `chars` characters of `name`, with an ellipsis when cut.
 pub fn name_tail(name: &str, chars: usize) -> String {
