@@ -151,11 +151,16 @@ fn plan_for(cfg: &QuantConfig, shape: &[usize]) -> FormatPlan {
     }
 }
 
-/// The tensors to quantize: the named ones (each must exist), else every float tensor.
+/// The tensors to quantize: the named ones (each must exist), else every float tensor
+/// quantscope can decode (a GGUF's IQ*/TQ* tensors are skipped, not fatal; named with
+/// --tensor, they give an error naming the type).
 fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Result<Vec<usize>> {
     if names.is_empty() {
         return Ok((0..model.tensors().len())
-            .filter(|&i| model.tensors()[i].dtype.is_float())
+            .filter(|&i| {
+                let dtype = model.tensors()[i].dtype;
+                dtype.is_float() && dtype.is_decodable()
+            })
             .collect());
     }
     names
@@ -570,7 +575,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let indices = selected_tensors(&model, &args.tensors, &args.file)?;
     if indices.is_empty() {
         bail!(
-            "no float tensors to quantize in {} (name some with --tensor)",
+            "no float tensors quantscope can decode in {} (name some with --tensor)",
             args.file.display()
         );
     }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod outliers;
 pub mod params;
 pub mod rounding;
+mod simd;
 pub mod tensor;
 
 pub use calib::{EntropyResult, MseResult, entropy_amax_with_curve, mse_range, percentile_range};
