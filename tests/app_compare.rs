@@ -414,7 +414,7 @@ fn a_dropped_file_offers_the_comparison_and_the_best_candidate_is_the_cores() {
     h.get_by_label("Compare").click();
     h.run();
     let request = h.state().state.compare.request.clone().expect("started");
-    assert_eq!(request.paths, [gg.clone()]);
+    assert_eq!(request.paths, std::slice::from_ref(&gg));
     assert!(h.state().state.compare.offer.is_none());
     // The best candidate of q_proj at Q4_0's 4.5 bits per weight is the core's own run.
     let view = h.state_mut().view();
