@@ -267,6 +267,8 @@ pub enum Effect {
     Copy(String),
     /// Show the native file dialog.
     OpenDialog,
+    /// Show the native file dialog for the quantized file to compare with the open model.
+    CompareDialog,
 }
 
 /// A change the user (or a finished job) asked for; [`AppState::handle`] performs it.
@@ -375,6 +377,8 @@ pub enum Command {
     },
     /// Write a view's plots as SVG and PNG into the export folder.
     Export(Box<super::export::Export>),
+    /// Compare the open model with a quantized file of it (see `super::pairing`).
+    Compare(super::pairing::CompareCommand),
 }
 
 /// The "Open path" field: typing a path instead of using the file dialog.
@@ -384,6 +388,8 @@ pub struct OpenPath {
     pub text: String,
     /// Why the field is shown instead of the dialog, if that is the reason.
     pub note: Option<String>,
+    /// Whether the typed path is the quantized file to compare with the open model.
+    pub for_compare: bool,
 }
 
 /// Everything the app knows that is not derived from something else.
@@ -396,6 +402,8 @@ pub struct AppState {
     pub opening: Option<OpenRequest>,
     /// The "Open path" field, when shown.
     pub open_path: Option<OpenPath>,
+    /// The comparison with a quantized file of the open model.
+    pub compare: super::pairing::CompareState,
     /// The selected tensor.
     pub selected: Option<usize>,
     /// The picked element of the selected tensor (row-major index).
@@ -438,6 +446,7 @@ impl AppState {
             model: None,
             opening: None,
             open_path: None,
+            compare: super::pairing::CompareState::default(),
             selected: None,
             picked: None,
             clip: None,
@@ -487,7 +496,11 @@ impl AppState {
             Command::OpenDialog => self.effects.push(Effect::OpenDialog),
             Command::ShowOpenPath(note) => {
                 let text = self.open_path.take().map(|o| o.text).unwrap_or_default();
-                self.open_path = Some(OpenPath { text, note });
+                self.open_path = Some(OpenPath {
+                    text,
+                    note,
+                    for_compare: false,
+                });
             }
             Command::SetOpenPathText(text) => {
                 if let Some(o) = &mut self.open_path {
@@ -571,6 +584,7 @@ impl AppState {
                 contents,
             } => self.save_text(&file_name, &contents),
             Command::Export(export) => self.export(&export),
+            Command::Compare(c) => self.handle_compare(c),
         }
     }
 
@@ -620,6 +634,7 @@ impl AppState {
             batch_sets,
         });
         self.all_stats = false;
+        self.forget_comparison();
         self.title_stale = true;
         self.selected = None;
         self.heat_zoom = [None, None];

@@ -5,6 +5,7 @@
 //! Adding a result type is a change here (a key, a compute function in `results`, a lane in
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
+pub mod compare;
 pub mod heat;
 pub mod results;
 pub mod rows;
@@ -146,6 +147,9 @@ pub struct FrameView {
     pub has_batches: bool,
     /// Its calibration over batches, when the Batches tab is open.
     pub batches: Shown<results::BatchView>,
+    /// The comparison with a quantized file, when one is asked for (its deployed error then
+    /// feeds `detail` and `heat` for a paired tensor).
+    pub compare: Option<compare::CompareView>,
 }
 
 /// The result caches and the job lanes.
@@ -161,6 +165,7 @@ pub struct Derived {
     measure: Jobs<MeasureKey, QuantResult>,
     heat: Jobs<HeatKey, HeatImage>,
     batches: Jobs<results::BatchKey, results::BatchView>,
+    compare: compare::CompareJobs,
     /// The model the caches hold results of.
     model_id: Option<u64>,
 }
@@ -183,6 +188,7 @@ impl Derived {
             stats: Jobs::new("statistics", background.clone(), 100_000, move |k, c| {
                 results::tensor_stats(&s1, k, c)
             }),
+            compare: compare::CompareJobs::new(runner.clone(), background.clone()),
             rows: Jobs::new("row errors", background, 100_000, move |k, c| {
                 results::row_error(&s2, k, c)
             }),
@@ -223,6 +229,7 @@ impl Derived {
         self.measure.poll();
         self.heat.poll();
         self.batches.poll();
+        self.compare.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
@@ -330,7 +337,28 @@ impl Derived {
         view.visible_order = rows::visible_order(&view.rows, &state.browser);
         view.stats_busy = self.stats.is_busy() || self.rows.is_busy();
         view.tensor = selected;
+        self.compare_view(state, &model, &mut view);
         view
+    }
+
+    /// The comparison, and for a paired tensor its deployed error as the source of the error
+    /// distributions and heatmaps.
+    fn compare_view(&mut self, state: &AppState, model: &ModelRef, view: &mut FrameView) {
+        view.compare = self.compare.view(state, model);
+        let Some(c) = view.compare.as_mut() else {
+            return;
+        };
+        view.stats_busy |= self.compare.is_busy();
+        if let Some(d) = &c.deployed.value {
+            view.detail = Shown {
+                value: Some(Arc::clone(&d.detail)),
+                current: c.deployed.current,
+                progress: c.deployed.progress,
+                error: None,
+                requested: true,
+            };
+            view.heat = std::mem::take(&mut c.heat);
+        }
     }
 
     /// The error detail, the heatmaps and the legend entry that come from the quantization
@@ -534,6 +562,7 @@ impl Derived {
         self.measure.clear();
         self.heat.clear();
         self.batches.clear();
+        self.compare.clear();
     }
 
     /// The decoded values of a tensor (decoding it if needed), for tests and lessons.
