@@ -7,8 +7,6 @@
 //! line per format: tensors, elements, and the summed `elapsed_ms` of `quantize_format`.
 // Printing the per-format lines is this example's output (scripts/crosscheck_formats_mx.py reads it).
 #![allow(clippy::print_stdout)]
-// An example's output is its report: the per-format lines the crosscheck script reads.
-#![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
