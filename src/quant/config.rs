@@ -600,7 +600,10 @@ mod tests {
         };
         let text = serde_json::to_string(&with_format).expect("serialise");
         assert!(text.contains("\"format\":\"q4_k\""), "{text}");
-        assert_eq!(serde_json::from_str::<QuantConfig>(&text).ok(), Some(with_format));
+        assert_eq!(
+            serde_json::from_str::<QuantConfig>(&text).ok(),
+            Some(with_format)
+        );
         assert!(json.contains("\"tflite\""), "{json}");
         assert!(json.contains("\"half-up\""), "{json}");
         let back: QuantConfig = serde_json::from_str(&json).expect("parse");

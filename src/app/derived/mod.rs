@@ -5,6 +5,7 @@
 //! Adding a result type is a change here (a key, a compute function in `results`, a lane in
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
+pub mod blocks;
 pub mod heat;
 pub mod results;
 pub mod rows;
@@ -146,6 +147,8 @@ pub struct FrameView {
     pub has_batches: bool,
     /// Its calibration over batches, when the Batches tab is open.
     pub batches: Shown<results::BatchView>,
+    /// The selected block of the shown quantization, when a deployed format is chosen.
+    pub block: Shown<blocks::BlockView>,
 }
 
 /// The result caches and the job lanes.
@@ -161,6 +164,7 @@ pub struct Derived {
     measure: Jobs<MeasureKey, QuantResult>,
     heat: Jobs<HeatKey, HeatImage>,
     batches: Jobs<results::BatchKey, results::BatchView>,
+    blocks: Jobs<blocks::BlockKey, blocks::BlockView>,
     /// The model the caches hold results of.
     model_id: Option<u64>,
 }
@@ -200,6 +204,7 @@ impl Derived {
             batches: Jobs::new("batch calibration", runner.clone(), 4, move |k, c| {
                 results::batch_view(&s6, k, c)
             }),
+            blocks: Jobs::new("block view", runner.clone(), 4, blocks::block_view),
             runner,
             store,
             model_id: None,
@@ -223,6 +228,7 @@ impl Derived {
         self.measure.poll();
         self.heat.poll();
         self.batches.poll();
+        self.blocks.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
@@ -344,11 +350,22 @@ impl Derived {
             quant: quant_key.clone(),
             from: Upstream(Arc::clone(q)),
         }));
+        if q.config.format.is_some() {
+            view.block = Shown::of(self.blocks.request(&blocks::BlockKey {
+                quant: quant_key.clone(),
+                from: Upstream(Arc::clone(q)),
+                block: state.block.unwrap_or(0),
+            }));
+        }
         if state.tab != Tab::Heatmap {
             return;
         }
         let (rows, cols) = heat::rows_cols(&q.result.shape);
         for (slot, kind) in HeatKind::ALL.into_iter().enumerate() {
+            // A format's scales live in its blocks: the block view shows them instead.
+            if kind == HeatKind::Scale && q.config.format.is_some() {
+                continue;
+            }
             let key = HeatKey {
                 quant: quant_key.clone(),
                 from: Upstream(Arc::clone(q)),
@@ -376,7 +393,8 @@ impl Derived {
         view: &FrameView,
     ) -> Legend {
         let mut legend = Legend::default();
-        if !state.settings.histogram.show_thresholds {
+        // The affine calibrators' clip ranges do not apply to a deployed format.
+        if !state.settings.histogram.show_thresholds || state.settings.quant.format.is_some() {
             return legend;
         }
         let base = &state.settings.quant;
@@ -526,6 +544,7 @@ impl Derived {
         self.measure.clear();
         self.heat.clear();
         self.batches.clear();
+        self.blocks.clear();
     }
 
     /// The decoded values of a tensor (decoding it if needed), for tests and lessons.

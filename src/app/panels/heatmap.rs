@@ -1,6 +1,8 @@
 //! The heatmap tab: zoomable images of mean |x' − x| and of the group scale S over the 2-D view
 //! of the tensor (built off-thread by the derived layer), hover values under the pointer, a
-//! click to pick that weight, and the texture slots the images are uploaded to.
+//! click to pick that weight, and the texture slots the images are uploaded to. With a
+//! deployed format the scale map gives way to the block view: a click selects the block
+//! holding the clicked weight.
 
 use std::sync::Arc;
 
@@ -98,6 +100,8 @@ fn heatmap_ui(
             (p.pointer_coordinate(), p.plot_bounds())
         });
     let (pointer, bounds) = resp.inner;
+    ui.ctx()
+        .data_mut(|d| d.insert_temp(transform_id(id), resp.transform));
     // The element under the pointer, exactly.
     let element = pointer.and_then(|p| {
         // Plot coordinates to indices: floor of a non-negative position.
@@ -144,6 +148,16 @@ fn heatmap_ui(
     (out, region)
 }
 
+fn transform_id(plot: &str) -> egui::Id {
+    egui::Id::NULL.with(plot).with("transform")
+}
+
+/// The last drawn transform of the heatmap plot `plot` ("heat_error", "heat_scale"), so tests
+/// can click a cell by its row and column.
+pub fn heat_transform(ctx: &egui::Context, plot: &str) -> Option<egui_plot::PlotTransform> {
+    ctx.data(|d| d.get_temp(transform_id(plot)))
+}
+
 /// The heatmap tab: both heatmaps side by side with their colour scales.
 pub fn heatmaps_ui(
     ui: &mut Ui,
@@ -153,7 +167,14 @@ pub fn heatmaps_ui(
 ) -> Vec<Command> {
     let mut out = Vec::new();
     let Some(q) = view.quant.value.as_deref() else {
-        ui.spinner();
+        match &view.quant.error {
+            Some(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            None => {
+                ui.spinner();
+            }
+        }
         return out;
     };
     let (rows, cols) = rows_cols(&q.result.shape);
@@ -174,6 +195,11 @@ pub fn heatmaps_ui(
         .enumerate()
         {
             let ui = &mut columns[slot];
+            if kind == HeatKind::Scale && q.config.format.is_some() {
+                ui.label(RichText::new("block view (click a cell to choose its block)").strong());
+                out.extend(super::block_view::block_view_ui(ui, state, view));
+                continue;
+            }
             ui.label(RichText::new(title).strong());
             let pair = &view.heat[slot];
             let ctx = ui.ctx().clone();

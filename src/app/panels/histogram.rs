@@ -1,7 +1,9 @@
 //! The histogram panel: its toolbar (bins, log y, code grid, thresholds, PNG), the exact
 //! histogram of the selected tensor with the clip thresholds of every calibrator drawn in
 //! distinct colours, a legend giving each one's error under the settings in force, and the
-//! active clip range shaded with draggable edges.
+//! active clip range shaded with draggable edges. With a deployed format the plot draws the
+//! format's real levels instead (the selected block's, each one: NF4 and FP4 grids are not
+//! uniform), and no clip thresholds (they belong to the affine calibrators).
 
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, HoverPosition, Plot, PlotPoint, Span, VLine};
@@ -43,7 +45,12 @@ pub struct HistogramView<'a> {
     pub draggable: bool,
     /// View options.
     pub settings: &'a HistogramSettings,
+    /// A deployed format's levels to draw (each one) and the legend's name for them.
+    pub levels: Option<(&'a [f32], String)>,
 }
+
+/// Colour of a deployed format's level lines.
+pub const LEVEL_COLOUR: Color32 = Color32::from_rgb(60, 160, 230);
 
 /// Which edge of the active range is being dragged (kept in egui memory between frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +125,18 @@ pub fn histogram_plot_ui(
     let thresholds = view.thresholds;
     let active = view.active;
     let show_thresholds = view.settings.show_thresholds;
+    let levels = view.levels.as_ref();
     let response = plot.show(ui, |plot_ui| {
         plot_ui.bar_chart(BarChart::new("counts", bars).color(bar_colour));
+        if let Some((levels, name)) = levels {
+            for &level in *levels {
+                plot_ui.vline(
+                    VLine::new(name.clone(), f64::from(level))
+                        .color(LEVEL_COLOUR.gamma_multiply(0.8))
+                        .width(1.0),
+                );
+            }
+        }
         if show_thresholds {
             for t in &thresholds.lines {
                 let Some(&(lo, hi)) = t.ranges.get(thresholds.group) else {
@@ -251,6 +268,41 @@ pub fn thresholds_legend_ui(ui: &mut Ui, legend: &ThresholdLegend, settings: &st
     });
 }
 
+/// The levels the histogram draws for the chosen deployed format: the selected block's (for a
+/// per-tensor FP8 scale, the whole tensor's), with the legend's name for them.
+pub fn format_levels<'a>(state: &AppState, view: &'a FrameView) -> Option<(&'a [f32], String)> {
+    state.settings.quant.format?;
+    let b = view.block.value.as_deref()?;
+    Some((b.detail.levels.as_slice(), b.levels_label()))
+}
+
+/// The legend under the plot while a deployed format is chosen: the level lines' name and
+/// count, and why no clip thresholds are drawn.
+fn format_legend_ui(ui: &mut Ui, levels: Option<&(&[f32], String)>, error: Option<&str>) {
+    ui.horizontal_wrapped(|ui| {
+        match levels {
+            Some((values, name)) => {
+                ui.label(RichText::new("━━").color(LEVEL_COLOUR).strong());
+                ui.label(format!("{name} ({} levels)", values.len()))
+                    .on_hover_text(
+                        "Every value an element of this block can take (its scales applied). \
+                         Click a heatmap cell or choose a block number in the block view to \
+                         see another block's levels.",
+                    );
+            }
+            None => {
+                if let Some(e) = error {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+            }
+        }
+        ui.label(
+            RichText::new("· no clip thresholds: the affine calibrators do not apply to a format")
+                .weak(),
+        );
+    });
+}
+
 /// The histogram toolbar, the plot and the legend of the selected tensor. Returns the commands
 /// and the plot's transform (tests drag the clip edges with it).
 pub fn histogram_panel_ui(
@@ -261,7 +313,8 @@ pub fn histogram_panel_ui(
 ) -> (Vec<Command>, Option<egui_plot::PlotTransform>) {
     let mut out = Vec::new();
     let config = &state.settings.quant;
-    let per_tensor = config.granularity == Granularity::PerTensor;
+    let format = config.format;
+    let per_tensor = config.granularity == Granularity::PerTensor && format.is_none();
     let data = view.hist.value.as_deref();
     if let Some(e) = &view.hist.error {
         ui.colored_label(ui.visuals().error_fg_color, e);
@@ -284,10 +337,22 @@ pub fn histogram_panel_ui(
         .on_hover_text(
             "One bin per quantization code (centred on the grid points); per-tensor \
                  granularity only. Lesson 3 shows what the grid is.",
-        );
-        ui.checkbox(&mut h.show_thresholds, "thresholds").on_hover_text(
+        )
+        .on_disabled_hover_text(if format.is_some() {
+            "A format's levels are drawn as lines, each one (the selected block's)."
+        } else {
+            "Per-tensor granularity only: with many scales there is no single grid."
+        });
+        ui.add_enabled(
+            format.is_none(),
+            egui::Checkbox::new(&mut h.show_thresholds, "thresholds"),
+        )
+        .on_hover_text(
             "Draw the clip thresholds of min-max, percentile, entropy (KL) and MSE calibration; \
              the legend gives each one's error under the settings in force. Lessons 6–8.",
+        )
+        .on_disabled_hover_text(
+            "The clip thresholds belong to the affine calibrators; a deployed format has none.",
         );
         if h != state.settings.histogram {
             out.push(Command::SetHistogram(h));
@@ -333,9 +398,13 @@ pub fn histogram_panel_ui(
         symmetric: config.scheme == Scheme::Symmetric,
         draggable: per_tensor,
         settings: &state.settings.histogram,
+        levels: format_levels(state, view),
     };
     let (cmds, _, transform) = histogram_plot_ui(ui, &plot, height);
     out.extend(cmds);
+    if format.is_some() {
+        format_legend_ui(ui, plot.levels.as_ref(), view.block.error.as_deref());
+    }
     if state.settings.histogram.show_thresholds && !view.legend.lines.is_empty() {
         let settings = crate::report::SettingsReport::new(config).short();
         thresholds_legend_ui(ui, &view.legend, &settings);
