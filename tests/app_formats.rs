@@ -181,7 +181,7 @@ fn clicking_a_heatmap_cell_selects_its_block_and_the_block_view_shows_its_fields
     let i = 2348 - 2304;
     let (x, code, xh) = (values[2348], want.codes[i], want.values[i]);
     let line = format!(
-        "{i:>4} {:>10} {x:>+13.6e} {code:>5} {xh:>+13.6e} {:>+11.3e}",
+        "{i:>4} {:>9} {x:>+13.6e} {code:>4} {xh:>+13.6e} {:>+10.2e}",
         2348,
         xh - x
     );

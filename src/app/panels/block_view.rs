@@ -22,9 +22,18 @@ pub fn bit_string(raw: u64, bits: u32) -> String {
     out
 }
 
-/// A field's value as the view prints it (shortest round-trip form).
+/// A field's value as the view prints it: every stored field (f16, f32, E8M0, UE4M3, small
+/// integers) holds an f32 value, printed in its shortest round-trip form.
 pub fn field_value(f: &BlockField) -> String {
-    super::super::state::short_float(f.value)
+    // Exact: each field's value is an f32 (or narrower) value widened to f64.
+    let v = f.value as f32;
+    if f64::from(v) != f.value || !v.is_finite() {
+        super::super::state::short_float(f.value)
+    } else if v == 0.0 || (1e-4..1e7).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// One element line of the table: position, flat index, x, code, x̂, x̂ − x.
@@ -33,14 +42,14 @@ pub fn element_line(b: &BlockView, i: usize) -> Option<String> {
     let code = *b.detail.codes.get(i)?;
     let xh = *b.detail.values.get(i)?;
     Some(format!(
-        "{i:>4} {:>10} {x:>+13.6e} {code:>5} {xh:>+13.6e} {:>+11.3e}",
+        "{i:>4} {:>9} {x:>+13.6e} {code:>4} {xh:>+13.6e} {:>+10.2e}",
         b.detail.first + i,
         xh - x
     ))
 }
 
 /// The header of the element table (aligned with [`element_line`]).
-const ELEMENT_HEADER: &str = "   i       flat             x  code            x̂      x̂ − x";
+const ELEMENT_HEADER: &str = "   i      flat             x code            x̂     x̂ − x";
 
 /// Draws the block view of the shown quantization; returns the block and element choices.
 pub fn block_view_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> {
@@ -99,23 +108,32 @@ pub fn block_view_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Com
             out.push(Command::PickElement((n * b.per_block) as u64));
         }
     });
-    ui.label(weak(d.formula.clone()).monospace());
-    egui::Grid::new("block_fields")
-        .num_columns(4)
-        .striped(true)
+    ui.add(egui::Label::new(weak(d.formula.clone()).monospace()).wrap());
+    // Tables keep one line per row; a narrow column scrolls sideways instead.
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
+    // The fields get a bounded height (a K-quant has 18) so the elements stay in view.
+    egui::ScrollArea::both()
+        .id_salt("block_fields_scroll")
+        .max_height((ui.available_height() * 0.4).max(60.0))
+        .auto_shrink([false, true])
         .show(ui, |ui| {
-            for h in ["field", "bits", "encoding", "value"] {
-                ui.label(RichText::new(h).strong());
-            }
-            ui.end_row();
-            for f in &d.fields {
-                ui.label(RichText::new(&f.name).monospace());
-                ui.label(weak(bit_string(f.raw, f.bits)).monospace())
-                    .on_hover_text(format!("{} bits, raw {:#x}", f.bits, f.raw));
-                ui.label(weak(f.encoding.clone()));
-                ui.label(weak(field_value(f)).monospace());
-                ui.end_row();
-            }
+            egui::Grid::new("block_fields")
+                .num_columns(4)
+                .striped(true)
+                .show(ui, |ui| {
+                    for h in ["field", "bits", "encoding", "value"] {
+                        ui.label(RichText::new(h).strong());
+                    }
+                    ui.end_row();
+                    for f in &d.fields {
+                        ui.label(RichText::new(&f.name).monospace());
+                        ui.label(weak(bit_string(f.raw, f.bits)).monospace())
+                            .on_hover_text(format!("{} bits, raw {:#x}", f.bits, f.raw));
+                        ui.label(weak(f.encoding.clone()));
+                        ui.label(weak(field_value(f)).monospace());
+                        ui.end_row();
+                    }
+                });
         });
     if d.codes.len() < b.per_block {
         ui.label(
@@ -130,27 +148,40 @@ pub fn block_view_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Com
     ui.label(RichText::new(ELEMENT_HEADER).monospace().strong());
     let picked = state.picked.and_then(|p| usize::try_from(p).ok());
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace);
-    egui::ScrollArea::vertical()
+    let mut area = egui::ScrollArea::both()
         .id_salt("block_elements")
-        .auto_shrink([false, true])
-        .show_rows(ui, row_height, d.codes.len(), |ui, range| {
-            for i in range {
-                let Some(line) = element_line(b, i) else {
-                    continue;
-                };
-                let flat = d.first + i;
-                let is_picked = picked == Some(flat);
-                if ui
-                    .selectable_label(is_picked, weak(line).monospace())
-                    .on_hover_text("Click to explain this value (Explain this number).")
-                    .clicked()
-                    && !is_picked
-                {
-                    // usize to u64 is lossless on every supported target.
-                    out.push(Command::PickElement(flat as u64));
-                }
+        .auto_shrink([false, true]);
+    // A newly picked element scrolls into view (a heatmap click may pick any of the block's).
+    let seen_id = ui.scope_id().with("block_view_seen_pick");
+    let seen: Option<usize> = ui.ctx().data(|m| m.get_temp(seen_id)).flatten();
+    // Only once the block holding it is shown (its job may still be running).
+    if picked != seen
+        && !stale
+        && let Some(i) = picked.and_then(|p| b.index_of(p))
+    {
+        let step = row_height + ui.spacing().item_spacing.y;
+        // Row indices of a listed block (at most MAX_LISTED) are exact in f32.
+        area = area.vertical_scroll_offset((i as f32 - 2.0).max(0.0) * step);
+        ui.ctx().data_mut(|m| m.insert_temp(seen_id, picked));
+    }
+    area.show_rows(ui, row_height, d.codes.len(), |ui, range| {
+        for i in range {
+            let Some(line) = element_line(b, i) else {
+                continue;
+            };
+            let flat = d.first + i;
+            let is_picked = picked == Some(flat);
+            if ui
+                .selectable_label(is_picked, weak(line).monospace())
+                .on_hover_text("Click to explain this value (Explain this number).")
+                .clicked()
+                && !is_picked
+            {
+                // usize to u64 is lossless on every supported target.
+                out.push(Command::PickElement(flat as u64));
             }
-        });
+        }
+    });
     out
 }
 
@@ -164,5 +195,23 @@ mod tests {
         assert_eq!(bit_string(0x3C00, 16), "0011 1100 0000 0000");
         assert_eq!(bit_string(0b101101, 6), "10 1101");
         assert_eq!(bit_string(127, 8), "0111 1111");
+    }
+
+    #[test]
+    fn field_values_print_as_the_f32_they_are() {
+        let field = |value: f64| BlockField {
+            name: "d".into(),
+            bits: 16,
+            raw: 0,
+            encoding: "f16".into(),
+            value,
+        };
+        // An f32 value prints in its shortest round-trip form, not its long f64 expansion.
+        assert_eq!(
+            field_value(&field(f64::from(3.0612946e-4f32))),
+            "0.00030612946"
+        );
+        assert_eq!(field_value(&field(34.0)), "34");
+        assert_eq!(field_value(&field(2f64.powi(-20))), "9.536743e-7");
     }
 }

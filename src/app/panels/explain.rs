@@ -108,12 +108,21 @@ pub fn format_explain_lines(b: &BlockView, flat: usize) -> Option<Vec<(String, S
     } else {
         (f64::from(xh) - f64::from(m)) / f64::from(s)
     };
-    let fields = d
-        .fields
-        .iter()
-        .map(|f| format!("{} = {}", f.name, super::block_view::field_value(f)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // The first field is the block's main scale (d, scale, absmax, e); the block view lists
+    // every field bit by bit.
+    let fields = match d.fields.as_slice() {
+        [] => "none".to_string(),
+        [f, rest @ ..] => format!(
+            "{} = {}{}",
+            f.name,
+            super::block_view::field_value(f),
+            if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} more (block view)", rest.len())
+            }
+        ),
+    };
     let below = d.levels.iter().rev().find(|&&l| l <= x);
     let above = d.levels.iter().find(|&&l| l >= x);
     let show = |v: Option<&f32>| v.map_or_else(|| "—".to_string(), |v| v.to_string());
@@ -132,17 +141,14 @@ pub fn format_explain_lines(b: &BlockView, flat: usize) -> Option<Vec<(String, S
             ),
         ),
         ("stored fields".into(), fields),
-        (
-            "this element's scale s, offset m".into(),
-            format!("s = {s:e}, m = {m:e}"),
-        ),
+        ("scale s, offset m".into(), format!("s = {s:e}, m = {m:e}")),
         ("(x − m) / s".into(), in_units),
-        ("code (the quantizer's choice)".into(), format!("{code}")),
+        ("code".into(), format!("{code}")),
         ("level of the code".into(), format!("{level}")),
         ("x̂ = s · level + m".into(), format!("{xh}")),
         ("error x̂ − x".into(), format!("{:e}", xh - x)),
         (
-            "block's levels around x".into(),
+            "levels around x".into(),
             format!("{}  ≤ x ≤  {}", show(below), show(above)),
         ),
         ("formula".into(), d.formula.clone()),

@@ -132,7 +132,7 @@ pub fn histogram_plot_ui(
             for &level in *levels {
                 plot_ui.vline(
                     VLine::new(name.clone(), f64::from(level))
-                        .color(LEVEL_COLOUR.gamma_multiply(0.8))
+                        .color(LEVEL_COLOUR.gamma_multiply(0.55))
                         .width(1.0),
                 );
             }
