@@ -176,7 +176,13 @@ fn clicking_a_heatmap_cell_selects_its_block_and_the_block_view_shows_its_fields
             f.name
         );
     }
-    assert!(has_label(&h, &want.formula), "formula shown");
+    assert!(
+        has_label(
+            &h,
+            &quantscope::app::panels::block_view::shown_formula(&want.formula)
+        ),
+        "formula shown"
+    );
     // The picked element's line: its input, code, reconstruction and error.
     let i = 2348 - 2304;
     let (x, code, xh) = (values[2348], want.codes[i], want.values[i]);
@@ -186,10 +192,15 @@ fn clicking_a_heatmap_cell_selects_its_block_and_the_block_view_shows_its_fields
         xh - x
     );
     assert!(has_label(&h, &line), "element line {line}");
-    // Explain this number walks it through the block: x̂ = s · level + m.
-    assert!(has_label(&h, "x̂ = s · level + m"));
+    // Explain this number walks it through the block: x' = s · level + m.
+    assert!(has_label(&h, "x' = s · level + m"));
     assert!(has_label(&h, &format!("{xh}")));
     assert!(has_label(&h, &format!("{code}")));
+    // Q4_K multiplies the code itself: the level shown is the code.
+    assert!(
+        h.query_all_by_label("level (x' − m) / s").next().is_some(),
+        "level row shown"
+    );
 
     // Choosing the next block by its number moves the view and the walk-through.
     h.get_by_label("▶").click();

@@ -36,7 +36,13 @@ pub fn field_value(f: &BlockField) -> String {
     }
 }
 
-/// One element line of the table: position, flat index, x, code, x̂, x̂ − x.
+/// A core formula as the app shows it: the app's fonts have no combining circumflex, so x̂
+/// is written x' (the app's name for a dequantized value everywhere).
+pub fn shown_formula(formula: &str) -> String {
+    formula.replace("x\u{302}", "x'")
+}
+
+/// One element line of the table: position, flat index, x, code, x', x' − x.
 pub fn element_line(b: &BlockView, i: usize) -> Option<String> {
     let x = *b.inputs.get(i)?;
     let code = *b.detail.codes.get(i)?;
@@ -49,7 +55,7 @@ pub fn element_line(b: &BlockView, i: usize) -> Option<String> {
 }
 
 /// The header of the element table (aligned with [`element_line`]).
-const ELEMENT_HEADER: &str = "   i      flat             x code            x̂     x̂ − x";
+const ELEMENT_HEADER: &str = "   i      flat             x code            x'     x' − x";
 
 /// Draws the block view of the shown quantization; returns the block and element choices.
 pub fn block_view_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> {
@@ -108,7 +114,7 @@ pub fn block_view_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Com
             out.push(Command::PickElement((n * b.per_block) as u64));
         }
     });
-    ui.add(egui::Label::new(weak(d.formula.clone()).monospace()).wrap());
+    ui.add(egui::Label::new(weak(shown_formula(&d.formula)).monospace()).wrap());
     // Tables keep one line per row; a narrow column scrolls sideways instead.
     ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
     // The fields get a bounded height (a K-quant has 18) so the elements stay in view.

@@ -144,14 +144,21 @@ pub fn format_explain_lines(b: &BlockView, flat: usize) -> Option<Vec<(String, S
         ("scale s, offset m".into(), format!("s = {s:e}, m = {m:e}")),
         ("(x − m) / s".into(), in_units),
         ("code".into(), format!("{code}")),
-        ("level of the code".into(), format!("{level}")),
-        ("x̂ = s · level + m".into(), format!("{xh}")),
-        ("error x̂ − x".into(), format!("{:e}", xh - x)),
+        // Recovered through f32 arithmetic, so shown to 6 decimals (13, not 12.9999995).
+        ("level (x' − m) / s".into(), {
+            let t = format!("{level:.6}");
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        }),
+        ("x' = s · level + m".into(), format!("{xh}")),
+        ("error x' − x".into(), format!("{:e}", xh - x)),
         (
             "levels around x".into(),
             format!("{}  ≤ x ≤  {}", show(below), show(above)),
         ),
-        ("formula".into(), d.formula.clone()),
+        (
+            "formula".into(),
+            super::block_view::shown_formula(&d.formula),
+        ),
     ])
 }
 

@@ -186,51 +186,67 @@ pub fn heatmaps_ui(
         .weak(),
     );
     let h = (ui.available_height() - 24.0).max(100.0);
-    ui.columns(2, |columns| {
-        for (slot, (kind, title)) in [
+    let mut columns = |ui: &mut Ui, slot: usize, out: &mut Vec<Command>| {
+        let (kind, title) = [
             (HeatKind::AbsError, "|x' − x| (mean per cell)"),
             (HeatKind::Scale, "scale S per group"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let ui = &mut columns[slot];
-            if kind == HeatKind::Scale && q.config.format.is_some() {
-                ui.label(RichText::new("block view (click a cell to choose its block)").strong());
-                out.extend(super::block_view::block_view_ui(ui, state, view));
-                continue;
-            }
-            ui.label(RichText::new(title).strong());
-            let pair = &view.heat[slot];
-            let ctx = ui.ctx().clone();
-            let ov = pair
-                .overview
-                .as_ref()
-                .map(|img| (textures.texture(&ctx, slot * 2, img), &**img));
-            let de = pair
-                .detail
-                .as_ref()
-                .filter(|img| img.region != Region::whole(rows, cols))
-                .map(|img| (textures.texture(&ctx, slot * 2 + 1, img), &**img));
-            let id = if slot == 0 {
-                "heat_error"
-            } else {
-                "heat_scale"
-            };
-            let (cmds, wanted) = heatmap_ui(ui, id, q, ov, de, kind, h - 20.0);
-            if let Some(img) = &pair.overview {
-                ui.label(
-                    RichText::new(format!("colour: {:.3e} … {:.3e}", img.vmin, img.vmax)).weak(),
-                );
-            }
-            out.extend(cmds);
-            if state.heat_zoom.get(slot).copied().flatten() != wanted {
-                out.push(Command::SetHeatZoom {
-                    slot,
-                    region: wanted,
-                });
-            }
+        ][slot];
+        if kind == HeatKind::Scale && q.config.format.is_some() {
+            ui.label(RichText::new("block view (click a cell to choose its block)").strong());
+            out.extend(super::block_view::block_view_ui(ui, state, view));
+            return;
         }
-    });
+        ui.label(RichText::new(title).strong());
+        let pair = &view.heat[slot];
+        let ctx = ui.ctx().clone();
+        let ov = pair
+            .overview
+            .as_ref()
+            .map(|img| (textures.texture(&ctx, slot * 2, img), &**img));
+        let de = pair
+            .detail
+            .as_ref()
+            .filter(|img| img.region != Region::whole(rows, cols))
+            .map(|img| (textures.texture(&ctx, slot * 2 + 1, img), &**img));
+        let id = if slot == 0 {
+            "heat_error"
+        } else {
+            "heat_scale"
+        };
+        let (cmds, wanted) = heatmap_ui(ui, id, q, ov, de, kind, h - 20.0);
+        if let Some(img) = &pair.overview {
+            ui.label(RichText::new(format!("colour: {:.3e} … {:.3e}", img.vmin, img.vmax)).weak());
+        }
+        out.extend(cmds);
+        if state.heat_zoom.get(slot).copied().flatten() != wanted {
+            out.push(Command::SetHeatZoom {
+                slot,
+                region: wanted,
+            });
+        }
+    };
+    if q.config.format.is_some() {
+        // The block view's tables need more room than a heatmap: 38 % / 62 %.
+        let w = ui.available_width();
+        ui.horizontal_top(|ui| {
+            let down = egui::Layout::top_down(egui::Align::Min);
+            let left = (w * 0.38).max(120.0);
+            ui.allocate_ui_with_layout(egui::vec2(left, h), down, |ui| {
+                ui.set_width(left);
+                columns(ui, 0, &mut out);
+            });
+            let right = ui.available_width();
+            ui.allocate_ui_with_layout(egui::vec2(right, h), down, |ui| {
+                ui.set_width(right);
+                columns(ui, 1, &mut out);
+            });
+        });
+    } else {
+        ui.columns(2, |cols| {
+            for (slot, ui) in cols.iter_mut().enumerate() {
+                columns(ui, slot, &mut out);
+            }
+        });
+    }
     out
 }
