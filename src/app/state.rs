@@ -342,6 +342,8 @@ pub enum Command {
     SetClip(Option<ClipRange>),
     /// Replace the quantization settings.
     SetQuant(QuantConfig),
+    /// Show block `n` of the selected tensor in the block view (deployed formats).
+    SelectBlock(usize),
     /// Replace the histogram options.
     SetHistogram(HistogramSettings),
     /// Switch the lower tab.
@@ -432,6 +434,9 @@ pub struct AppState {
     pub show_timings: bool,
     /// Work for the window, taken by the eframe wiring after each frame.
     pub effects: Vec<Effect>,
+    /// The block of the selected tensor the block view shows when a deployed format is chosen
+    /// (none: block 0); picking an element selects the block holding it.
+    pub block: Option<usize>,
     /// Whether the window title must be set again (a new model).
     pub title_stale: bool,
     next_model_id: u64,
@@ -461,6 +466,7 @@ impl AppState {
             copied: None,
             show_timings: true,
             effects: Vec::new(),
+            block: None,
             title_stale: true,
             next_model_id: 1,
             open_generation: 0,
@@ -471,7 +477,10 @@ impl AppState {
     /// dragged clip range as a per-tensor manual calibration.
     pub fn effective_config(&self) -> QuantConfig {
         let mut config = self.settings.quant.clone();
-        if let Some(ClipRange { lo, hi }) = self.clip {
+        // A deployed format has no clip range: it alone decides every bit.
+        if config.format.is_none()
+            && let Some(ClipRange { lo, hi }) = self.clip
+        {
             config.granularity = Granularity::PerTensor;
             config.calibration = Calibration::Manual { lo, hi };
         }
@@ -560,6 +569,7 @@ impl AppState {
             Command::PickElement(flat) => self.pick(flat),
             Command::SetClip(c) => self.clip = c,
             Command::SetQuant(q) => self.set_quant(q),
+            Command::SelectBlock(b) => self.block = Some(b),
             Command::SetHistogram(h) => self.settings.histogram = h,
             Command::SetTab(t) => self.tab = t,
             Command::SetHeatZoom { slot, region } => {
@@ -649,7 +659,17 @@ impl AppState {
             self.picked = None;
             self.clip = None;
             self.heat_zoom = [None, None];
+            self.block = None;
         }
+    }
+
+    /// The block of the chosen format holding the picked element, if both exist.
+    fn block_of_picked(&self) -> Option<usize> {
+        let format = self.settings.quant.format?;
+        let flat = usize::try_from(self.picked?).ok()?;
+        let model = self.model.as_ref()?;
+        let info = model.model.tensors().get(self.selected?)?;
+        Some(crate::quant::formats::block_of(format, &info.shape, flat).0)
     }
 
     fn set_bits_value(&mut self, value: f32, source: String) {
@@ -667,6 +687,9 @@ impl AppState {
                 let source = format!("{}[{flat}]", self.selected_name().unwrap_or_default());
                 self.picked = Some(flat);
                 self.set_bits_value(v, source);
+                if let Some(b) = self.block_of_picked() {
+                    self.block = Some(b);
+                }
             }
             Err(e) => self.errors.push(e.to_string()),
         }
@@ -677,8 +700,13 @@ impl AppState {
         if q.granularity != old.granularity || q.scheme != old.scheme {
             self.clip = None;
         }
+        let format_changed = q.format != old.format;
         self.settings.remember(&q);
         self.settings.quant = q;
+        if format_changed {
+            // Blocks are numbered per format: follow the picked element into the new one.
+            self.block = self.block_of_picked();
+        }
     }
 
     fn export(&mut self, export: &super::export::Export) {

@@ -6,6 +6,7 @@
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
 pub mod compare;
+pub mod blocks;
 pub mod heat;
 pub mod results;
 pub mod rows;
@@ -150,6 +151,8 @@ pub struct FrameView {
     /// The comparison with a quantized file, when one is asked for (its deployed error then
     /// feeds `detail` and `heat` for a paired tensor).
     pub compare: Option<compare::CompareView>,
+    /// The selected block of the shown quantization, when a deployed format is chosen.
+    pub block: Shown<blocks::BlockView>,
 }
 
 /// The result caches and the job lanes.
@@ -166,6 +169,7 @@ pub struct Derived {
     heat: Jobs<HeatKey, HeatImage>,
     batches: Jobs<results::BatchKey, results::BatchView>,
     compare: compare::CompareJobs,
+    blocks: Jobs<blocks::BlockKey, blocks::BlockView>,
     /// The model the caches hold results of.
     model_id: Option<u64>,
 }
@@ -206,6 +210,7 @@ impl Derived {
             batches: Jobs::new("batch calibration", runner.clone(), 4, move |k, c| {
                 results::batch_view(&s6, k, c)
             }),
+            blocks: Jobs::new("block view", runner.clone(), 4, blocks::block_view),
             runner,
             store,
             model_id: None,
@@ -230,6 +235,7 @@ impl Derived {
         self.heat.poll();
         self.batches.poll();
         self.compare.poll();
+        self.blocks.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
@@ -380,11 +386,22 @@ impl Derived {
             quant: quant_key.clone(),
             from: Upstream(Arc::clone(q)),
         }));
+        if q.config.format.is_some() {
+            view.block = Shown::of(self.blocks.request(&blocks::BlockKey {
+                quant: quant_key.clone(),
+                from: Upstream(Arc::clone(q)),
+                block: state.block.unwrap_or(0),
+            }));
+        }
         if state.tab != Tab::Heatmap {
             return;
         }
         let (rows, cols) = heat::rows_cols(&q.result.shape);
         for (slot, kind) in HeatKind::ALL.into_iter().enumerate() {
+            // A format's scales live in its blocks: the block view shows them instead.
+            if kind == HeatKind::Scale && q.config.format.is_some() {
+                continue;
+            }
             let key = HeatKey {
                 quant: quant_key.clone(),
                 from: Upstream(Arc::clone(q)),
@@ -412,7 +429,8 @@ impl Derived {
         view: &FrameView,
     ) -> Legend {
         let mut legend = Legend::default();
-        if !state.settings.histogram.show_thresholds {
+        // The affine calibrators' clip ranges do not apply to a deployed format.
+        if !state.settings.histogram.show_thresholds || state.settings.quant.format.is_some() {
             return legend;
         }
         let base = &state.settings.quant;
@@ -563,6 +581,7 @@ impl Derived {
         self.heat.clear();
         self.batches.clear();
         self.compare.clear();
+        self.blocks.clear();
     }
 
     /// The decoded values of a tensor (decoding it if needed), for tests and lessons.

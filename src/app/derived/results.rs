@@ -336,10 +336,14 @@ pub fn quantize(store: &ValueStore, key: &QuantKey, cancel: &Cancel) -> Result<Q
         decode_start.elapsed().as_secs_f64() * 1e3
     };
     let shape = shape_of(&key.model, key.tensor)?;
-    key.config.validate(&shape).map_err(|e| e.to_string())?;
+    // A deployed format ignores the affine fields (and checks the shape itself).
+    if key.config.format.is_none() {
+        key.config.validate(&shape).map_err(|e| e.to_string())?;
+    }
     let start = std::time::Instant::now();
     let want = Outputs {
-        codes: false,
+        // A format's codes are its stored parts, which the block view reads.
+        codes: key.config.format.is_some(),
         dequantized: true,
     };
     let result = quant::quantize_tensor(&values, &shape, &key.config, want, cancel)

@@ -1,10 +1,13 @@
 //! "Explain this number": one picked weight through every step of quantization,
 //! x → x/S → round (tie rule named) → + z → clamp → q → S·(q − z) → x', with the actual numbers
-//! and the neighbouring grid points, from the shown quantization's own (S, z).
+//! and the neighbouring grid points, from the shown quantization's own (S, z). With a deployed
+//! format, the weight walks through its block instead: x → (x − offset) / scale in the block's
+//! level units → code → x̂ = element_scale · level + offset, from the core's `BlockDetail`.
 
 use egui::{RichText, Ui};
 
 use super::super::derived::FrameView;
+use super::super::derived::blocks::BlockView;
 use super::super::derived::results::Quantized;
 use super::super::state::AppState;
 use crate::quant::{self, Explanation, QuantParams};
@@ -89,9 +92,118 @@ pub fn explain_lines(e: &ExplainView) -> Vec<(String, String)> {
     ]
 }
 
+/// The walk of flat element `flat` through its block `b` of a deployed format, as (label,
+/// value) pairs; `None` when the element is not listed in `b`.
+pub fn format_explain_lines(b: &BlockView, flat: usize) -> Option<Vec<(String, String)>> {
+    let d = &b.detail;
+    let i = b.index_of(flat)?;
+    let x = *b.inputs.get(i)?;
+    let code = *d.codes.get(i)?;
+    let xh = *d.values.get(i)?;
+    let s = *d.element_scale.get(i)?;
+    let m = *d.element_offset.get(i)?;
+    // The level the code stands for, recovered from the decoder's value: x̂ = s · level + m.
+    let level = if s == 0.0 {
+        0.0
+    } else {
+        (f64::from(xh) - f64::from(m)) / f64::from(s)
+    };
+    // The first field is the block's main scale (d, scale, absmax, e); the block view lists
+    // every field bit by bit.
+    let fields = match d.fields.as_slice() {
+        [] => "none".to_string(),
+        [f, rest @ ..] => format!(
+            "{} = {}{}",
+            f.name,
+            super::block_view::field_value(f),
+            if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} more (block view)", rest.len())
+            }
+        ),
+    };
+    let below = d.levels.iter().rev().find(|&&l| l <= x);
+    let above = d.levels.iter().find(|&&l| l >= x);
+    let show = |v: Option<&f32>| v.map_or_else(|| "—".to_string(), |v| v.to_string());
+    let in_units = if s == 0.0 {
+        "— (scale 0: every element is the offset)".to_string()
+    } else {
+        format!("{}", (f64::from(x) - f64::from(m)) / f64::from(s))
+    };
+    Some(vec![
+        ("x".into(), format!("{x}")),
+        (
+            "block".into(),
+            format!(
+                "{} of {} ({} elements from #{})",
+                d.block, b.blocks, b.per_block, d.first
+            ),
+        ),
+        ("stored fields".into(), fields),
+        ("scale s, offset m".into(), format!("s = {s:e}, m = {m:e}")),
+        ("(x − m) / s".into(), in_units),
+        ("code".into(), format!("{code}")),
+        // Recovered through f32 arithmetic, so shown to 6 decimals (13, not 12.9999995).
+        ("level (x' − m) / s".into(), {
+            let t = format!("{level:.6}");
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        }),
+        ("x' = s · level + m".into(), format!("{xh}")),
+        ("error x' − x".into(), format!("{:e}", xh - x)),
+        (
+            "levels around x".into(),
+            format!("{}  ≤ x ≤  {}", show(below), show(above)),
+        ),
+        (
+            "formula".into(),
+            super::block_view::shown_formula(&d.formula),
+        ),
+    ])
+}
+
+/// Draws the walk of the picked weight through its block (deployed formats).
+fn format_explain_ui(ui: &mut Ui, state: &AppState, view: &FrameView) {
+    let flat = state.picked.and_then(|p| usize::try_from(p).ok());
+    let lines = flat
+        .zip(view.block.value.as_deref())
+        .and_then(|(flat, b)| format_explain_lines(b, flat).map(|l| (flat, l)));
+    let Some((flat, lines)) = lines else {
+        ui.label(
+            RichText::new(
+                "Click a heatmap cell, a histogram bar or a row of the block view to pick a \
+                 weight and walk it through its block.",
+            )
+            .weak(),
+        );
+        return;
+    };
+    ui.label(RichText::new(format!("weight #{flat}")).strong());
+    egui::Grid::new("explain_format_grid")
+        .num_columns(2)
+        .max_col_width(ui.available_width() * 0.62)
+        .striped(true)
+        .show(ui, |ui| {
+            for (k, v) in lines {
+                ui.label(k);
+                ui.add(egui::Label::new(RichText::new(v).monospace()).wrap());
+                ui.end_row();
+            }
+        });
+}
+
 /// Draws the panel for the picked weight of the shown quantization.
 pub fn explain_ui(ui: &mut Ui, state: &AppState, view: &FrameView) {
     if super::compare::explain_deployed_ui(ui, state, view) {
+        return;
+    }
+    if view
+        .quant
+        .value
+        .as_deref()
+        .is_some_and(|q| q.config.format.is_some())
+    {
+        format_explain_ui(ui, state, view);
         return;
     }
     let e = state

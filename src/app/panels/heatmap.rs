@@ -1,6 +1,8 @@
 //! The heatmap tab: zoomable images of mean |x' − x| and of the group scale S over the 2-D view
 //! of the tensor (built off-thread by the derived layer), hover values under the pointer, a
-//! click to pick that weight, and the texture slots the images are uploaded to.
+//! click to pick that weight, and the texture slots the images are uploaded to. With a
+//! deployed format the scale map gives way to the block view: a click selects the block
+//! holding the clicked weight.
 
 use std::sync::Arc;
 
@@ -97,6 +99,8 @@ fn heatmap_ui(
             (p.pointer_coordinate(), p.plot_bounds())
         });
     let (pointer, bounds) = resp.inner;
+    ui.ctx()
+        .data_mut(|d| d.insert_temp(transform_id(id), resp.transform));
     // The element under the pointer, exactly.
     let element = pointer.and_then(|p| {
         // Plot coordinates to indices: floor of a non-negative position.
@@ -139,6 +143,16 @@ fn heatmap_ui(
     (out, region)
 }
 
+fn transform_id(plot: &str) -> egui::Id {
+    egui::Id::NULL.with(plot).with("transform")
+}
+
+/// The last drawn transform of the heatmap plot `plot` ("heat_error", "heat_scale"), so tests
+/// can click a cell by its row and column.
+pub fn heat_transform(ctx: &egui::Context, plot: &str) -> Option<egui_plot::PlotTransform> {
+    ctx.data(|d| d.get_temp(transform_id(plot)))
+}
+
 /// The heatmap tab: both heatmaps side by side with their colour scales.
 pub fn heatmaps_ui(
     ui: &mut Ui,
@@ -152,14 +166,24 @@ pub fn heatmaps_ui(
         .compare
         .as_ref()
         .and_then(|c| c.deployed.value.as_deref());
-    let q: &dyn HeatSource = match (deployed, view.quant.value.as_deref()) {
+    let quant = view.quant.value.as_deref();
+    let q: &dyn HeatSource = match (deployed, quant) {
         (Some(d), _) => d,
         (None, Some(q)) => q,
         (None, None) => {
-            ui.spinner();
+            match &view.quant.error {
+                Some(e) => {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+                None => {
+                    ui.spinner();
+                }
+            }
             return out;
         }
     };
+    // A simulated deployed format shows its block view beside the error heatmap.
+    let block_view = deployed.is_none() && quant.is_some_and(|q| q.config.format.is_some());
     let (rows, cols) = rows_cols(q.shape());
     ui.label(
         RichText::new(format!(
@@ -169,8 +193,8 @@ pub fn heatmaps_ui(
         .weak(),
     );
     let h = (ui.available_height() - 24.0).max(100.0);
-    ui.columns(2, |columns| {
-        for (slot, (kind, title)) in [
+    let mut columns = |ui: &mut Ui, slot: usize, out: &mut Vec<Command>| {
+        let (kind, title) = [
             (HeatKind::AbsError, "|x' − x| (mean per cell)"),
             (
                 HeatKind::Scale,
@@ -180,42 +204,63 @@ pub fn heatmaps_ui(
                     "scale S per group"
                 },
             ),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let ui = &mut columns[slot];
-            ui.label(RichText::new(title).strong());
-            let pair = &view.heat[slot];
-            let ctx = ui.ctx().clone();
-            let ov = pair
-                .overview
-                .as_ref()
-                .map(|img| (textures.texture(&ctx, slot * 2, img), &**img));
-            let de = pair
-                .detail
-                .as_ref()
-                .filter(|img| img.region != Region::whole(rows, cols))
-                .map(|img| (textures.texture(&ctx, slot * 2 + 1, img), &**img));
-            let id = if slot == 0 {
-                "heat_error"
-            } else {
-                "heat_scale"
-            };
-            let (cmds, wanted) = heatmap_ui(ui, id, q, ov, de, kind, h - 20.0);
-            if let Some(img) = &pair.overview {
-                ui.label(
-                    RichText::new(format!("colour: {:.3e} … {:.3e}", img.vmin, img.vmax)).weak(),
-                );
-            }
-            out.extend(cmds);
-            if state.heat_zoom.get(slot).copied().flatten() != wanted {
-                out.push(Command::SetHeatZoom {
-                    slot,
-                    region: wanted,
-                });
-            }
+        ][slot];
+        if kind == HeatKind::Scale && block_view {
+            ui.label(RichText::new("block view (click a cell to choose its block)").strong());
+            out.extend(super::block_view::block_view_ui(ui, state, view));
+            return;
         }
-    });
+        ui.label(RichText::new(title).strong());
+        let pair = &view.heat[slot];
+        let ctx = ui.ctx().clone();
+        let ov = pair
+            .overview
+            .as_ref()
+            .map(|img| (textures.texture(&ctx, slot * 2, img), &**img));
+        let de = pair
+            .detail
+            .as_ref()
+            .filter(|img| img.region != Region::whole(rows, cols))
+            .map(|img| (textures.texture(&ctx, slot * 2 + 1, img), &**img));
+        let id = if slot == 0 {
+            "heat_error"
+        } else {
+            "heat_scale"
+        };
+        let (cmds, wanted) = heatmap_ui(ui, id, q, ov, de, kind, h - 20.0);
+        if let Some(img) = &pair.overview {
+            ui.label(RichText::new(format!("colour: {:.3e} … {:.3e}", img.vmin, img.vmax)).weak());
+        }
+        out.extend(cmds);
+        if state.heat_zoom.get(slot).copied().flatten() != wanted {
+            out.push(Command::SetHeatZoom {
+                slot,
+                region: wanted,
+            });
+        }
+    };
+    if block_view {
+        // The block view's tables need more room than a heatmap: 38 % / 62 %.
+        let w = ui.available_width();
+        ui.horizontal_top(|ui| {
+            let down = egui::Layout::top_down(egui::Align::Min);
+            let left = (w * 0.38).max(120.0);
+            ui.allocate_ui_with_layout(egui::vec2(left, h), down, |ui| {
+                ui.set_width(left);
+                columns(ui, 0, &mut out);
+            });
+            let right = ui.available_width();
+            ui.allocate_ui_with_layout(egui::vec2(right, h), down, |ui| {
+                ui.set_width(right);
+                columns(ui, 1, &mut out);
+            });
+        });
+    } else {
+        ui.columns(2, |cols| {
+            for (slot, ui) in cols.iter_mut().enumerate() {
+                columns(ui, slot, &mut out);
+            }
+        });
+    }
     out
 }

@@ -1,7 +1,9 @@
 //! The histogram panel: its toolbar (bins, log y, code grid, thresholds, PNG), the exact
 //! histogram of the selected tensor with the clip thresholds of every calibrator drawn in
 //! distinct colours, a legend giving each one's error under the settings in force, and the
-//! active clip range shaded with draggable edges.
+//! active clip range shaded with draggable edges. With a deployed format the plot draws the
+//! format's real levels instead (the selected block's, each one: NF4 and FP4 grids are not
+//! uniform), and no clip thresholds (they belong to the affine calibrators).
 
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, HoverPosition, Plot, PlotPoint, Span, VLine};
@@ -24,8 +26,6 @@ pub fn calibration_colour(c: &Calibration) -> Color32 {
     }
 }
 
-/// Colour of a quantized file's levels over the original's histogram.
-pub const LEVEL_COLOUR: Color32 = Color32::from_rgb(90, 150, 230);
 
 /// Colour of the active clip range.
 pub const ACTIVE_COLOUR: Color32 = Color32::from_rgb(240, 200, 40);
@@ -46,9 +46,13 @@ pub struct HistogramView<'a> {
     pub draggable: bool,
     /// View options.
     pub settings: &'a HistogramSettings,
-    /// A quantized file's levels marked over the original's distribution (a paired tensor).
-    pub levels: Option<&'a crate::app::derived::compare::Levels>,
+    /// Levels to draw (each one) and the legend's name for them: a deployed format's (the
+    /// selected block's), or a paired quantized file's values over the original's distribution.
+    pub levels: Option<(&'a [f32], String)>,
 }
+
+/// Colour of level lines: a deployed format's, or a quantized file's over the original's.
+pub const LEVEL_COLOUR: Color32 = Color32::from_rgb(60, 160, 230);
 
 /// Which edge of the active range is being dragged (kept in egui memory between frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,14 +127,14 @@ pub fn histogram_plot_ui(
     let thresholds = view.thresholds;
     let active = view.active;
     let show_thresholds = view.settings.show_thresholds;
-    let levels = view.levels;
+    let levels = view.levels.as_ref();
     let response = plot.show(ui, |plot_ui| {
         plot_ui.bar_chart(BarChart::new("counts", bars).color(bar_colour));
-        if let Some(l) = levels {
-            for &v in &l.values {
+        if let Some((levels, name)) = levels {
+            for &level in *levels {
                 plot_ui.vline(
-                    VLine::new(l.label.clone(), f64::from(v))
-                        .color(LEVEL_COLOUR)
+                    VLine::new(name.clone(), f64::from(level))
+                        .color(LEVEL_COLOUR.gamma_multiply(0.55))
                         .width(1.0),
                 );
             }
@@ -266,6 +270,41 @@ pub fn thresholds_legend_ui(ui: &mut Ui, legend: &ThresholdLegend, settings: &st
     });
 }
 
+/// The levels the histogram draws for the chosen deployed format: the selected block's (for a
+/// per-tensor FP8 scale, the whole tensor's), with the legend's name for them.
+pub fn format_levels<'a>(state: &AppState, view: &'a FrameView) -> Option<(&'a [f32], String)> {
+    state.settings.quant.format?;
+    let b = view.block.value.as_deref()?;
+    Some((b.detail.levels.as_slice(), b.levels_label()))
+}
+
+/// The legend under the plot while a deployed format is chosen: the level lines' name and
+/// count, and why no clip thresholds are drawn.
+fn format_legend_ui(ui: &mut Ui, levels: Option<&(&[f32], String)>, error: Option<&str>) {
+    ui.horizontal_wrapped(|ui| {
+        match levels {
+            Some((values, name)) => {
+                ui.label(RichText::new("━━").color(LEVEL_COLOUR).strong());
+                ui.label(format!("{name} ({} levels)", values.len()))
+                    .on_hover_text(
+                        "Every value an element of this block can take (its scales applied). \
+                         Click a heatmap cell or choose a block number in the block view to \
+                         see another block's levels.",
+                    );
+            }
+            None => {
+                if let Some(e) = error {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+            }
+        }
+        ui.label(
+            RichText::new("· no clip thresholds: the affine calibrators do not apply to a format")
+                .weak(),
+        );
+    });
+}
+
 /// The histogram toolbar, the plot and the legend of the selected tensor. Returns the commands
 /// and the plot's transform (tests drag the clip edges with it).
 pub fn histogram_panel_ui(
@@ -276,7 +315,8 @@ pub fn histogram_panel_ui(
 ) -> (Vec<Command>, Option<egui_plot::PlotTransform>) {
     let mut out = Vec::new();
     let config = &state.settings.quant;
-    let per_tensor = config.granularity == Granularity::PerTensor;
+    let format = config.format;
+    let per_tensor = config.granularity == Granularity::PerTensor && format.is_none();
     let data = view.hist.value.as_deref();
     if let Some(e) = &view.hist.error {
         ui.colored_label(ui.visuals().error_fg_color, e);
@@ -299,10 +339,22 @@ pub fn histogram_panel_ui(
         .on_hover_text(
             "One bin per quantization code (centred on the grid points); per-tensor \
                  granularity only. Lesson 3 shows what the grid is.",
-        );
-        ui.checkbox(&mut h.show_thresholds, "thresholds").on_hover_text(
+        )
+        .on_disabled_hover_text(if format.is_some() {
+            "A format's levels are drawn as lines, each one (the selected block's)."
+        } else {
+            "Per-tensor granularity only: with many scales there is no single grid."
+        });
+        ui.add_enabled(
+            format.is_none(),
+            egui::Checkbox::new(&mut h.show_thresholds, "thresholds"),
+        )
+        .on_hover_text(
             "Draw the clip thresholds of min-max, percentile, entropy (KL) and MSE calibration; \
              the legend gives each one's error under the settings in force. Lessons 6–8.",
+        )
+        .on_disabled_hover_text(
+            "The clip thresholds belong to the affine calibrators; a deployed format has none.",
         );
         if h != state.settings.histogram {
             out.push(Command::SetHistogram(h));
@@ -335,8 +387,8 @@ pub fn histogram_panel_ui(
             )
             .clicked();
     });
-    let levels = view.compare.as_ref().and_then(|c| c.levels.as_ref());
-    let active = if per_tensor && levels.is_none() {
+    let compare_levels = view.compare.as_ref().and_then(|c| c.levels.as_ref());
+    let active = if per_tensor && compare_levels.is_none() {
         view.quant.value.as_ref().and_then(|q| q.grid_range())
     } else {
         None
@@ -349,11 +401,14 @@ pub fn histogram_panel_ui(
         symmetric: config.scheme == Scheme::Symmetric,
         draggable: per_tensor,
         settings: &state.settings.histogram,
-        levels,
+        levels: match compare_levels {
+            Some(l) => Some((l.values.as_slice(), l.label.clone())),
+            None => format_levels(state, view),
+        },
     };
     let (cmds, _, transform) = histogram_plot_ui(ui, &plot, height);
     out.extend(cmds);
-    if let Some(l) = levels {
+    if let Some(l) = compare_levels {
         ui.horizontal(|ui| {
             ui.label(RichText::new("━━").color(LEVEL_COLOUR).strong());
             ui.label(format!(
@@ -361,6 +416,8 @@ pub fn histogram_panel_ui(
                 l.label
             ));
         });
+    } else if format.is_some() {
+        format_legend_ui(ui, plot.levels.as_ref(), view.block.error.as_deref());
     }
     if state.settings.histogram.show_thresholds && !view.legend.lines.is_empty() {
         let settings = crate::report::SettingsReport::new(config).short();

@@ -129,12 +129,24 @@ pub fn metrics_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Comman
                 "Largest absolute error.",
             );
             row(ui, "MAE", format!("{:.4e}", m.mae), "Mean absolute error.");
-            row(
-                ui,
-                "clipped",
-                format!("{:.4} %  ({})", 100.0 * m.clipped_fraction, m.clipped),
-                "Share of values outside the clip range (their codes were clamped).",
-            );
+            if let Some(format) = q.config.format {
+                row(
+                    ui,
+                    "format",
+                    format.name().to_string(),
+                    "The deployed format: its reference decides every bit. Its scales live in \
+                     its blocks (the heatmap tab's block view shows them).",
+                );
+            }
+            let affine = q.config.format.is_none();
+            if affine {
+                row(
+                    ui,
+                    "clipped",
+                    format!("{:.4} %  ({})", 100.0 * m.clipped_fraction, m.clipped),
+                    "Share of values outside the clip range (their codes were clamped).",
+                );
+            }
             row(
                 ui,
                 "bits/weight",
@@ -162,22 +174,24 @@ pub fn metrics_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Comman
                     "The same settings without the outlier split, for comparison.",
                 );
             }
-            row(
-                ui,
-                "scale",
-                spread_text("S", q.result.scales.iter().map(|&s| f64::from(s)), false),
-                "The scale S (range per group when not per-tensor).",
-            );
-            row(
-                ui,
-                "zero point",
-                spread_text(
-                    "z",
-                    q.result.zero_points.iter().map(|&z| f64::from(z)),
-                    true,
-                ),
-                "The zero point z.",
-            );
+            if affine {
+                row(
+                    ui,
+                    "scale",
+                    spread_text("S", q.result.scales.iter().map(|&s| f64::from(s)), false),
+                    "The scale S (range per group when not per-tensor).",
+                );
+                row(
+                    ui,
+                    "zero point",
+                    spread_text(
+                        "z",
+                        q.result.zero_points.iter().map(|&z| f64::from(z)),
+                        true,
+                    ),
+                    "The zero point z.",
+                );
+            }
             if state.show_timings {
                 row(
                     ui,

@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod bits;
+pub mod block_view;
 pub mod browser;
 pub mod compare;
 pub mod error_plots;

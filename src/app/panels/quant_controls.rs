@@ -1,14 +1,111 @@
 //! The quantization controls: bits, scheme, granularity, calibration, preset, rounding and
 //! outliers, editing the core's own [`QuantConfig`] (the CLI's settings model), each with a
-//! tooltip saying what the term means and which lesson teaches it.
+//! tooltip saying what the term means and which lesson teaches it; above them the format
+//! choice (the affine int scheme or a deployed format, which then decides every bit).
 
 use egui::{RichText, Ui};
 
 use super::super::settings::Remembered;
 use super::super::state::{AppState, ClipRange, Command};
+use crate::quant::formats::{Family, QuantFormat};
 use crate::quant::{
     Calibration, Granularity, OutlierMode, OutlierThreshold, Preset, QuantConfig, Rounding, Scheme,
 };
+
+/// The families in the order the format choice lists them, with their headings.
+pub const FAMILIES: [(Family, &str); 5] = [
+    (Family::Gguf, "GGUF (llama.cpp)"),
+    (Family::Mx, "MX (OCP microscaling)"),
+    (Family::Nvfp4, "NVFP4"),
+    (Family::Nf4, "NF4 (bitsandbytes)"),
+    (Family::Fp8, "FP8 (scaled)"),
+];
+
+/// The label of the affine integer scheme in the format choice.
+pub const INT_LABEL: &str = "int (affine)";
+
+/// What the affine controls say on hover while a format is chosen.
+const FORMAT_DECIDES: &str = "A deployed format decides every bit (its element type, block \
+                              size, scales and rounding): these affine settings do not apply. \
+                              Choose \"int (affine)\" to use them.";
+
+/// "q4_k · 4.5 bits/weight": a format's name with its true storage for a tensor of `numel`
+/// elements in `rows` rows (every scale, min and super-block field counted).
+pub fn format_label(format: QuantFormat, numel: usize, rows: usize) -> String {
+    let bpw = format.bits_per_weight(numel, rows);
+    // Short but exact for the fixed rates (4.5, 6.5625); rounded for size-dependent ones.
+    let text = format!("{bpw:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{} · {text} bits/weight", format.name())
+}
+
+/// The selected tensor's shape, if one is selected.
+fn selected_shape(state: &AppState) -> Option<Vec<usize>> {
+    let model = state.model.as_ref()?;
+    model
+        .model
+        .tensors()
+        .get(state.selected?)
+        .map(|t| t.shape.clone())
+}
+
+/// The format choice: "int (affine)" or a deployed format, grouped by family, each labelled
+/// with its bits per weight on the selected tensor; a format that cannot store the tensor
+/// says why (and what llama.cpp stores instead).
+fn format_row(ui: &mut Ui, n: &mut QuantConfig, shape: &[usize]) {
+    let numel: usize = shape.iter().product();
+    let rows = numel / shape.last().copied().unwrap_or(1).max(1);
+    ui.horizontal(|ui| {
+        let label = ui.label("Format").on_hover_text(
+            "The integer scheme taught by the lessons, or a format runtimes load: GGUF block \
+             quants (llama.cpp), OCP microscaling, NVFP4, NF4, scaled FP8 — each computed as \
+             its reference computes it.",
+        );
+        let selected = match n.format {
+            None => INT_LABEL.to_string(),
+            Some(f) => format_label(f, numel, rows),
+        };
+        egui::ComboBox::from_id_salt("format")
+            .selected_text(selected)
+            .width(210.0)
+            .height(600.0)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut n.format, None, INT_LABEL)
+                    .on_hover_text("The affine integer scheme set by the controls below.");
+                for (family, heading) in FAMILIES {
+                    ui.separator();
+                    ui.label(RichText::new(heading).strong());
+                    for f in QuantFormat::ALL
+                        .into_iter()
+                        .filter(|f| f.family() == family)
+                    {
+                        let label = format_label(f, numel, rows);
+                        match f.check(shape) {
+                            Ok(()) => {
+                                ui.selectable_value(&mut n.format, Some(f), label);
+                            }
+                            Err(e) => {
+                                ui.selectable_value(
+                                    &mut n.format,
+                                    Some(f),
+                                    RichText::new(label).weak(),
+                                )
+                                .on_hover_text(e.reason);
+                            }
+                        }
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
+    if let Some(f) = n.format
+        && let Err(e) = f.check(shape)
+    {
+        ui.colored_label(ui.visuals().error_fg_color, &e.reason)
+            .on_hover_text("This format cannot store the selected tensor; no result is shown.");
+    }
+}
 
 /// The calibrators the controls offer, with their labels.
 pub fn calibration_label(c: &Calibration) -> &'static str {
@@ -53,19 +150,33 @@ pub fn controls_ui(ui: &mut Ui, state: &AppState, ndim: usize) -> Vec<Command> {
     let current = &state.settings.quant;
     let remembered = &state.settings.remembered;
     let mut n = current.clone();
-    egui::Grid::new("quant_controls")
-        .num_columns(2)
-        .spacing([8.0, 6.0])
-        .show(ui, |ui| {
-            bits_row(ui, &mut n);
-            scheme_row(ui, &mut n);
-            granularity_row(ui, &mut n, remembered, ndim);
-            calibration_row(ui, &mut n, remembered);
-            preset_row(ui, &mut n);
-            rounding_row(ui, &mut n);
-            outliers_row(ui, &mut n);
-            clip_row(ui, state.clip, &mut out);
-        });
+    let shape = selected_shape(state).unwrap_or_else(|| vec![1; ndim.max(1)]);
+    format_row(ui, &mut n, &shape);
+    let affine = n.format.is_none();
+    if !affine {
+        ui.label(
+            RichText::new("The format decides every bit; the affine settings below do not apply.")
+                .weak(),
+        );
+    }
+    let r = ui.add_enabled_ui(affine, |ui| {
+        egui::Grid::new("quant_controls")
+            .num_columns(2)
+            .spacing([8.0, 6.0])
+            .show(ui, |ui| {
+                bits_row(ui, &mut n);
+                scheme_row(ui, &mut n);
+                granularity_row(ui, &mut n, remembered, ndim);
+                calibration_row(ui, &mut n, remembered);
+                preset_row(ui, &mut n);
+                rounding_row(ui, &mut n);
+                outliers_row(ui, &mut n);
+                clip_row(ui, state.clip, &mut out);
+            });
+    });
+    if !affine {
+        r.response.on_hover_text(FORMAT_DECIDES);
+    }
     if n != *current {
         out.push(Command::SetQuant(n));
     }

@@ -99,9 +99,15 @@ pub fn tabs_ui(
                 !(view.detail.current && view.quant.current),
                 state.settings.histogram.log_y,
             ),
-            None => {
-                ui.spinner();
-            }
+            None => match &view.quant.error {
+                // Nothing will come: say why instead of spinning.
+                Some(e) => {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+                None => {
+                    ui.spinner();
+                }
+            },
         },
         Tab::Heatmap => out.extend(super::heatmap::heatmaps_ui(ui, state, view, textures)),
         Tab::Batches if view.has_batches => {
