@@ -6,6 +6,7 @@
 pub mod args;
 pub mod bits;
 pub mod inspect;
+pub mod plan;
 mod progress;
 pub mod quantize;
 
@@ -26,6 +27,7 @@ pub fn main() -> ExitCode {
         Some(Command::Bits(ref args)) => bits::run(args),
         Some(Command::Inspect(ref args)) => inspect::run(args),
         Some(Command::Quantize(ref args)) => quantize::run(args),
+        Some(Command::Plan(ref args)) => plan::run(args),
         None => open_app(cli.files),
     };
     match result {

@@ -1,8 +1,12 @@
 //! Per-tensor quantization reports: the stable JSON of `quantize --json`, CSV and Markdown rows.
 //!
 //! The CLI builds a [`TensorReport`] from each [`QuantResult`]; the app's JSON/CSV export
-//! writes the same keys from its own view of the result.
+//! writes the same keys from its own view of the result. The planner's reports are in
+//! [`recipe`] (the plan and recipe JSON, llama-quantize arguments) and [`sweep`] (the
+//! measurement table).
 
+pub mod recipe;
+pub mod sweep;
 mod text;
 
 pub use text::human_bytes;
