@@ -227,11 +227,21 @@ fn pins_keeps_and_objective_are_honoured() {
     let plan = json_of(&out.stdout);
     assert_eq!(plan["objective"], "mse");
     let tensors = plan["tensors"].as_array().expect("array");
-    assert_eq!(tensors[0]["candidate"], "int2_g32_minmax");
-    assert_eq!(tensors[0]["why"], "pinned");
-    assert_eq!(tensors[0]["why_detail"], "*.attn.*");
-    assert_eq!(tensors[1]["format"], "BF16");
-    assert_eq!(tensors[1]["storage_bits"], 2048 * 16);
+    let by_name = |n: &str| {
+        tensors
+            .iter()
+            .find(|t| t["name"] == n)
+            .expect("tensor listed")
+    };
+    let attn = by_name("layer.0.attn.weight");
+    assert_eq!(attn["candidate"], "int2_g32_minmax");
+    assert_eq!(attn["why"], "pinned");
+    assert_eq!(attn["why_detail"], "*.attn.*");
+    let mlp = by_name("layer.0.mlp.weight");
+    assert_eq!(mlp["format"], "BF16");
+    assert_eq!(mlp["why"], "kept");
+    assert_eq!(mlp["storage_bits"], 2048 * 16);
+    assert!(mlp["candidate"].is_null());
 }
 
 #[test]

@@ -1164,8 +1164,14 @@ mod tests {
             .collect()
     }
 
-    /// A table of 2-D tensors: per tensor (numel, [(bits, rel) or None per candidate]).
-    fn table(rows: &[(u64, Vec<Option<(u64, f64)>>)], k: usize) -> SweepTable {
+    /// One tensor: (numel, per candidate Some((stored bits, relative MSE)) or None).
+    type Row = (u64, Vec<Option<(u64, f64)>>);
+
+    /// Several tensors.
+    type Rows = Vec<Row>;
+
+    /// A table of 2-D tensors from `rows`.
+    fn table(rows: &[Row], k: usize) -> SweepTable {
         SweepTable {
             model: "t".into(),
             candidates: candidates(k),
@@ -1421,7 +1427,7 @@ mod tests {
 
     #[test]
     fn curve_is_monotone_in_budget() {
-        let rows: Vec<(u64, Vec<Option<(u64, f64)>>)> = (0..5)
+        let rows: Rows = (0..5)
             .map(|i| {
                 let n = 100 + 37 * i as u64;
                 (
@@ -1430,7 +1436,7 @@ mod tests {
                         .map(|k| {
                             Some((
                                 n * (2 + 2 * k as u64),
-                                (0.5f64).powi(2 * k as i32 + 1) * (1.0 + i as f64),
+                                (0.5f64).powi(2 * k + 1) * (1.0 + i as f64),
                             ))
                         })
                         .collect(),
@@ -1455,7 +1461,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn rows() -> impl Strategy<Value = Vec<(u64, Vec<Option<(u64, f64)>>)>> {
+        fn rows() -> impl Strategy<Value = Rows> {
             proptest::collection::vec(
                 (
                     1u64..200,

@@ -445,8 +445,10 @@ mod tests {
             Candidate::parse("int4_g128_best", no_formats),
             Err(CandidateError::Unknown("int4_g128_best".into()))
         );
-        let mut cfg = QuantConfig::default();
-        cfg.outliers = crate::quant::OutlierMode::Elements;
+        let cfg = QuantConfig {
+            outliers: crate::quant::OutlierMode::Elements,
+            ..QuantConfig::default()
+        };
         assert!(matches!(id_of_config(&cfg), Err(CandidateError::NoId(_))));
     }
 

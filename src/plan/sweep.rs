@@ -1124,8 +1124,8 @@ mod tests {
             ("experts", vec![2, 3, 64], 2, &ew, 192),
         ] {
             let x = values(shape.iter().product(), seed);
-            for c in 0..2 {
-                let cfg = cands[c].affine_config().expect("affine");
+            for (c, cand) in cands.iter().enumerate().take(2) {
+                let cfg = cand.affine_config().expect("affine");
                 let want = Outputs {
                     codes: false,
                     dequantized: true,

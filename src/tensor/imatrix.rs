@@ -398,10 +398,8 @@ fn parse_legacy(path: &Path, bytes: &[u8]) -> Result<ImportanceMatrix, ImatrixEr
         let ncall = r.i32("a call count")?;
         let nval = r.length(&format!("value count of '{name}'"), 1, 4)?;
         let data = r.take(nval * 4, "values")?;
-        let divisor = (ncall > 0).then(|| {
-            // C++ divides a float by an int64: the int64 converts to the nearest float first.
-            ncall as f32
-        });
+        // C++ divides a float by an int64: the int64 converts to the nearest float first.
+        let divisor = (ncall > 0).then_some(ncall as f32);
         let weights: Vec<f32> = data
             .chunks_exact(4)
             .map(|c| {
@@ -490,13 +488,13 @@ pub(crate) mod fixtures {
             out.extend(offset.to_le_bytes());
             offset += (values.len() as u64 * 4).div_ceil(32) * 32;
         }
-        while out.len() % 32 != 0 {
+        while !out.len().is_multiple_of(32) {
             out.push(0);
         }
         for (_, _, values) in tensors {
             let start = out.len();
             out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-            while (out.len() - start) % 32 != 0 {
+            while !(out.len() - start).is_multiple_of(32) {
                 out.push(0);
             }
         }
