@@ -23,6 +23,7 @@ struct CancelInner {
     cancelled: Arc<AtomicBool>,
     done_units: AtomicU64,
     total_units: AtomicU64,
+    reserved_units: AtomicU64,
 }
 
 impl Cancel {
@@ -47,6 +48,7 @@ impl Cancel {
                 cancelled: Arc::clone(&self.inner.cancelled),
                 done_units: AtomicU64::new(0),
                 total_units: AtomicU64::new(0),
+                reserved_units: AtomicU64::new(0),
             }),
         }
     }
@@ -70,8 +72,27 @@ impl Cancel {
         }
     }
 
-    /// Adds to the total amount of work expected (in units the kernel chooses, e.g. elements).
+    /// Announces work that later [`Cancel::add_total`] calls will describe, so the fraction
+    /// done counts every stage from the start (a job that decodes, then quantizes, reserves
+    /// both; the bar does not read 100% after the first stage).
+    pub fn reserve(&self, units: u64) {
+        self.inner
+            .reserved_units
+            .fetch_add(units, Ordering::Relaxed);
+        self.inner.total_units.fetch_add(units, Ordering::Relaxed);
+    }
+
+    /// Adds to the total amount of work expected (in units the kernel chooses, e.g. elements);
+    /// work announced by [`Cancel::reserve`] is taken from the reservation first.
     pub fn add_total(&self, units: u64) {
+        let taken = self
+            .inner
+            .reserved_units
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(units))
+            })
+            .map_or(0, |before| before.min(units));
+        let units = units - taken;
         self.inner.total_units.fetch_add(units, Ordering::Relaxed);
     }
 
@@ -125,6 +146,22 @@ mod tests {
         let other = Cancel::new();
         other.child().child().cancel();
         assert!(other.is_cancelled());
+    }
+
+    #[test]
+    fn reserved_work_is_counted_from_the_start() {
+        let c = Cancel::new();
+        // Two stages of 10 units announced up front: the first stage alone is half the bar.
+        c.reserve(20);
+        c.add_total(10);
+        c.add_done(10);
+        assert_eq!(c.fraction_done(), 0.5);
+        c.add_total(10);
+        c.add_done(5);
+        assert_eq!(c.fraction_done(), 0.75);
+        // Work beyond the reservation grows the total.
+        c.add_total(20);
+        assert_eq!(c.fraction_done(), 15.0 / 40.0);
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn harness(lesson: LessonId) -> Harness<'static, Host> {
         .with_size(egui::vec2(1280.0, 5000.0))
         .build_ui_state(
             |ui, host: &mut Host| {
-                if let Some(a) = host.lessons.ui(ui) {
+                if let Some(a) = host.lessons.ui(ui, None) {
                     host.action = Some(a);
                 }
             },
@@ -251,7 +251,7 @@ fn snapshot_lesson_asymmetric() {
         .wgpu()
         .build_ui_state(
             |ui, host: &mut Host| {
-                host.lessons.ui(ui);
+                host.lessons.ui(ui, None);
             },
             host,
         );

@@ -84,6 +84,11 @@ fn safetensors_every_simple_dtype() {
             // F4 (E2M1), two per byte, low nibble first: 0x21 -> 0.5, 1.0; 0xF7 -> 6, -6.
             ("f4", "F4", vec![4], vec![0x21, 0xF7]),
             ("e8m0", "F8_E8M0", vec![2], vec![127, 130]),
+            // F6, four elements in three bytes, a little-endian bit stream: codes 0x01, 0x02,
+            // 0x03, 0x3F pack to 0x81 0x30 0xFC. E2M3: 0.125, 0.25, 0.375, -7.5.
+            ("e2m3", "F6_E2M3", vec![2, 2], vec![0x81, 0x30, 0xFC]),
+            // E3M2: 0.0625, 0.125, 0.1875, -28.
+            ("e3m2", "F6_E3M2", vec![4], vec![0x81, 0x30, 0xFC]),
         ]),
     );
     let model = Model::open(&path).unwrap();
@@ -104,6 +109,10 @@ fn safetensors_every_simple_dtype() {
     assert_eq!(values(&model, "f64"), vec![0.25]);
     assert_eq!(values(&model, "f4"), vec![0.5, 1.0, 6.0, -6.0]);
     assert_eq!(values(&model, "e8m0"), vec![1.0, 8.0]);
+    assert_eq!(values(&model, "e2m3"), vec![0.125, 0.25, 0.375, -7.5]);
+    assert_eq!(values(&model, "e3m2"), vec![0.0625, 0.125, 0.1875, -28.0]);
+    let e3m2 = model.find("e3m2").unwrap();
+    assert_eq!(model.value_f32_at(e3m2, 3).unwrap(), -28.0);
     let f4 = model.find("f4").unwrap();
     assert_eq!(model.value_f32_at(f4, 3).unwrap(), -6.0);
     assert_eq!(

@@ -194,6 +194,22 @@ impl<K: JobKey, V: Send + Sync + 'static> Jobs<K, V> {
         self.ready.get(key).cloned()
     }
 
+    /// What a request for `key` would show without starting anything: the exact result if
+    /// cached, else the last result of its lane when it is of the same subject (dimmed).
+    pub fn peek(&self, key: &K) -> JobState<V> {
+        if let Some(v) = self.ready.get(key) {
+            return JobState::Ready(Arc::clone(v));
+        }
+        JobState::Pending {
+            last: self
+                .last_in_lane
+                .get(&key.lane())
+                .filter(|(k, _)| key.same_subject(k))
+                .map(|(_, v)| Arc::clone(v)),
+            progress: 0.0,
+        }
+    }
+
     /// Whether any job of this cache is running.
     pub fn is_busy(&self) -> bool {
         !self.running.is_empty()
@@ -399,5 +415,71 @@ mod tests {
         // The cancelled job never reports (neither success nor failure).
         assert!(jobs.get(&Key(0, 5)).is_none());
         assert!(!jobs.failed.contains_key(&Key(0, 5)));
+    }
+
+    /// Threads of this process whose name starts with `prefix` (Linux; None elsewhere).
+    fn threads_named(prefix: &str) -> Option<usize> {
+        let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+        Some(
+            tasks
+                .filter_map(Result::ok)
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|name| name.starts_with(prefix))
+                .count(),
+        )
+    }
+
+    #[test]
+    fn a_burst_of_requests_ends_with_the_last_result_and_no_stale_current() {
+        let runner = Runner::named_pool(None, "burst-pool", 2).expect("pool");
+        let computed = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&computed);
+        let mut jobs = Jobs::new("burst", runner, 4, move |k: &Key, cancel: &Cancel| {
+            // Each job takes ~20 ms in 1 ms slices, checking for cancellation like a kernel.
+            for _ in 0..20 {
+                cancel.check().map_err(|e| e.to_string())?;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(k.0 * 3)
+        });
+        // rayon starts its threads lazily: count once the first job ran.
+        let _ = jobs.request(&Key(1000, 1));
+        // 100 settings changes in one second, polled like frames in between.
+        for i in 0..100u32 {
+            match jobs.request(&Key(i, 0)) {
+                // A result shown as current is exactly the requested key's.
+                JobState::Ready(v) => assert_eq!(*v, i * 3),
+                // A stale result may show only dimmed, and is an earlier key's.
+                JobState::Pending { last, .. } => {
+                    if let Some(v) = last {
+                        assert!(*v < i * 3, "a later result cannot exist yet");
+                    }
+                }
+                JobState::Failed(e) => panic!("no request fails: {e}"),
+            }
+            jobs.poll();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let last = loop {
+            jobs.poll();
+            if let JobState::Ready(v) = jobs.request(&Key(99, 0)) {
+                break *v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the last request never finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        assert_eq!(last, 99 * 3);
+        assert!(!jobs.is_busy(), "nothing runs after the last result");
+        // Older jobs were cancelled: far fewer than 100 ran to the end.
+        assert!(computed.load(Ordering::Relaxed) < 100);
+        // The pool's two threads did all the work: the burst started no thread of its own.
+        if let Some(n) = threads_named("burst-pool") {
+            assert_eq!(n, 2, "threads of the job pool");
+        }
     }
 }

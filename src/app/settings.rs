@@ -1,14 +1,16 @@
-//! Settings that persist between runs (eframe storage): theme, recent files, view options.
-//! The quantization settings live in [`super::qsettings`] and are persisted with these.
+//! Settings that persist between runs (eframe storage): theme, recent files, the quantization
+//! settings (the core's own [`QuantConfig`], as the CLI uses it), view options and the
+//! lessons' inputs.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::qsettings::QuantSettings;
+use super::lessons::LessonsState;
+use crate::quant::{Calibration, Granularity, OutlierThreshold, QuantConfig};
 
 /// The storage key under which [`Settings`] are saved.
-pub const STORAGE_KEY: &str = "quantscope.settings.v1";
+pub const STORAGE_KEY: &str = "quantscope.settings.v2";
 
 /// How many recent files the File menu remembers.
 pub const MAX_RECENT: usize = 10;
@@ -48,8 +50,31 @@ impl Default for HistogramSettings {
     }
 }
 
+/// Values of settings that only some choices use, remembered so that switching away and back
+/// restores them (the percentile p, the group size, the channel axis).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Remembered {
+    /// The last percentile p.
+    pub percentile: f64,
+    /// The last group size.
+    pub group_size: usize,
+    /// The last channel axis.
+    pub axis: usize,
+}
+
+impl Default for Remembered {
+    fn default() -> Self {
+        Self {
+            percentile: Calibration::DEFAULT_PERCENTILE,
+            group_size: 128,
+            axis: 0,
+        }
+    }
+}
+
 /// Everything the app remembers between runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Colour theme.
@@ -57,9 +82,30 @@ pub struct Settings {
     /// Most recent first; each entry is the list of files opened together.
     pub recent: Vec<Vec<PathBuf>>,
     /// Quantization settings.
-    pub quant: QuantSettings,
+    pub quant: QuantConfig,
+    /// Inputs of settings not in force right now.
+    pub remembered: Remembered,
     /// Histogram view options.
     pub histogram: HistogramSettings,
+    /// The open lesson and every lesson's inputs.
+    pub lessons: LessonsState,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            theme: Theme::default(),
+            recent: Vec::new(),
+            // Weights are the app's main subject: outliers by z-score (NUMERICS.md §5), 6 std.
+            quant: QuantConfig {
+                outlier_threshold: OutlierThreshold::StdMultiple(6.0),
+                ..QuantConfig::default()
+            },
+            remembered: Remembered::default(),
+            histogram: HistogramSettings::default(),
+            lessons: LessonsState::default(),
+        }
+    }
 }
 
 impl Settings {
@@ -71,6 +117,18 @@ impl Settings {
         self.recent.retain(|p| p.as_slice() != paths);
         self.recent.insert(0, paths.to_vec());
         self.recent.truncate(MAX_RECENT);
+    }
+
+    /// Remembers the inputs `q` carries (p, group size, axis) for when they are chosen again.
+    pub fn remember(&mut self, q: &QuantConfig) {
+        if let Calibration::Percentile(p) = q.calibration {
+            self.remembered.percentile = p;
+        }
+        match q.granularity {
+            Granularity::PerGroup { size } => self.remembered.group_size = size,
+            Granularity::PerChannel { axis } => self.remembered.axis = axis,
+            Granularity::PerTensor => {}
+        }
     }
 }
 
@@ -109,5 +167,19 @@ mod tests {
         let partial: Settings = serde_json::from_str(r#"{"theme":"Light"}"#).expect("partial");
         assert_eq!(partial.theme, Theme::Light);
         assert_eq!(partial.histogram.bins, 256);
+        assert_eq!(partial.quant, Settings::default().quant);
+    }
+
+    #[test]
+    fn remembered_inputs_follow_the_settings() {
+        let mut s = Settings::default();
+        s.remember(&QuantConfig {
+            calibration: Calibration::Percentile(99.9),
+            granularity: Granularity::PerGroup { size: 32 },
+            ..QuantConfig::default()
+        });
+        assert_eq!(s.remembered.percentile, 99.9);
+        assert_eq!(s.remembered.group_size, 32);
+        assert_eq!(s.remembered.axis, 0);
     }
 }

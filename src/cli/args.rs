@@ -4,6 +4,31 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::float::Overflow;
+use crate::quant::{Calibration, Granularity, OutlierMode, Preset, Rounding, Scheme};
+
+/// A clap value enum that is a thin adapter of a core enum: one conversion each way, so the CLI
+/// spells the settings but the core's types are the settings model.
+macro_rules! adapter {
+    ($arg:ident <=> $core:ident { $($variant:ident => $core_variant:ident),* $(,)? }) => {
+        impl From<$arg> for $core {
+            fn from(a: $arg) -> Self {
+                match a {
+                    $($arg::$variant => $core::$core_variant),*
+                }
+            }
+        }
+
+        impl From<$core> for $arg {
+            fn from(c: $core) -> Self {
+                match c {
+                    $($core::$core_variant => $arg::$variant),*
+                }
+            }
+        }
+    };
+}
+
 /// See neural-network quantization: float bit layouts, weight histograms with calibration
 /// thresholds, and quantization error on real model files.
 ///
@@ -29,6 +54,38 @@ pub enum Command {
     Bits(BitsArgs),
     /// Measure every tensor under every candidate and choose one per tensor under a size budget.
     Plan(Box<PlanArgs>),
+    /// Compare a quantized model (GGUF, FP8 safetensors, ...) with its original, tensor by tensor.
+    Compare(CompareArgs),
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The original model (.safetensors, sharded index or folder, GGUF in F32/F16/BF16, .npz).
+    pub original: PathBuf,
+    /// The quantized model (GGUF of any supported type, FP8/F16/BF16 safetensors, ...).
+    pub quantized: PathBuf,
+    /// Order of the text table.
+    #[arg(long, value_enum, default_value_t = CompareSortArg::File)]
+    pub sort: CompareSortArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Table order of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareSortArg {
+    /// The original model's tensor order.
+    File,
+    /// SQNR, worst first.
+    Sqnr,
+    /// Relative MSE, worst first.
+    RelMse,
+    /// Tensor name.
+    Name,
+    /// Bits per weight, highest first.
+    Bpw,
 }
 
 /// Arguments of `inspect`.
@@ -42,6 +99,11 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Read FILE as calibration batches of one tensor (members batch_00, batch_01, …, each
+    /// [rows, features]) and report the calibrators' thresholds after each batch (running
+    /// min-max, moving average, histogram percentile and entropy) and the per-feature ranges.
+    #[arg(long)]
+    pub batches: bool,
 }
 
 /// Arguments of `bits`.
@@ -54,7 +116,8 @@ pub struct BitsArgs {
     /// Which format to show.
     #[arg(long, value_enum, default_value_t = FormatArg::All)]
     pub format: FormatArg,
-    /// FP8 overflow: saturate to ±max (PyTorch, ONNX default) or become NaN/Inf (ml_dtypes).
+    /// Overflow in FP8, E8M0 and UE4M3: saturate to ±max (PyTorch, ONNX default) or become
+    /// NaN/Inf (ml_dtypes). FP4 and FP6 have neither and always saturate.
     #[arg(long, value_enum, default_value_t = OverflowArg::Saturate)]
     pub overflow: OverflowArg,
     /// Print JSON.
@@ -77,6 +140,21 @@ pub enum FormatArg {
     /// FP8 E5M2.
     #[value(name = "fp8-e5m2")]
     Fp8E5m2,
+    /// OCP MX FP6 E2M3 (no Inf or NaN).
+    #[value(name = "fp6-e2m3")]
+    Fp6E2m3,
+    /// OCP MX FP6 E3M2 (no Inf or NaN).
+    #[value(name = "fp6-e3m2")]
+    Fp6E3m2,
+    /// OCP MX FP4 E2M1 (no Inf or NaN).
+    #[value(name = "fp4-e2m1")]
+    Fp4E2m1,
+    /// OCP MX E8M0 block scale (unsigned powers of two).
+    #[value(name = "e8m0")]
+    E8m0,
+    /// Unsigned E4M3 (the NVFP4 block scale).
+    #[value(name = "ue4m3")]
+    Ue4m3,
     /// Every format.
     All,
 }
@@ -86,7 +164,7 @@ pub enum FormatArg {
 pub enum OverflowArg {
     /// Clamp to ±max finite.
     Saturate,
-    /// Become NaN (E4M3FN) or Inf (E5M2).
+    /// Become NaN (E4M3FN, E8M0, UE4M3) or Inf (E5M2).
     Nan,
 }
 
@@ -134,9 +212,70 @@ pub struct QuantizeArgs {
     /// Print JSON (one object per tensor, in an array).
     #[arg(long)]
     pub json: bool,
+    /// With --json, print every per-channel / per-group value instead of their min, max and
+    /// mean (the tensors themselves go through --output).
+    #[arg(long, requires = "json")]
+    pub full: bool,
     /// Write codes, scales, zero points and dequantized values to this safetensors file.
     #[arg(long, value_name = "OUT.safetensors")]
     pub output: Option<PathBuf>,
+    /// Calibrate on these batches instead of on each tensor (static activation quantization):
+    /// an .npz of batch_00, batch_01, … each [rows, features]. Prints the thresholds after each
+    /// batch, then quantizes every selected tensor with the final range. Per-tensor only;
+    /// --calibration minmax (ONNX Runtime), percentile (its histogram percentile) or entropy
+    /// (TensorRT's, symmetric).
+    #[arg(long, value_name = "BATCHES.npz")]
+    pub calibration_batches: Option<PathBuf>,
+    /// With --calibration-batches and --calibration minmax: ONNX Runtime's moving average of
+    /// the batch ranges with this averaging constant (its default is 0.01) instead of the
+    /// global min and max.
+    #[arg(long, value_name = "C", requires = "calibration_batches")]
+    pub moving_average: Option<f32>,
+}
+
+adapter!(OverflowArg <=> Overflow { Saturate => Saturate, Nan => NonFinite });
+adapter!(SchemeArg <=> Scheme { Symmetric => Symmetric, Asymmetric => Asymmetric });
+adapter!(PresetArg <=> Preset {
+    Onnxruntime => OnnxRuntime,
+    Pytorch => PyTorch,
+    Tensorrt => TensorRt,
+    Tflite => TfLite,
+    Textbook => Textbook,
+});
+adapter!(RoundingArg <=> Rounding { HalfEven => HalfEven, HalfAway => HalfAway, HalfUp => HalfUp });
+adapter!(OutliersArg <=> OutlierMode { None => None, Elements => Elements, Columns => Columns });
+
+impl GranularityArg {
+    /// The core's granularity, with the axis and group size of the other flags.
+    pub fn with(self, axis: usize, group_size: usize) -> Granularity {
+        match self {
+            Self::Tensor => Granularity::PerTensor,
+            Self::Channel => Granularity::PerChannel { axis },
+            Self::Group => Granularity::PerGroup { size: group_size },
+        }
+    }
+}
+
+impl From<Granularity> for GranularityArg {
+    fn from(g: Granularity) -> Self {
+        match g {
+            Granularity::PerTensor => Self::Tensor,
+            Granularity::PerChannel { .. } => Self::Channel,
+            Granularity::PerGroup { .. } => Self::Group,
+        }
+    }
+}
+
+impl CalibrationArg {
+    /// The core's calibration, with the percentile of `--percentile`.
+    pub fn with(self, percentile: f64) -> Calibration {
+        match self {
+            Self::Minmax => Calibration::MinMax,
+            Self::Percentile => Calibration::Percentile(percentile),
+            Self::Entropy => Calibration::Entropy,
+            Self::Mse => Calibration::Mse,
+        }
+    }
 }
 
 /// Quantization scheme on the command line.
@@ -267,4 +406,46 @@ pub enum ObjectiveArg {
     RelMse,
     /// Sum over planned tensors of numel x MSE.
     Mse,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every adapter maps each variant to its core value and back to itself.
+    fn round_trips<A, C>()
+    where
+        A: ValueEnum + Copy + PartialEq + std::fmt::Debug + From<C>,
+        C: From<A>,
+    {
+        for &a in A::value_variants() {
+            assert_eq!(A::from(C::from(a)), a);
+        }
+    }
+
+    #[test]
+    fn clap_enums_round_trip_through_the_core_types() {
+        round_trips::<OverflowArg, Overflow>();
+        round_trips::<SchemeArg, Scheme>();
+        round_trips::<PresetArg, Preset>();
+        round_trips::<RoundingArg, Rounding>();
+        round_trips::<OutliersArg, OutlierMode>();
+        for &g in GranularityArg::value_variants() {
+            assert_eq!(GranularityArg::from(g.with(1, 64)), g);
+        }
+        assert_eq!(
+            GranularityArg::Group.with(1, 64),
+            Granularity::PerGroup { size: 64 }
+        );
+        assert_eq!(
+            CalibrationArg::Percentile.with(99.9),
+            Calibration::Percentile(99.9)
+        );
+        // Every preset the core has is reachable from the command line, spelled as it names it.
+        for p in Preset::ALL {
+            let arg = PresetArg::from(p);
+            let name = arg.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(name.as_deref(), Some(p.name()));
+        }
+    }
 }

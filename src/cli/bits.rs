@@ -1,61 +1,14 @@
 //! `quantscope bits`: one value's bit fields, stored value and error in each float format.
 
-use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::args::{BitsArgs, FormatArg, OverflowArg};
-use crate::float::{Analysis, FloatFormat, Overflow, format_exact};
+use super::args::{BitsArgs, FormatArg};
+use crate::float::{self, Analysis, BitsInput, FloatFormat, Overflow, format_exact};
 use crate::report::json_float;
 
-/// What the user typed: a number, or a bit pattern in one format.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum BitsInput {
-    /// A decimal number, converted to f32 with correct rounding first.
-    Number(f32),
-    /// A hex bit pattern read in the given format.
-    Pattern {
-        /// The format whose width matched.
-        format: FloatFormat,
-        /// The pattern.
-        bits: u32,
-    },
-}
-
-/// Parses the VALUE argument.
+/// Parses the VALUE argument (the shared parser of `float`, with the format flag).
 pub fn parse_input(text: &str, format: FormatArg) -> anyhow::Result<BitsInput> {
-    let trimmed = text.trim();
-    let hex = trimmed
-        .strip_prefix("0x")
-        .or_else(|| trimmed.strip_prefix("0X"));
-    let Some(digits) = hex else {
-        let value: f32 = trimmed.parse().with_context(|| {
-            format!("'{text}' is neither a number nor a hex bit pattern such as 0x3c00")
-        })?;
-        return Ok(BitsInput::Number(value));
-    };
-    let bits = u32::from_str_radix(digits, 16)
-        .with_context(|| format!("'{text}' is not a hex bit pattern"))?;
-    let pattern_format = match (format_of(format), digits.len()) {
-        (Some(f), _) => f,
-        (None, 1..=2) => FloatFormat::FP8_E4M3,
-        (None, 3..=4) => FloatFormat::FP16,
-        (None, 5..=8) => FloatFormat::FP32,
-        (None, _) => bail!(
-            "'{text}' has {} hex digits; use 2 (FP8), 4 (FP16/BF16) or 8 (FP32)",
-            digits.len()
-        ),
-    };
-    if bits & !pattern_format.bit_mask() != 0 {
-        bail!(
-            "'{text}' does not fit in the {} bits of {}",
-            pattern_format.total_bits(),
-            pattern_format.name
-        );
-    }
-    Ok(BitsInput::Pattern {
-        format: pattern_format,
-        bits,
-    })
+    Ok(float::parse_input(text, format_of(format))?)
 }
 
 fn format_of(arg: FormatArg) -> Option<FloatFormat> {
@@ -65,6 +18,11 @@ fn format_of(arg: FormatArg) -> Option<FloatFormat> {
         FormatArg::Bf16 => Some(FloatFormat::BF16),
         FormatArg::Fp8E4m3 => Some(FloatFormat::FP8_E4M3),
         FormatArg::Fp8E5m2 => Some(FloatFormat::FP8_E5M2),
+        FormatArg::Fp6E2m3 => Some(FloatFormat::FP6_E2M3),
+        FormatArg::Fp6E3m2 => Some(FloatFormat::FP6_E3M2),
+        FormatArg::Fp4E2m1 => Some(FloatFormat::FP4_E2M1),
+        FormatArg::E8m0 => Some(FloatFormat::E8M0),
+        FormatArg::Ue4m3 => Some(FloatFormat::UE4M3),
         FormatArg::All => None,
     }
 }
@@ -96,6 +54,16 @@ pub fn analyses(input: BitsInput, format: FormatArg, overflow: Overflow) -> Vec<
         .collect()
 }
 
+/// A bit field as JSON: its bit string, or null when the format has no such field (E8M0 and
+/// UE4M3 have no sign bit, E8M0 no mantissa).
+fn field_json(bits: String) -> Value {
+    if bits.is_empty() {
+        Value::Null
+    } else {
+        Value::String(bits)
+    }
+}
+
 /// One analysis as the stable JSON object of `bits --json`.
 pub fn analysis_json(a: &Analysis, overflow: Overflow) -> Value {
     let format = a.format;
@@ -103,9 +71,9 @@ pub fn analysis_json(a: &Analysis, overflow: Overflow) -> Value {
     json!({
         "format": format.cli_name,
         "hex": format.hex(a.bits),
-        "sign": sign,
-        "exponent": exponent,
-        "mantissa": mantissa,
+        "sign": field_json(sign),
+        "exponent": field_json(exponent),
+        "mantissa": field_json(mantissa),
         "value": json_float(a.stored),
         "class": a.class.name(),
         "input": json_float(f64::from(a.input)),
@@ -131,10 +99,7 @@ fn overflow_name(overflow: Overflow) -> &'static str {
 /// Runs `bits`.
 pub fn run(args: &BitsArgs) -> anyhow::Result<()> {
     let input = parse_input(&args.value, args.format)?;
-    let overflow = match args.overflow {
-        OverflowArg::Saturate => Overflow::Saturate,
-        OverflowArg::Nan => Overflow::NonFinite,
-    };
+    let overflow = Overflow::from(args.overflow);
     let rows = analyses(input, args.format, overflow);
     if args.json {
         let array: Vec<Value> = rows.iter().map(|a| analysis_json(a, overflow)).collect();
@@ -147,18 +112,27 @@ pub fn run(args: &BitsArgs) -> anyhow::Result<()> {
         }
     };
     let mut lines = vec![format!(
-        "input {shown_input} (FP8 overflow: {})\n",
+        "input {shown_input} (overflow: {})\n",
         overflow_name(overflow)
     )];
     for a in &rows {
         let format = a.format;
         let (sign, exponent, mantissa) = format.bit_strings(a.bits);
         lines.push(format!(
-            "{} (sign 1, exponent {}, mantissa {}; bias {})",
-            format.name, format.exponent_bits, format.mantissa_bits, format.bias
+            "{} (sign {}, exponent {}, mantissa {}; bias {})",
+            format.name,
+            format.sign_bits(),
+            format.exponent_bits,
+            format.mantissa_bits,
+            format.bias
         ));
+        let fields: Vec<&str> = [sign.as_str(), exponent.as_str(), mantissa.as_str()]
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect();
         lines.push(format!(
-            "  bits       {sign} | {exponent} | {mantissa}   ({})",
+            "  bits       {}   ({})",
+            fields.join(" | "),
             format.hex(a.bits)
         ));
         lines.push(format!(
@@ -230,8 +204,23 @@ mod tests {
             Overflow::Saturate,
         );
         let hexes: Vec<String> = rows.iter().map(|a| a.format.hex(a.bits)).collect();
-        // 1.0 in FP32, FP16, BF16, E4M3 (exponent 7 = bias) and E5M2 (exponent 15 = bias).
-        assert_eq!(hexes, ["0x3f800000", "0x3c00", "0x3f80", "0x38", "0x3c"]);
+        // 1.0 in FP32, FP16, BF16, E4M3 (exponent 7 = bias), E5M2 (exponent 15 = bias), then
+        // FP6 E2M3 and E3M2, FP4 E2M1 (exponent = bias 1 or 3), E8M0 (127) and UE4M3.
+        assert_eq!(
+            hexes,
+            [
+                "0x3f800000",
+                "0x3c00",
+                "0x3f80",
+                "0x38",
+                "0x3c",
+                "0x08",
+                "0x0c",
+                "0x2",
+                "0x7f",
+                "0x38"
+            ]
+        );
         assert!(rows.iter().all(|a| a.stored == 1.0 && a.error == Some(0.0)));
     }
 }

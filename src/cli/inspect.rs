@@ -6,6 +6,8 @@ use serde::Serialize;
 use super::args::InspectArgs;
 use super::progress::tensor_bar;
 use crate::cancel::Cancel;
+use crate::quant::batches::BatchOptions;
+use crate::report::batches::{batch_report_text, calibrate_loaded, load_batches};
 use crate::report::human_bytes;
 use crate::stats::{Summary, percentiles, summarize};
 use crate::tensor::{Model, TensorInfo};
@@ -134,8 +136,30 @@ fn optional(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"))
 }
 
+/// `inspect --batches`: the calibration-over-batches report of a calibration-batch file.
+fn run_batches(args: &InspectArgs) -> anyhow::Result<()> {
+    let cancel = Cancel::never();
+    // BatchFileError messages name the file already.
+    let batches = load_batches(&args.file, &cancel)?;
+    let result = calibrate_loaded(&batches, BatchOptions::default(), &cancel)
+        .with_context(|| format!("calibrating on {}", args.file.display()))?;
+    if args.json {
+        let document = serde_json::json!({
+            "file": args.file.display().to_string(),
+            "batches": batches.names,
+            "rows": batches.rows,
+            "calibration": result,
+        });
+        return super::emit(&format!("{}\n", serde_json::to_string_pretty(&document)?));
+    }
+    super::emit(&batch_report_text(&batches, &result))
+}
+
 /// Runs `inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    if args.batches {
+        return run_batches(args);
+    }
     // LoadError messages name the file already.
     let model = Model::open(&args.file)?;
     let report = report(&model, args.stats, !args.json)

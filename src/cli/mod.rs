@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod bits;
+pub mod compare;
 pub mod inspect;
 pub mod plan;
 mod progress;
@@ -25,6 +26,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Bits(ref args)) => bits::run(args),
+        Some(Command::Compare(ref args)) => compare::run(args),
         Some(Command::Inspect(ref args)) => inspect::run(args),
         Some(Command::Quantize(ref args)) => quantize::run(args),
         Some(Command::Plan(ref args)) => plan::run(args),

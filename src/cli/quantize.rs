@@ -8,16 +8,18 @@ use anyhow::{Context, bail};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use super::args::{
-    CalibrationArg, GranularityArg, OutliersArg, PresetArg, QuantizeArgs, RoundingArg, SchemeArg,
-};
+use super::args::QuantizeArgs;
 use super::progress::tensor_bar;
 use crate::cancel::Cancel;
+use crate::quant::batches::{BatchCalibration, BatchError, BatchOptions};
 use crate::quant::tensor::{Outputs, quantize_tensor};
 use crate::quant::{
-    Calibration, Granularity, OutlierMode, OutlierThreshold, Preset, QuantConfig, Rounding, Scheme,
+    Calibration, Granularity, OutlierThreshold, Preset, QuantConfig, Rounding, Scheme,
 };
-use crate::report::{SettingsReport, TensorReport};
+use crate::report::batches::{
+    CalibrationBatches, batch_report_text, calibrate_loaded, load_batches,
+};
+use crate::report::{JsonDetail, SettingsReport, TensorReport};
 use crate::tensor::Model;
 
 /// A usage problem (exit code 2), as opposed to bad input (exit code 1).
@@ -55,41 +57,13 @@ pub fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig, UsageError> 
         .map_err(|_| UsageError(format!("--bits {} is not 2..=8 or 16", args.bits)))?;
     let cfg = QuantConfig {
         bits,
-        scheme: match args.scheme {
-            SchemeArg::Symmetric => Scheme::Symmetric,
-            SchemeArg::Asymmetric => Scheme::Asymmetric,
-        },
-        preset: match args.preset {
-            PresetArg::Onnxruntime => Preset::OnnxRuntime,
-            PresetArg::Pytorch => Preset::PyTorch,
-            PresetArg::Tensorrt => Preset::TensorRt,
-            PresetArg::Tflite => Preset::TfLite,
-            PresetArg::Textbook => Preset::Textbook,
-        },
-        rounding: args.rounding.map(|r| match r {
-            RoundingArg::HalfEven => Rounding::HalfEven,
-            RoundingArg::HalfAway => Rounding::HalfAway,
-            RoundingArg::HalfUp => Rounding::HalfUp,
-        }),
+        scheme: args.scheme.into(),
+        preset: args.preset.into(),
+        rounding: args.rounding.map(Rounding::from),
         symmetric_range: None,
-        granularity: match args.granularity {
-            GranularityArg::Tensor => Granularity::PerTensor,
-            GranularityArg::Channel => Granularity::PerChannel { axis: args.axis },
-            GranularityArg::Group => Granularity::PerGroup {
-                size: args.group_size,
-            },
-        },
-        calibration: match args.calibration {
-            CalibrationArg::Minmax => Calibration::MinMax,
-            CalibrationArg::Percentile => Calibration::Percentile(args.percentile),
-            CalibrationArg::Entropy => Calibration::Entropy,
-            CalibrationArg::Mse => Calibration::Mse,
-        },
-        outliers: match args.outliers {
-            OutliersArg::None => OutlierMode::None,
-            OutliersArg::Elements => OutlierMode::Elements,
-            OutliersArg::Columns => OutlierMode::Columns,
-        },
+        granularity: args.granularity.with(args.axis, args.group_size),
+        calibration: args.calibration.with(args.percentile),
+        outliers: args.outliers.into(),
         outlier_threshold: parse_threshold(&args.outlier_threshold)?,
     };
     // A shape with enough axes that only shape-independent checks can fail here.
@@ -112,7 +86,7 @@ fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Res
     names
         .iter()
         .map(|name| {
-            model.find(name).with_context(|| {
+            let index = model.find(name).with_context(|| {
                 let close: Vec<&str> = model
                     .tensors()
                     .iter()
@@ -126,7 +100,16 @@ fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Res
                     format!(" (similar: {})", close.join(", "))
                 };
                 format!("no tensor named '{name}'{hint} in {}", path.display())
-            })
+            })?;
+            let dtype = model.tensors()[index].dtype;
+            if !dtype.is_float() {
+                bail!(
+                    "'{name}' is an integer tensor ({}): only float tensors are quantized, in {}",
+                    dtype.name(),
+                    path.display()
+                );
+            }
+            Ok(index)
         })
         .collect()
 }
@@ -249,15 +232,18 @@ pub fn quantize_one(
     let start = Instant::now();
     let result = quantize_tensor(&values, &info.shape, cfg, want, &cancel)?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
-    Ok(TensorReport {
-        name: info.name.clone(),
-        dtype: info.dtype.name().to_string(),
-        shape: info.shape.clone(),
-        settings: SettingsReport::new(cfg),
-        result,
+    let mut report = TensorReport::new(
+        &info.name,
+        info.dtype.name(),
+        cfg,
+        &result,
         elapsed_ms,
         decode_ms,
-    })
+    );
+    // --output needs the large outputs; the report alone never carries them.
+    report.result.codes = result.codes;
+    report.result.dequantized = result.dequantized;
+    Ok(report)
 }
 
 fn text_of(report: &TensorReport) -> String {
@@ -303,9 +289,118 @@ fn text_of(report: &TensorReport) -> String {
     lines.join("\n")
 }
 
+/// `--calibration-batches`: the clip range learned over the batches, the name of the rule that
+/// chose it, and the report of every step.
+struct BatchRange {
+    range: (f32, f32),
+    rule: &'static str,
+    batches: CalibrationBatches,
+    result: BatchCalibration,
+}
+
+/// Calibrates on `path` under `cfg` (see `QuantizeArgs::calibration_batches`).
+fn range_from_batches(
+    path: &Path,
+    cfg: &QuantConfig,
+    args: &QuantizeArgs,
+) -> anyhow::Result<BatchRange> {
+    if cfg.granularity != Granularity::PerTensor {
+        return Err(UsageError(
+            "--calibration-batches learns one range per tensor; use --granularity tensor".into(),
+        )
+        .into());
+    }
+    let symmetric = cfg.scheme == Scheme::Symmetric;
+    if let Some(c) = args.moving_average
+        && (!(0.0..=1.0).contains(&c) || cfg.calibration != Calibration::MinMax)
+    {
+        return Err(UsageError(format!(
+            "--moving-average {c} needs --calibration minmax and a constant in [0, 1]"
+        ))
+        .into());
+    }
+    match cfg.calibration {
+        Calibration::Mse | Calibration::Manual { .. } => {
+            return Err(UsageError(
+                "--calibration-batches works with --calibration minmax, percentile or entropy"
+                    .into(),
+            )
+            .into());
+        }
+        Calibration::Entropy if !symmetric => {
+            return Err(UsageError(
+                "entropy over batches is TensorRT's symmetric amax; use --scheme symmetric".into(),
+            )
+            .into());
+        }
+        _ => {}
+    }
+    let cancel = Cancel::never();
+    // BatchFileError messages name the file already.
+    let batches = load_batches(path, &cancel)?;
+    let options = BatchOptions {
+        percentile: args.percentile,
+        averaging_constant: args.moving_average.unwrap_or(0.01),
+        bits: cfg.bits,
+        ..BatchOptions::default()
+    };
+    let result = calibrate_loaded(&batches, options, &cancel).map_err(|e| match e {
+        BatchError::Options(message) => anyhow::Error::from(UsageError(message)),
+        other => anyhow::Error::from(other).context(format!("calibrating on {}", path.display())),
+    })?;
+    let last = result.steps.last();
+    let symmetric_of = |amax: Option<f32>| amax.map(|a| (-a, a));
+    let (range, rule) = match (cfg.calibration, args.moving_average) {
+        (Calibration::MinMax, Some(_)) if symmetric => (
+            symmetric_of(last.and_then(|s| s.moving_average_absmax)),
+            "ONNX Runtime MinMaxCalibrater, moving average, symmetric",
+        ),
+        (Calibration::MinMax, Some(_)) => (
+            last.and_then(|s| s.moving_average),
+            "ONNX Runtime MinMaxCalibrater, moving average",
+        ),
+        (Calibration::Percentile(_), _) if cfg.preset == Preset::TensorRt => (
+            symmetric_of(last.and_then(|s| s.percentile_tensorrt)),
+            "TensorRT HistogramCalibrator percentile",
+        ),
+        (Calibration::Percentile(_), _) => (
+            last.and_then(|s| s.percentile_onnxruntime),
+            "ONNX Runtime PercentileCalibrater",
+        ),
+        (Calibration::Entropy, _) => (
+            symmetric_of(last.and_then(|s| s.entropy_tensorrt)),
+            "TensorRT HistogramCalibrator entropy",
+        ),
+        _ => (last.and_then(|s| s.minmax), "ONNX Runtime MinMaxCalibrater"),
+    };
+    let range = range.with_context(|| format!("no finite value in {}", path.display()))?;
+    Ok(BatchRange {
+        range,
+        rule,
+        batches,
+        result,
+    })
+}
+
 /// Runs `quantize`.
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
-    let cfg = config_from_args(args)?;
+    let mut cfg = config_from_args(args)?;
+    let from_batches = match &args.calibration_batches {
+        Some(path) => {
+            let learned = range_from_batches(path, &cfg, args)?;
+            let (lo, hi) = learned.range;
+            if !args.json {
+                super::emit(&batch_report_text(&learned.batches, &learned.result))?;
+                super::emit(&format!(
+                    "clip range from the batches: [{lo:.6}, {hi:.6}] ({})\n\n",
+                    learned.rule
+                ))?;
+            }
+            cfg.calibration = Calibration::Manual { lo, hi };
+            Some(learned)
+        }
+        None => None,
+    };
     // LoadError messages name the file already.
     let model = Model::open(&args.file)?;
     if let Some(output) = &args.output {
@@ -346,8 +441,27 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        let array: Vec<serde_json::Value> = reports.iter().map(TensorReport::to_json).collect();
-        super::emit(&format!("{}\n", serde_json::to_string_pretty(&array)?))?;
+        let detail = if args.full {
+            JsonDetail::Full
+        } else {
+            JsonDetail::Summary
+        };
+        let array: Vec<serde_json::Value> = reports.iter().map(|r| r.to_json(detail)).collect();
+        let document = match from_batches {
+            // With --calibration-batches the document also carries what the batches gave.
+            Some(learned) => serde_json::json!({
+                "calibration_batches": {
+                    "file": learned.batches.file.display().to_string(),
+                    "batches": learned.batches.names,
+                    "rule": learned.rule,
+                    "range": [learned.range.0, learned.range.1],
+                    "calibration": learned.result,
+                },
+                "tensors": array,
+            }),
+            None => serde_json::Value::Array(array),
+        };
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&document)?))?;
     }
     Ok(())
 }

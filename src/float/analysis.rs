@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::format::{FloatClass, FloatFormat, Overflow, pow2};
+use super::format::{FloatClass, FloatFormat, Overflow, SpecialValues, pow2};
 
 /// The three bit fields of one encoding, raw and decoded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,12 +69,20 @@ impl FloatFormat {
     }
 
     /// The encoding as sign, exponent and mantissa bit strings, e.g. ("0", "01111", "0000000000").
+    /// A field the format does not have (E8M0's and UE4M3's sign, E8M0's mantissa) is "".
     pub fn bit_strings(&self, bits: u32) -> (String, String, String) {
         let (sign, exponent, mantissa) = self.split(bits & self.bit_mask());
+        let field = |value: u32, width: u32| {
+            if width == 0 {
+                String::new()
+            } else {
+                format!("{value:0width$b}", width = width as usize)
+            }
+        };
         (
-            format!("{sign}"),
-            format!("{exponent:0width$b}", width = self.exponent_bits as usize),
-            format!("{mantissa:0width$b}", width = self.mantissa_bits as usize),
+            field(sign, self.sign_bits()),
+            field(exponent, self.exponent_bits),
+            field(mantissa, self.mantissa_bits),
         )
     }
 
@@ -84,13 +92,33 @@ impl FloatFormat {
         format!("{:#0width$x}", bits & self.bit_mask(), width = digits + 2)
     }
 
-    /// The decoding written out, e.g. "(-1)^0 × 2^(15 - 15) × (1 + 0/1024) = 1".
+    /// The decoding written out, e.g. "(-1)^0 × 2^(15 - 15) × (1 + 0/1024) = 1"; unsigned
+    /// formats drop the sign factor and E8M0 is "2^(E - 127) = value".
     pub fn formula(&self, bits: u32) -> String {
         let bits = bits & self.bit_mask();
         let (sign, exponent, mantissa) = self.split(bits);
         let denominator = 1u64 << self.mantissa_bits;
         let value = self.decode(bits);
-        match self.classify(bits) {
+        let class = self.classify(bits);
+        if self.special == SpecialValues::ExponentOnly {
+            return match class {
+                FloatClass::Nan => "NaN (all ones)".to_string(),
+                _ => format!(
+                    "2^({exponent} - {bias}) = {}",
+                    format_exact(value),
+                    bias = self.bias
+                ),
+            };
+        }
+        let sign_factor = if self.signed {
+            format!("(-1)^{sign} × ")
+        } else {
+            String::new()
+        };
+        match class {
+            FloatClass::Nan if self.special == SpecialValues::FiniteOnlyAllOnesNan => {
+                "NaN (exponent and mantissa all ones)".to_string()
+            }
             FloatClass::Nan => "NaN (exponent all ones, mantissa not zero)".to_string(),
             FloatClass::Infinite => {
                 format!(
@@ -99,12 +127,12 @@ impl FloatFormat {
                 )
             }
             FloatClass::Zero | FloatClass::Subnormal => format!(
-                "(-1)^{sign} × 2^(1 - {bias}) × (0 + {mantissa}/{denominator}) = {}",
+                "{sign_factor}2^(1 - {bias}) × (0 + {mantissa}/{denominator}) = {}",
                 format_exact(value),
                 bias = self.bias
             ),
             FloatClass::Normal => format!(
-                "(-1)^{sign} × 2^({exponent} - {bias}) × (1 + {mantissa}/{denominator}) = {}",
+                "{sign_factor}2^({exponent} - {bias}) × (1 + {mantissa}/{denominator}) = {}",
                 format_exact(value),
                 bias = self.bias
             ),

@@ -2,13 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How a format spends its all-ones exponent.
+/// How a format spends its all-ones exponent (and, for E8M0, its zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SpecialValues {
     /// IEEE 754: exponent all ones with mantissa 0 is Inf, otherwise NaN.
     Ieee,
-    /// OCP FP8 E4M3FN: no Inf; only S.1111.111 is NaN, the rest of the top exponent holds numbers.
+    /// OCP FP8 E4M3FN (and UE4M3): no Inf; only the all-ones pattern S.1111.111 is NaN, the rest
+    /// of the top exponent holds numbers.
     FiniteOnlyAllOnesNan,
+    /// OCP MX FP4 E2M1, FP6 E2M3 and E3M2: every code is a number (no Inf, no NaN); the top
+    /// exponent is ordinary. Conversion saturates: overflow and ±Inf become ±max.
+    FiniteOnly,
+    /// OCP MX E8M0 (the MX block scale): exponent bits only, value 2^(E - bias) for every code
+    /// but all ones, which is NaN. No sign, no zero, no subnormals, no Inf.
+    ExponentOnly,
 }
 
 /// What a conversion does with a finite value too large for the format (NUMERICS.md §1).
@@ -65,10 +72,21 @@ pub enum FormatId {
     Fp8E4m3,
     /// OCP FP8 E5M2.
     Fp8E5m2,
+    /// OCP MX FP6 E2M3.
+    Fp6E2m3,
+    /// OCP MX FP6 E3M2.
+    Fp6E3m2,
+    /// OCP MX FP4 E2M1.
+    Fp4E2m1,
+    /// OCP MX E8M0 scale.
+    E8m0,
+    /// Unsigned E4M3 (the NVFP4 block scale).
+    Ue4m3,
 }
 
-/// A binary floating-point format described as data: 1 sign bit, `exponent_bits`, `mantissa_bits`,
-/// an exponent `bias` and a rule for special values. Every format of NUMERICS.md §1 is one const.
+/// A binary floating-point format described as data: a sign bit (or none), `exponent_bits`,
+/// `mantissa_bits`, an exponent `bias` and a rule for special values. Every format of
+/// NUMERICS.md §1, and the OCP MX element and scale formats, is one const.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct FloatFormat {
     /// Which built-in format this is.
@@ -77,6 +95,8 @@ pub struct FloatFormat {
     pub name: &'static str,
     /// The CLI spelling, e.g. "fp8-e4m3".
     pub cli_name: &'static str,
+    /// Whether the top bit is a sign bit. E8M0 and UE4M3 have none: every code is non-negative.
+    pub signed: bool,
     /// Width of the exponent field.
     pub exponent_bits: u32,
     /// Width of the stored mantissa (fraction) field.
@@ -93,6 +113,7 @@ impl FloatFormat {
         id: FormatId::Fp32,
         name: "FP32",
         cli_name: "fp32",
+        signed: true,
         exponent_bits: 8,
         mantissa_bits: 23,
         bias: 127,
@@ -103,6 +124,7 @@ impl FloatFormat {
         id: FormatId::Fp16,
         name: "FP16",
         cli_name: "fp16",
+        signed: true,
         exponent_bits: 5,
         mantissa_bits: 10,
         bias: 15,
@@ -113,6 +135,7 @@ impl FloatFormat {
         id: FormatId::Bf16,
         name: "BF16",
         cli_name: "bf16",
+        signed: true,
         exponent_bits: 8,
         mantissa_bits: 7,
         bias: 127,
@@ -123,6 +146,7 @@ impl FloatFormat {
         id: FormatId::Fp8E4m3,
         name: "FP8 E4M3",
         cli_name: "fp8-e4m3",
+        signed: true,
         exponent_bits: 4,
         mantissa_bits: 3,
         bias: 7,
@@ -133,29 +157,100 @@ impl FloatFormat {
         id: FormatId::Fp8E5m2,
         name: "FP8 E5M2",
         cli_name: "fp8-e5m2",
+        signed: true,
         exponent_bits: 5,
         mantissa_bits: 2,
         bias: 15,
         special: SpecialValues::Ieee,
     };
 
-    /// Every built-in format, widest first.
-    pub const ALL: [Self; 5] = [
+    /// OCP MX FP6 E2M3: 1/2/3, bias 1, max 7.5, no Inf or NaN.
+    pub const FP6_E2M3: Self = Self {
+        id: FormatId::Fp6E2m3,
+        name: "FP6 E2M3",
+        cli_name: "fp6-e2m3",
+        signed: true,
+        exponent_bits: 2,
+        mantissa_bits: 3,
+        bias: 1,
+        special: SpecialValues::FiniteOnly,
+    };
+    /// OCP MX FP6 E3M2: 1/3/2, bias 3, max 28, no Inf or NaN.
+    pub const FP6_E3M2: Self = Self {
+        id: FormatId::Fp6E3m2,
+        name: "FP6 E3M2",
+        cli_name: "fp6-e3m2",
+        signed: true,
+        exponent_bits: 3,
+        mantissa_bits: 2,
+        bias: 3,
+        special: SpecialValues::FiniteOnly,
+    };
+    /// OCP MX FP4 E2M1 (safetensors `F4`): 1/2/1, bias 1, values 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+    pub const FP4_E2M1: Self = Self {
+        id: FormatId::Fp4E2m1,
+        name: "FP4 E2M1",
+        cli_name: "fp4-e2m1",
+        signed: true,
+        exponent_bits: 2,
+        mantissa_bits: 1,
+        bias: 1,
+        special: SpecialValues::FiniteOnly,
+    };
+    /// OCP MX E8M0 (safetensors `F8_E8M0`), the MX block scale: 0/8/0, bias 127, value
+    /// 2^(E - 127) from 2^-127 (0x00) to 2^127 (0xFE); 0xFF is NaN.
+    pub const E8M0: Self = Self {
+        id: FormatId::E8m0,
+        name: "E8M0",
+        cli_name: "e8m0",
+        signed: false,
+        exponent_bits: 8,
+        mantissa_bits: 0,
+        bias: 127,
+        special: SpecialValues::ExponentOnly,
+    };
+    /// Unsigned E4M3 (NVFP4's block scale, ggml's UE4M3): 0/4/3, bias 7, the non-negative
+    /// half of E4M3FN (max 448 = 0x7E, 0x7F NaN).
+    pub const UE4M3: Self = Self {
+        id: FormatId::Ue4m3,
+        name: "UE4M3",
+        cli_name: "ue4m3",
+        signed: false,
+        exponent_bits: 4,
+        mantissa_bits: 3,
+        bias: 7,
+        special: SpecialValues::FiniteOnlyAllOnesNan,
+    };
+
+    /// Every built-in format: the formats the bit view shows, widest first (the MX element
+    /// formats, then the two scale formats).
+    pub const ALL: [Self; 10] = [
         Self::FP32,
         Self::FP16,
         Self::BF16,
         Self::FP8_E4M3,
         Self::FP8_E5M2,
+        Self::FP6_E2M3,
+        Self::FP6_E3M2,
+        Self::FP4_E2M1,
+        Self::E8M0,
+        Self::UE4M3,
     ];
 
-    /// Looks a format up by its CLI spelling ("fp32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2").
+    /// Looks a format up by its CLI spelling ("fp32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2",
+    /// "fp6-e2m3", "fp6-e3m2", "fp4-e2m1", "e8m0", "ue4m3").
     pub fn from_cli_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.cli_name == name)
     }
 
-    /// Total width in bits (1 + exponent + mantissa).
+    /// Total width in bits (sign + exponent + mantissa).
     pub const fn total_bits(&self) -> u32 {
-        1 + self.exponent_bits + self.mantissa_bits
+        self.sign_bits() + self.exponent_bits + self.mantissa_bits
+    }
+
+    /// Width of the sign field: 1, or 0 for the unsigned formats.
+    pub const fn sign_bits(&self) -> u32 {
+        if self.signed { 1 } else { 0 }
     }
 
     /// Mask of all valid bits of an encoding.
@@ -167,8 +262,13 @@ impl FloatFormat {
         }
     }
 
+    /// The sign bit's mask (0 for the unsigned formats).
     const fn sign_mask(&self) -> u32 {
-        1u32 << (self.exponent_bits + self.mantissa_bits)
+        if self.signed {
+            1u32 << (self.exponent_bits + self.mantissa_bits)
+        } else {
+            0
+        }
     }
 
     const fn mantissa_mask(&self) -> u32 {
@@ -195,6 +295,12 @@ impl FloatFormat {
             SpecialValues::FiniteOnlyAllOnesNan => {
                 (self.exponent_all_ones() << self.mantissa_bits) | (self.mantissa_mask() - 1)
             }
+            // Every magnitude bit set: the top exponent is ordinary.
+            SpecialValues::FiniteOnly => {
+                (self.exponent_all_ones() << self.mantissa_bits) | self.mantissa_mask()
+            }
+            // E8M0: 0xFE = 2^127 (0xFF is NaN).
+            SpecialValues::ExponentOnly => self.exponent_all_ones() - 1,
         }
     }
 
@@ -202,20 +308,25 @@ impl FloatFormat {
     pub const fn infinity_bits(&self) -> Option<u32> {
         match self.special {
             SpecialValues::Ieee => Some(self.exponent_all_ones() << self.mantissa_bits),
-            SpecialValues::FiniteOnlyAllOnesNan => None,
+            SpecialValues::FiniteOnlyAllOnesNan
+            | SpecialValues::FiniteOnly
+            | SpecialValues::ExponentOnly => None,
         }
     }
 
-    /// The canonical quiet NaN (positive sign): top mantissa bit set, or all ones for E4M3FN.
-    pub const fn nan_bits(&self) -> u32 {
+    /// The canonical quiet NaN (positive sign): top mantissa bit set, all ones for E4M3FN and
+    /// UE4M3, 0xFF for E8M0; `None` for the MX element formats, which have no NaN.
+    pub const fn nan_bits(&self) -> Option<u32> {
         match self.special {
-            SpecialValues::Ieee => {
+            SpecialValues::Ieee => Some(
                 (self.exponent_all_ones() << self.mantissa_bits)
-                    | (1u32 << (self.mantissa_bits - 1))
-            }
+                    | (1u32 << (self.mantissa_bits - 1)),
+            ),
             SpecialValues::FiniteOnlyAllOnesNan => {
-                (self.exponent_all_ones() << self.mantissa_bits) | self.mantissa_mask()
+                Some((self.exponent_all_ones() << self.mantissa_bits) | self.mantissa_mask())
             }
+            SpecialValues::FiniteOnly => None,
+            SpecialValues::ExponentOnly => Some(self.exponent_all_ones()),
         }
     }
 
@@ -224,14 +335,22 @@ impl FloatFormat {
         self.decode(self.max_finite_bits())
     }
 
-    /// The smallest positive normal value, 2^(1 - bias).
+    /// The smallest positive normal value, 2^(1 - bias); for E8M0, whose exponent field 0 is an
+    /// ordinary exponent, 2^-bias = 2^-127.
     pub fn min_normal(&self) -> f64 {
-        pow2(self.min_exponent())
+        match self.special {
+            SpecialValues::ExponentOnly => pow2(-self.bias),
+            _ => pow2(self.min_exponent()),
+        }
     }
 
-    /// The smallest positive subnormal value, 2^(1 - bias - mantissa_bits).
+    /// The smallest positive subnormal value, 2^(1 - bias - mantissa_bits). E8M0 has no
+    /// subnormals: there this is its smallest value, 2^-127.
     pub fn min_subnormal(&self) -> f64 {
-        pow2(self.min_exponent() - self.mantissa_bits as i32)
+        match self.special {
+            SpecialValues::ExponentOnly => self.min_normal(),
+            _ => pow2(self.min_exponent() - self.mantissa_bits as i32),
+        }
     }
 
     /// Machine epsilon: the gap between 1 and the next value, 2^-mantissa_bits.
@@ -252,6 +371,9 @@ impl FloatFormat {
         let (_, exponent, mantissa) = self.split(bits & self.bit_mask());
         let top = exponent == self.exponent_all_ones();
         match self.special {
+            SpecialValues::ExponentOnly if top => FloatClass::Nan,
+            // Exponent field 0 is the ordinary value 2^-bias: E8M0 has no zero or subnormals.
+            SpecialValues::ExponentOnly => FloatClass::Normal,
             SpecialValues::Ieee if top => {
                 if mantissa == 0 {
                     FloatClass::Infinite
@@ -293,28 +415,151 @@ impl FloatFormat {
 
     /// Encodes an f32 with round-to-nearest, ties to even (subnormals too); overflow is decided on
     /// the rounded value and handled per `overflow`. FP16 and BF16 go through the `half` crate,
-    /// which matches numpy and PyTorch bit for bit; the FP8 formats use [`encode_generic`], which
-    /// the tests check against `half` on every FP16/BF16 case.
+    /// which matches numpy and PyTorch bit for bit; the 8-, 6- and 4-bit formats use
+    /// [`encode_generic`], which the tests check against `half` on every FP16/BF16 case and
+    /// against ml_dtypes on a dense table of f32 inputs. E8M0 and the unsigned formats follow
+    /// ml_dtypes' rules (see [`encode_e8m0`] and [`encode_unsigned`]).
     ///
     /// [`encode_generic`]: FloatFormat::encode_generic
+    /// [`encode_e8m0`]: FloatFormat::encode_e8m0
+    /// [`encode_unsigned`]: FloatFormat::encode_unsigned
     pub fn encode(&self, x: f32, overflow: Overflow) -> u32 {
         match self.id {
             FormatId::Fp32 => x.to_bits(),
             FormatId::Fp16 => u32::from(half::f16::from_f32(x).to_bits()),
             FormatId::Bf16 => u32::from(half::bf16::from_f32(x).to_bits()),
-            FormatId::Fp8E4m3 | FormatId::Fp8E5m2 => self.encode_generic(x, overflow),
+            FormatId::E8m0 => self.encode_e8m0(x, overflow),
+            FormatId::Ue4m3 => self.encode_unsigned(x, overflow),
+            FormatId::Fp8E4m3
+            | FormatId::Fp8E5m2
+            | FormatId::Fp6E2m3
+            | FormatId::Fp6E3m2
+            | FormatId::Fp4E2m1 => self.encode_generic(x, overflow),
         }
     }
 
-    /// The format-independent RNE encoder: exact integer arithmetic on the f32's significand.
+    /// E8M0 from f32 as ml_dtypes 0.6 converts it: to the nearest power of two, a midpoint
+    /// 1.5 · 2^k going up to 2^(k+1) (ml_dtypes rounds the significand 1.f to zero fraction
+    /// bits, and its implicit 1 makes every tie round up). Below 2^-127 everything becomes code
+    /// 0 (2^-127); just above it, code 1. NaN is 0xFF. E8M0 has no zero, no sign and no Inf:
+    /// with [`Overflow::NonFinite`] (ml_dtypes' `astype`) zero, negatives, +Inf and values
+    /// rounding past 2^127 become NaN; with [`Overflow::Saturate`] they clamp: zero and
+    /// negatives to 0x00 (2^-127), +Inf and overflow to 0xFE (2^127).
+    pub fn encode_e8m0(&self, x: f32, overflow: Overflow) -> u32 {
+        const NAN: u32 = 0xFF;
+        const MAX: u32 = 0xFE;
+        let saturate = overflow == Overflow::Saturate;
+        if x.is_nan() {
+            return NAN;
+        }
+        if x <= 0.0 || x.is_sign_negative() {
+            return if saturate { 0 } else { NAN };
+        }
+        if x.is_infinite() {
+            return if saturate { MAX } else { NAN };
+        }
+        let bits = x.to_bits();
+        let exponent_field = bits >> 23;
+        let code = if exponent_field == 0 {
+            // f32 subnormal: 2^-127 is the bit pattern 0x0040_0000; anything above rounds to
+            // 2^-126, anything below to 2^-127.
+            u32::from(bits > 0x0040_0000)
+        } else {
+            // 2^(E - 127) · 1.f: the fraction's top bit decides (ties, f = 0.5, go up).
+            exponent_field + ((bits >> 22) & 1)
+        };
+        if code > MAX {
+            if saturate { MAX } else { NAN }
+        } else {
+            code
+        }
+    }
+
+    /// An unsigned format (UE4M3) from f32: a non-negative value is encoded by
+    /// [`encode_generic`] (the unsigned format is the non-negative half of its signed twin);
+    /// ±0 is 0; NaN is NaN. A negative value has no encoding: NaN with
+    /// [`Overflow::NonFinite`] (ml_dtypes' rule for unsigned targets), 0 with
+    /// [`Overflow::Saturate`] (ml_dtypes' saturating rule: the lowest value).
+    ///
+    /// [`encode_generic`]: FloatFormat::encode_generic
+    pub fn encode_unsigned(&self, x: f32, overflow: Overflow) -> u32 {
+        let nan = self.nan_bits().unwrap_or(self.max_finite_bits());
+        if x.is_nan() {
+            return nan;
+        }
+        if x == 0.0 {
+            return 0;
+        }
+        if x < 0.0 {
+            return match overflow {
+                Overflow::Saturate => 0,
+                Overflow::NonFinite => nan,
+            };
+        }
+        self.encode_generic(x, overflow)
+    }
+
+    /// The format-independent RNE encoder for formats narrower than f32 (FP16, BF16, FP8, FP6,
+    /// FP4, UE4M3), on the f32's bits: in the target's normal range it rounds the fraction with
+    /// the round-to-nearest-even bias and re-biases the exponent; below it one f32 addition of
+    /// a power of two aligns the value to the target's subnormal quantum, which the FPU rounds
+    /// to nearest even. Overflow is decided on the rounded value. The tests check it against an
+    /// exact integer implementation, against `half` on every FP16/BF16 case and against
+    /// ml_dtypes on a dense table. For the MX element formats, which have no NaN, a NaN input
+    /// gives the pattern ml_dtypes returns for it (its stand-in quiet NaN is the -0 pattern,
+    /// negated for a negative NaN: +NaN -> -0, -NaN -> +0), so the element tables agree code for
+    /// code. FP32 itself is returned unchanged.
     pub fn encode_generic(&self, x: f32, overflow: Overflow) -> u32 {
+        let bits = x.to_bits();
+        if self.mantissa_bits >= 23 {
+            return bits;
+        }
+        let sign = if bits >> 31 == 1 { self.sign_mask() } else { 0 };
+        let magnitude_f32 = bits & 0x7FFF_FFFF;
+        if magnitude_f32 > 0x7F80_0000 {
+            return match self.nan_bits() {
+                Some(nan) => sign | nan,
+                None => sign ^ self.sign_mask(),
+            };
+        }
+        if magnitude_f32 == 0x7F80_0000 {
+            return sign | self.overflow_bits(overflow, true);
+        }
+        let mantissa_bits = self.mantissa_bits;
+        let shift = 23 - mantissa_bits;
+        // bias is 1..=127 for every format here: the re-biasing amount is 0..=126.
+        let rebias = (127 - self.bias) as u32;
+        let min_normal_f32 = (rebias + 1) << 23;
+        let magnitude = if magnitude_f32 >= min_normal_f32 {
+            let half_minus_one = (1u32 << (shift - 1)) - 1;
+            let rounded = magnitude_f32 + half_minus_one + ((magnitude_f32 >> shift) & 1);
+            (rounded >> shift) - (rebias << mantissa_bits)
+        } else {
+            // 2^(shift + 1 - bias): its ulp is the target's smallest subnormal, and |x| is far
+            // below it, so the sum's rounding is the RNE rounding to a subnormal (possibly up to
+            // the smallest normal, which the subtraction then encodes correctly).
+            let magic_bits = (rebias + shift + 1) << 23;
+            (f32::from_bits(magnitude_f32) + f32::from_bits(magic_bits)).to_bits() - magic_bits
+        };
+        if magnitude > self.max_finite_bits() {
+            return sign | self.overflow_bits(overflow, false);
+        }
+        sign | magnitude
+    }
+
+    /// The exact integer RNE encoder the fast one is checked against.
+    #[cfg(test)]
+    pub(crate) fn encode_exact_reference(&self, x: f32, overflow: Overflow) -> u32 {
         let sign = if x.is_sign_negative() {
             self.sign_mask()
         } else {
             0
         };
         if x.is_nan() {
-            return sign | self.nan_bits();
+            return match self.nan_bits() {
+                Some(nan) => sign | nan,
+                None => sign ^ self.sign_mask(),
+            };
         }
         if x.is_infinite() {
             return sign | self.overflow_bits(overflow, true);
@@ -382,12 +627,13 @@ impl FloatFormat {
 
     /// The magnitude bits an overflow (or an Inf input) becomes under `overflow`.
     fn overflow_bits(&self, overflow: Overflow, input_is_infinite: bool) -> u32 {
-        match (self.infinity_bits(), overflow) {
-            (Some(infinity), _) if input_is_infinite => infinity,
-            (Some(_), Overflow::Saturate) if self.id.is_fp8() => self.max_finite_bits(),
-            (Some(infinity), _) => infinity,
-            (None, Overflow::Saturate) => self.max_finite_bits(),
-            (None, Overflow::NonFinite) => self.nan_bits(),
+        match (self.infinity_bits(), self.nan_bits(), overflow) {
+            (Some(infinity), _, _) if input_is_infinite => infinity,
+            (Some(_), _, Overflow::Saturate) if self.id.is_fp8() => self.max_finite_bits(),
+            (Some(infinity), _, _) => infinity,
+            // No Inf and no NaN (the MX element formats): always ±max, as ml_dtypes does.
+            (None, None, _) | (None, _, Overflow::Saturate) => self.max_finite_bits(),
+            (None, Some(nan), Overflow::NonFinite) => nan,
         }
     }
 
@@ -408,9 +654,17 @@ impl FloatFormat {
         }
     }
 
-    /// The next representable value toward -Inf, as bits (the mirror of [`FloatFormat::next_up`]).
+    /// The next representable value toward -Inf, as bits (the mirror of [`FloatFormat::next_up`]);
+    /// `None` from NaN and from the smallest value of an unsigned format.
     pub fn next_down(&self, bits: u32) -> Option<u32> {
-        let flipped = (bits & self.bit_mask()) ^ self.sign_mask();
+        let bits = bits & self.bit_mask();
+        if !self.signed {
+            return match self.classify(bits) {
+                FloatClass::Nan => None,
+                _ => bits.checked_sub(1),
+            };
+        }
+        let flipped = bits ^ self.sign_mask();
         self.next_up(flipped).map(|up| up ^ self.sign_mask())
     }
 
@@ -430,7 +684,8 @@ impl FloatFormat {
 }
 
 impl FormatId {
-    /// Whether this is one of the 8-bit formats (where saturation applies).
+    /// Whether this is one of the two FP8 element formats (where saturation applies to E5M2's
+    /// overflow too).
     pub const fn is_fp8(self) -> bool {
         matches!(self, Self::Fp8E4m3 | Self::Fp8E5m2)
     }
@@ -660,6 +915,208 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn mx_element_and_scale_range_facts() {
+        // OCP MX v1.0 §5.3: E2M1 max 6 = 2^2 · 1.5, min subnormal 0.5; E2M3 max 7.5 = 2^2 · 1.875,
+        // min subnormal 0.125; E3M2 max 28 = 2^4 · 1.75, min subnormal 0.0625.
+        let fp4 = FloatFormat::FP4_E2M1;
+        assert_eq!((fp4.total_bits(), fp4.max_finite_bits()), (4, 0x7));
+        assert_eq!(fp4.max_finite(), 6.0);
+        assert_eq!((fp4.min_normal(), fp4.min_subnormal()), (1.0, 0.5));
+        assert_eq!((fp4.infinity_bits(), fp4.nan_bits()), (None, None));
+        let e2m3 = FloatFormat::FP6_E2M3;
+        assert_eq!((e2m3.max_finite(), e2m3.max_finite_bits()), (7.5, 0x1F));
+        assert_eq!(e2m3.min_subnormal(), 0.125);
+        let e3m2 = FloatFormat::FP6_E3M2;
+        assert_eq!((e3m2.max_finite(), e3m2.max_finite_bits()), (28.0, 0x1F));
+        assert_eq!((e3m2.min_normal(), e3m2.min_subnormal()), (0.25, 0.0625));
+        // E8M0: 2^(E - 127), 0x00 = 2^-127 (a value, not zero), 0xFE = 2^127, 0xFF NaN.
+        let e8 = FloatFormat::E8M0;
+        assert_eq!(e8.total_bits(), 8);
+        assert_eq!(e8.decode(0x00), 2f64.powi(-127));
+        assert_eq!(e8.classify(0x00), FloatClass::Normal);
+        assert_eq!(e8.decode(0x7F), 1.0);
+        assert_eq!(e8.max_finite(), 2f64.powi(127));
+        assert!(e8.decode(0xFF).is_nan());
+        assert_eq!(
+            (e8.min_normal(), e8.min_subnormal()),
+            (2f64.powi(-127), 2f64.powi(-127))
+        );
+        assert_eq!(e8.ulp(0x7F), Some(1.0));
+        // UE4M3: the non-negative half of E4M3FN, 7 bits.
+        let ue = FloatFormat::UE4M3;
+        assert_eq!((ue.total_bits(), ue.bit_mask()), (7, 0x7F));
+        assert_eq!((ue.max_finite(), ue.max_finite_bits()), (448.0, 0x7E));
+        assert!(ue.decode(0x7F).is_nan());
+        assert_eq!(ue.decode(0x01), 2f64.powi(-9));
+        for f in [fp4, e2m3, e3m2, e8, ue] {
+            assert_eq!(FloatFormat::from_cli_name(f.cli_name), Some(f));
+        }
+    }
+
+    /// The hex digits of one fixture entry as u32.
+    fn hex_u32(v: &serde_json::Value) -> u32 {
+        u32::from_str_radix(v.as_str().unwrap_or("zz"), 16).expect("hex")
+    }
+
+    #[test]
+    fn mx_formats_match_ml_dtypes_code_for_code() {
+        // tests/fixtures/float_formats.json is written by scripts/float_formats_reference.py
+        // from ml_dtypes 0.6.0: the f32 value of every code, and the non-saturating cast
+        // (Overflow::NonFinite) of 262144 f32 inputs covering every tie and its neighbours.
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/float_formats.json"))
+                .expect("fixture parses");
+        let lows: Vec<u32> = fixture["lows"]
+            .as_array()
+            .expect("lows")
+            .iter()
+            .map(|v| v.as_u64().expect("low") as u32)
+            .collect();
+        for f in [
+            FloatFormat::FP4_E2M1,
+            FloatFormat::FP6_E2M3,
+            FloatFormat::FP6_E3M2,
+            FloatFormat::E8M0,
+            FloatFormat::UE4M3,
+        ] {
+            let table = &fixture["formats"][f.cli_name];
+            let decode = table["decode"].as_array().expect("decode table");
+            assert_eq!(decode.len(), 1 << f.total_bits(), "{}", f.name);
+            for (code, want) in decode.iter().enumerate() {
+                let want = f32::from_bits(hex_u32(want));
+                let got = f.decode(code as u32) as f32;
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{} decode {code:#x}: {got} vs {want}",
+                    f.name
+                );
+                // f32 holds every value exactly (E8M0's 2^-127 is an f32 subnormal).
+                if !got.is_nan() {
+                    assert_eq!(f64::from(got), f.decode(code as u32), "{}", f.name);
+                }
+            }
+            let count = table["encode_inputs"].as_u64().expect("count") as usize;
+            let runs = table["encode"].as_array().expect("runs");
+            let mut checked = 0usize;
+            for (r, run) in runs.iter().enumerate() {
+                let start = run[0].as_u64().expect("start") as usize;
+                let code = run[1].as_u64().expect("code") as u32;
+                let end = runs
+                    .get(r + 1)
+                    .map_or(count, |next| next[0].as_u64().expect("start") as usize);
+                for i in start..end {
+                    let bits = ((i / lows.len()) as u32) << 16 | lows[i % lows.len()];
+                    let x = f32::from_bits(bits);
+                    let got = f.encode(x, Overflow::NonFinite);
+                    assert_eq!(got, code, "{} encode {x:e} ({bits:#010x})", f.name);
+                    checked += 1;
+                }
+            }
+            assert_eq!(checked, count, "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn fast_encoder_equals_the_exact_one() {
+        // Every top-16-bit pattern with low halves at, around and between ties, both policies.
+        let formats = [
+            FloatFormat::FP16,
+            FloatFormat::BF16,
+            FloatFormat::FP8_E4M3,
+            FloatFormat::FP8_E5M2,
+            FloatFormat::FP6_E2M3,
+            FloatFormat::FP6_E3M2,
+            FloatFormat::FP4_E2M1,
+            FloatFormat::UE4M3,
+        ];
+        for high in 0u32..=0xFFFF {
+            for low in [0u32, 1, 0x7FFF, 0x8000, 0xFFFF] {
+                let x = f32::from_bits((high << 16) | low);
+                for f in &formats {
+                    if !f.signed && x.is_sign_negative() {
+                        continue;
+                    }
+                    for overflow in [Overflow::Saturate, Overflow::NonFinite] {
+                        assert_eq!(
+                            f.encode_generic(x, overflow),
+                            f.encode_exact_reference(x, overflow),
+                            "{} {x:e} ({:#010x})",
+                            f.name,
+                            x.to_bits()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mx_formats_round_to_nearest_even_and_saturate() {
+        let sat = Overflow::Saturate;
+        let fp4 = FloatFormat::FP4_E2M1;
+        // Ties to even: 0.25 (0 | 0.5) -> 0, 0.75 (0.5 | 1) -> 1, 1.25 -> 1, 1.75 -> 2, 2.5 -> 2,
+        // 3.5 -> 4, 5 -> 4 (4 = 0 11 0 has the even mantissa).
+        let codes: Vec<u32> = [0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0]
+            .iter()
+            .map(|&x| fp4.encode(x, sat))
+            .collect();
+        assert_eq!(codes, [0x0, 0x2, 0x2, 0x4, 0x4, 0x6, 0x6]);
+        // No Inf or NaN: overflow and Inf saturate under both policies; -0 keeps its sign.
+        for overflow in [Overflow::Saturate, Overflow::NonFinite] {
+            assert_eq!(fp4.encode(100.0, overflow), 0x7);
+            assert_eq!(fp4.encode(f32::NEG_INFINITY, overflow), 0xF);
+        }
+        assert_eq!(fp4.encode(-0.1, sat), 0x8);
+        // E3M2: 30 is the tie between 28 (mantissa 11, odd) and 32 (would overflow): saturates.
+        assert_eq!(FloatFormat::FP6_E3M2.encode(30.0, sat), 0x1F);
+        // E8M0: nearest power of two, ties up; 0 and negatives have no code.
+        let e8 = FloatFormat::E8M0;
+        assert_eq!(e8.encode(1.0, sat), 127);
+        assert_eq!(e8.encode(1.4999999, sat), 127);
+        assert_eq!(e8.encode(1.5, sat), 128);
+        assert_eq!(e8.encode(3.0, sat), 129);
+        assert_eq!(e8.encode(0.0, Overflow::NonFinite), 0xFF);
+        assert_eq!(e8.encode(0.0, sat), 0x00);
+        assert_eq!(e8.encode(-2.0, Overflow::NonFinite), 0xFF);
+        assert_eq!(e8.encode(-2.0, sat), 0x00);
+        assert_eq!(e8.encode(f32::MAX, Overflow::NonFinite), 0xFF);
+        assert_eq!(e8.encode(f32::MAX, sat), 0xFE);
+        assert_eq!(e8.encode(f32::INFINITY, sat), 0xFE);
+        assert_eq!(e8.encode(f32::NAN, sat), 0xFF);
+        // 2^-127 exactly is code 0; the next f32 up rounds to 2^-126.
+        assert_eq!(e8.encode(f32::from_bits(0x0040_0000), sat), 0);
+        assert_eq!(e8.encode(f32::from_bits(0x0040_0001), sat), 1);
+        // UE4M3: as E4M3FN for non-negative values; negatives NaN or 0.
+        let ue = FloatFormat::UE4M3;
+        assert_eq!(ue.encode(448.0, sat), 0x7E);
+        assert_eq!(ue.encode(1000.0, sat), 0x7E);
+        assert_eq!(ue.encode(1000.0, Overflow::NonFinite), 0x7F);
+        assert_eq!(ue.encode(-1.0, Overflow::NonFinite), 0x7F);
+        assert_eq!(ue.encode(-1.0, sat), 0x00);
+        assert_eq!(ue.encode(-0.0, sat), 0x00);
+        assert_eq!(ue.encode(1.0, sat), 0x38);
+    }
+
+    #[test]
+    fn neighbours_of_unsigned_and_finite_only_formats() {
+        let e8 = FloatFormat::E8M0;
+        assert_eq!(e8.next_down(0x00), None);
+        assert_eq!(e8.next_up(0x00), Some(0x01));
+        assert_eq!(e8.next_up(0xFE), None);
+        assert_eq!(e8.next_down(0xFE), Some(0xFD));
+        assert_eq!(e8.next_up(0xFF), None);
+        let ue = FloatFormat::UE4M3;
+        assert_eq!(ue.next_down(0x00), None);
+        assert_eq!(ue.next_down(0x01), Some(0x00));
+        assert_eq!(ue.next_up(0x7E), None);
+        let fp4 = FloatFormat::FP4_E2M1;
+        assert_eq!(fp4.next_up(0x7), None);
+        assert_eq!(fp4.next_down(0xF), None);
+        assert_eq!(fp4.next_down(0x0), Some(0x9));
+        assert_eq!(fp4.ulp(0x7), Some(2.0));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod analysis;
 mod format;
+mod input;
 
 pub use analysis::{Analysis, Fields, format_exact};
 pub use format::{FloatClass, FloatFormat, FormatId, Overflow, SpecialValues};
+pub use input::{BitsInput, InputError, parse_input};

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use super::config::{QuantConfig, Scheme};
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
 use super::params::params_from_range;
-use super::tensor::row_minmax;
 use crate::cancel::{Cancel, Cancelled};
 use crate::stats;
 
@@ -31,7 +30,7 @@ const PARALLEL_MIN: usize = 1 << 17;
 /// The finite (min, max) of `values`, or None when there is no finite value. Sequential,
 /// vectorised.
 pub fn minmax_range(values: &[f32]) -> Option<(f32, f32)> {
-    row_minmax(values)
+    stats::row_minmax(values)
 }
 
 /// Percentile clip range: symmetric → (-P(p) of |x|, P(p) of |x|); asymmetric →
@@ -304,11 +303,11 @@ pub fn entropy_amax_with_curve(
 /// max(-min, 0).
 fn side_max(values: &[f32], side: Side) -> f32 {
     let (lo, hi) = if values.len() < PARALLEL_MIN {
-        row_minmax(values).unwrap_or((0.0, 0.0))
+        stats::row_minmax(values).unwrap_or((0.0, 0.0))
     } else {
         values
             .par_chunks(CHUNK)
-            .map(row_minmax)
+            .map(stats::row_minmax)
             .reduce(
                 || None,
                 |a, b| match (a, b) {

@@ -14,31 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{DegenerateRule, QuantConfig, Rounding};
 use super::params::QuantParams;
-
-/// Rounds `v` to an integer with tie rule `rule` (exact for every f64).
-pub fn round_f64(v: f64, rule: Rounding) -> f64 {
-    match rule {
-        Rounding::HalfEven => v.round_ties_even(),
-        Rounding::HalfAway => v.round(),
-        Rounding::HalfUp => {
-            // floor(v + 0.5) evaluated exactly: v - floor(v) is exact, no double rounding.
-            let f = v.floor();
-            if v - f >= 0.5 { f + 1.0 } else { f }
-        }
-    }
-}
-
-/// Rounds `v` to an integer with tie rule `rule` (exact for every f32).
-pub fn round_f32(v: f32, rule: Rounding) -> f32 {
-    match rule {
-        Rounding::HalfEven => v.round_ties_even(),
-        Rounding::HalfAway => v.round(),
-        Rounding::HalfUp => {
-            let f = v.floor();
-            if v - f >= 0.5 { f + 1.0 } else { f }
-        }
-    }
-}
+use super::rounding::round_f64;
 
 /// 1.5 * 2^23: adding and subtracting it rounds any |v| < 2^22 to an integer, ties to even.
 const MAGIC: f32 = 12_582_912.0;
@@ -65,7 +41,7 @@ pub(crate) fn rule_code(rule: Rounding) -> u8 {
     }
 }
 
-/// Rounds |v| < 2^22 with tie rule `R`, exactly (see [`round_f32`]).
+/// Rounds |v| < 2^22 with tie rule `R`, exactly (see [`round_f32`](super::rounding::round_f32)).
 #[inline(always)]
 pub(crate) fn round_small<const R: u8>(v: f32) -> f32 {
     let r = rne_small(v);
@@ -238,6 +214,7 @@ mod tests {
     use super::*;
     use crate::quant::config::{Preset, Scheme};
     use crate::quant::params::params_from_range;
+    use crate::quant::rounding::round_f32;
     use proptest::prelude::*;
 
     const X: [f32; 5] = [-2.5, -1.0, 0.0, 1.0, 3.5];

@@ -4,6 +4,8 @@
 //! - [`config`]: the settings ([`QuantConfig`]) and the convention each [`Preset`] bundles;
 //! - [`params`]: (S, z) from a clip range, exactly as each reference library computes it;
 //! - [`kernel`]: the tie rules, scalar quantize/dequantize, and [`explain`] for one value;
+//! - [`batches`]: thresholds as calibration batches arrive (running min-max, accumulated
+//!   histograms, percentile and entropy over batches, per-channel activation ranges);
 //! - [`calib`]: minmax, percentile, entropy (TensorRT KL) and MSE clip ranges, with curves;
 //! - [`metrics`]: error metrics and effective bits per weight;
 //! - [`tensor`]: granularity layouts, the outlier split and the fused parallel pass
@@ -11,11 +13,15 @@
 //!
 //! Pure functions over slices; rayon inside; no I/O.
 
+pub mod batches;
 pub mod calib;
 pub mod config;
+pub mod formats;
 pub mod kernel;
 pub mod metrics;
+pub mod outliers;
 pub mod params;
+pub mod rounding;
 pub mod tensor;
 
 pub use calib::{EntropyResult, MseResult, entropy_amax_with_curve, mse_range, percentile_range};
@@ -27,7 +33,7 @@ pub use kernel::{Explanation, dequantize, explain, quantize};
 pub use metrics::{Metrics, bits_per_weight};
 pub use params::{QuantParams, params_from_range};
 pub use tensor::{
-    CalibrationCurve, OutlierReport, Outputs, QuantResult, TailGroup, quantize_tensor,
+    CalibrationCurve, GroupLayout, OutlierReport, Outputs, QuantResult, TailGroup, quantize_tensor,
 };
 
 use crate::cancel::Cancelled;

@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{DegenerateRule, Preset, QuantConfig, Rounding, Scheme, SymmetricScale};
-use super::kernel::{round_f32, round_f64};
+use super::rounding::{round_f32, round_f64};
 
 /// One (S, z) pair and the code range it quantizes into.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

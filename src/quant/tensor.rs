@@ -14,13 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::QuantError;
 use super::calib::{self, EntropyResult, MseResult};
-use super::config::{
-    Calibration, Granularity, OutlierMode, OutlierThreshold, QuantConfig, Scheme, element_count,
-};
+use super::config::{Calibration, Granularity, OutlierMode, QuantConfig, Scheme, element_count};
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
-use super::metrics::{
-    F32_ABS_MASK, F32_INF_BITS, LANES, LaneAcc, MetricAcc, Metrics, bits_per_weight,
-};
+use super::metrics::{LaneAcc, MetricAcc, Metrics, bits_per_weight};
+use super::outliers::OutlierRule;
 use super::params::{QuantParams, params_from_range};
 use crate::cancel::Cancel;
 use crate::stats;
@@ -51,8 +48,11 @@ pub struct TailGroup {
 pub struct OutlierReport {
     /// The mode in force.
     pub mode: OutlierMode,
-    /// The threshold tau actually used (+inf when none applies).
+    /// The threshold actually used: tau, or k · std (+inf when none applies).
     pub threshold: f64,
+    /// What distances are measured from: 0 for an absolute tau, the mean for k · std.
+    #[serde(default)]
+    pub center: f64,
     /// Elements kept in FP16.
     pub count: u64,
     /// count / elements (0 for an empty tensor).
@@ -121,6 +121,24 @@ pub struct QuantResult {
     pub calibration_ms: f64,
 }
 
+impl QuantResult {
+    /// A copy without the large outputs (codes, dequantized values): what reports carry.
+    pub fn without_outputs(&self) -> Self {
+        Self {
+            codes: None,
+            dequantized: None,
+            shape: self.shape.clone(),
+            scale_shape: self.scale_shape.clone(),
+            scales: self.scales.clone(),
+            zero_points: self.zero_points.clone(),
+            clip_min: self.clip_min.clone(),
+            clip_max: self.clip_max.clone(),
+            curve: self.curve.clone(),
+            ..*self
+        }
+    }
+}
+
 impl PartialEq for QuantResult {
     fn eq(&self, other: &Self) -> bool {
         // Destructured so that a new field cannot be forgotten here.
@@ -179,6 +197,43 @@ enum Kind {
         size: usize,
         per_row: usize,
     },
+}
+
+/// Which (S, z) group each element of a tensor uses: the core's own layout, public so that
+/// views (heatmaps, "explain this number") map elements to groups exactly as the kernels do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLayout(Layout);
+
+impl GroupLayout {
+    /// The layout of a tensor of `shape` under granularity `g`.
+    pub fn new(shape: &[usize], g: Granularity) -> Result<Self, QuantError> {
+        Layout::new(shape, g).map(Self)
+    }
+
+    /// The group of element `flat` (row-major): 0 per tensor; the index along the axis per
+    /// channel; the row-major index into `[rows, ceil(cols / G)]` per group.
+    pub fn group_of(&self, flat: usize) -> usize {
+        match self.0.kind {
+            Kind::Tensor => 0,
+            Kind::Channel { dim, inner, .. } => (flat / inner.max(1)) % dim.max(1),
+            Kind::Group {
+                cols,
+                size,
+                per_row,
+                ..
+            } => (flat / cols.max(1)) * per_row + (flat % cols.max(1)) / size.max(1),
+        }
+    }
+
+    /// The number of groups.
+    pub fn groups(&self) -> usize {
+        self.0.groups()
+    }
+
+    /// Whether one (S, z) covers the whole tensor.
+    pub fn is_per_tensor(&self) -> bool {
+        self.0.kind == Kind::Tensor
+    }
 }
 
 /// The element-to-group map of one tensor.
@@ -345,7 +400,7 @@ enum Run {
 #[derive(Debug, Clone, Copy)]
 enum Split<'a> {
     None,
-    Elements(f32),
+    Elements(OutlierRule),
     Columns(&'a [bool], usize),
 }
 
@@ -354,7 +409,7 @@ impl Split<'_> {
     fn is_outlier(&self, i: usize, x: f32) -> bool {
         match *self {
             Split::None => false,
-            Split::Elements(tau) => x.abs() >= tau,
+            Split::Elements(rule) => rule.is_outlier(x),
             Split::Columns(mask, cols) => mask.get(i % cols.max(1)).copied().unwrap_or(false),
         }
     }
@@ -499,57 +554,6 @@ fn run_best<const R: u8, const RECIP: bool>(
     run_same::<R, RECIP>(x, k, codes, deq, lanes);
 }
 
-/// The finite (min, max) of `x`, or None when nothing is finite; vectorised (AVX2 when the
-/// CPU has it), the same bits on every path.
-pub(crate) fn row_minmax(x: &[f32]) -> Option<(f32, f32)> {
-    #[cfg(target_arch = "x86_64")]
-    let (lo, hi) = if has_avx2() {
-        // SAFETY: the CPU supports AVX2, checked at run time just above.
-        unsafe { avx2::minmax(x) }
-    } else {
-        row_minmax_scalar(x)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let (lo, hi) = row_minmax_scalar(x);
-    (lo <= hi).then_some((lo, hi))
-}
-
-/// Lane-wise finite min/max (element j of each block of 8 in lane j), folded by
-/// [`fold_minmax`]; (+inf, -inf) when nothing is finite.
-fn row_minmax_scalar(x: &[f32]) -> (f32, f32) {
-    let mut l = [f32::INFINITY; LANES];
-    let mut h = [f32::NEG_INFINITY; LANES];
-    let (blocks, tail) = x.as_chunks::<LANES>();
-    for x8 in blocks {
-        for j in 0..LANES {
-            let v = x8[j];
-            let finite = (v.to_bits() & F32_ABS_MASK) < F32_INF_BITS;
-            let a = if finite { v } else { f32::INFINITY };
-            let b = if finite { v } else { f32::NEG_INFINITY };
-            l[j] = if a < l[j] { a } else { l[j] };
-            h[j] = if b > h[j] { b } else { h[j] };
-        }
-    }
-    fold_minmax(l, h, tail)
-}
-
-/// Folds min/max lanes in lane order, then the tail elements in order.
-fn fold_minmax(l: [f32; LANES], h: [f32; LANES], tail: &[f32]) -> (f32, f32) {
-    let mut lo = l
-        .iter()
-        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
-    let mut hi = h
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    for &v in tail {
-        if (v.to_bits() & F32_ABS_MASK) < F32_INF_BITS {
-            lo = if v < lo { v } else { lo };
-            hi = if v > hi { v } else { hi };
-        }
-    }
-    (lo, hi)
-}
-
 /// Whether this CPU runs AVX2 code (std caches the answer).
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -675,8 +679,8 @@ fn fused_rows<const R: u8, const RECIP: bool>(
             let mut spent = Duration::ZERO;
             for (r, row) in x.chunks(inner).enumerate() {
                 let t = Instant::now();
-                let range =
-                    row_minmax(row).map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
+                let range = stats::row_minmax(row)
+                    .map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
                 let p = params_from_range(range.0, range.1, cfg);
                 spent += t.elapsed();
                 let k = KernelParams::new(&p, cfg);
@@ -849,6 +853,18 @@ fn param_bits(cfg: &QuantConfig) -> u32 {
     }
 }
 
+thread_local! {
+    /// Calls of [`quantize_tensor`] on this thread.
+    static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times [`quantize_tensor`] has run on the calling thread: instrumentation for tests
+/// that count the core's work per user action (the app's tests run jobs inline, on the test's
+/// own thread, so parallel tests do not see each other's calls).
+pub fn quantize_calls_on_this_thread() -> u64 {
+    CALLS.with(std::cell::Cell::get)
+}
+
 /// Quantizes a tensor under `cfg`: calibrates per group, splits outliers, then quantizes,
 /// dequantizes and measures in one fused parallel pass.
 ///
@@ -862,6 +878,7 @@ pub fn quantize_tensor(
     want: Outputs,
     cancel: &Cancel,
 ) -> Result<QuantResult, QuantError> {
+    CALLS.with(|c| c.set(c.get() + 1));
     cfg.validate(shape)?;
     let layout = Layout::new(shape, cfg.granularity)?;
     if layout.n != values.len() {
@@ -873,23 +890,19 @@ pub fn quantize_tensor(
     let groups = layout.groups();
     let base_bits = bits_per_weight(cfg.bits, layout.n, groups, param_bits(cfg));
 
-    // The outlier split: tau, the mask, and the values calibration sees (outliers as NaN).
-    let tau = match (cfg.outliers, cfg.outlier_threshold) {
-        (OutlierMode::None, _) => f64::INFINITY,
-        (_, OutlierThreshold::Absolute(t)) => f64::from(t),
-        (_, OutlierThreshold::StdMultiple(k)) => stats::summarize(values, cancel)?
-            .std
-            .map_or(f64::INFINITY, |s| f64::from(k) * s),
+    // The outlier split: the rule (NUMERICS.md §5), the column mask, and the values
+    // calibration sees (outliers as NaN).
+    let rule = match cfg.outliers {
+        OutlierMode::None => OutlierRule::NONE,
+        _ => OutlierRule::new(values, cfg.outlier_threshold, cancel)?,
     };
-    // Rounded up to the next f32 so |x| >= tau compares exactly as in f64.
-    let tau32 = f32_at_least(tau);
     let col_mask: Vec<bool> = match cfg.outliers {
-        OutlierMode::Columns => column_mask(values, layout.cols, tau32, cancel)?,
+        OutlierMode::Columns => rule.column_mask(values, layout.cols, cancel)?,
         _ => Vec::new(),
     };
     let split = match cfg.outliers {
         OutlierMode::None => Split::None,
-        OutlierMode::Elements => Split::Elements(tau32),
+        OutlierMode::Elements => Split::Elements(rule),
         OutlierMode::Columns => Split::Columns(&col_mask, layout.cols),
     };
     let masked: Cow<[f32]> = if matches!(split, Split::None) {
@@ -997,7 +1010,8 @@ pub fn quantize_tensor(
         metrics: acc.finish(),
         outliers: OutlierReport {
             mode: cfg.outliers,
-            threshold: tau,
+            threshold: rule.radius,
+            center: rule.center,
             count: outlier_count as u64,
             fraction: if n == 0 {
                 0.0
@@ -1013,47 +1027,6 @@ pub fn quantize_tensor(
         curve,
         calibration_ms,
     })
-}
-
-/// The smallest f32 >= `t` (so `|x| >= result` iff `|x| >= t` for f32 x); +inf stays +inf.
-fn f32_at_least(t: f64) -> f32 {
-    let r = t as f32;
-    if f64::from(r) >= t || r.is_infinite() {
-        r
-    } else {
-        r.next_up()
-    }
-}
-
-/// Which last-axis columns hold any finite |x| >= tau.
-fn column_mask(
-    values: &[f32],
-    cols: usize,
-    tau: f32,
-    cancel: &Cancel,
-) -> Result<Vec<bool>, QuantError> {
-    let cols = cols.max(1);
-    let rows_per_task = (CHUNK / cols).max(1);
-    let parts: Vec<Vec<bool>> = values
-        .par_chunks(cols * rows_per_task)
-        .map(|chunk| {
-            cancel.check()?;
-            let mut m = vec![false; cols];
-            for row in chunk.chunks(cols) {
-                for (slot, &x) in m.iter_mut().zip(row) {
-                    *slot |= x.is_finite() && x.abs() >= tau;
-                }
-            }
-            Ok(m)
-        })
-        .collect::<Result<_, QuantError>>()?;
-    let mut mask = vec![false; cols];
-    for p in &parts {
-        for (a, &b) in mask.iter_mut().zip(p) {
-            *a |= b;
-        }
-    }
-    Ok(mask)
 }
 
 /// Hand-vectorised AVX2 kernels (selected at run time; see [`has_avx2`]).
@@ -1262,54 +1235,6 @@ mod avx2 {
         }
         lanes.seen += tail.len() as u64;
     }
-
-    /// The finite (min, max) of `x` in 8 select-based lanes, folded in lane order; (+inf,
-    /// -inf) when nothing is finite. Same bits as `super::row_minmax_scalar`.
-    #[target_feature(enable = "avx2")]
-    pub(super) fn minmax(x: &[f32]) -> (f32, f32) {
-        let abs_i = _mm256_set1_epi32(F32_ABS_MASK as i32);
-        let inf_i = _mm256_set1_epi32(F32_INF_BITS as i32);
-        let pinf = _mm256_set1_ps(f32::INFINITY);
-        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
-        let (blocks, tail) = x.as_chunks::<8>();
-        let mut lo = pinf;
-        let mut hi = ninf;
-        for x8 in blocks {
-            let xv = load8(x8);
-            let abs_bits = _mm256_and_si256(_mm256_castps_si256(xv), abs_i);
-            let fm = _mm256_castsi256_ps(_mm256_cmpgt_epi32(inf_i, abs_bits));
-            // finite ? x : +-inf, then `if a < m { a } else { m }` (min_ps(a, m)).
-            let a = _mm256_or_ps(_mm256_and_ps(fm, xv), _mm256_andnot_ps(fm, pinf));
-            let b = _mm256_or_ps(_mm256_and_ps(fm, xv), _mm256_andnot_ps(fm, ninf));
-            lo = _mm256_min_ps(a, lo);
-            hi = _mm256_max_ps(b, hi);
-        }
-        let mut l = [0f32; 8];
-        let mut h = [0f32; 8];
-        let (l0, l1) = (_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
-        let (h0, h1) = (_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
-        lanes_of(l0, &mut l[..4]);
-        lanes_of(l1, &mut l[4..]);
-        lanes_of(h0, &mut h[..4]);
-        lanes_of(h1, &mut h[4..]);
-        super::fold_minmax(l, h, tail)
-    }
-
-    /// The four lanes of an SSE vector.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn lanes_of(v: std::arch::x86_64::__m128, out: &mut [f32]) {
-        use std::arch::x86_64::{_mm_cvtss_f32, _mm_shuffle_ps};
-        let v = [
-            _mm_cvtss_f32(v),
-            _mm_cvtss_f32(_mm_shuffle_ps::<0b01_01_01_01>(v, v)),
-            _mm_cvtss_f32(_mm_shuffle_ps::<0b10_10_10_10>(v, v)),
-            _mm_cvtss_f32(_mm_shuffle_ps::<0b11_11_11_11>(v, v)),
-        ];
-        for (o, x) in out.iter_mut().zip(v) {
-            *o = x;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1407,26 +1332,6 @@ mod tests {
                 assert_eq!(ma.count + ma.nan + ma.inf, x.len() as u64);
             }
         }
-    }
-
-    #[test]
-    fn row_minmax_matches_the_scalar_reference() {
-        let x = awkward(1031);
-        for len in [0, 1, 7, 8, 9, 100, 1031] {
-            let s = &x[..len];
-            // The plain sequential fold the vectorised version replaces.
-            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-            for &v in s.iter().filter(|v| v.is_finite()) {
-                lo = lo.min(v);
-                hi = hi.max(v);
-            }
-            let want = (lo <= hi).then_some((lo, hi));
-            let got = row_minmax(s);
-            assert_eq!(got, want, "len {len}");
-            let (lo, hi) = row_minmax_scalar(s);
-            assert_eq!((lo <= hi).then_some((lo, hi)), got);
-        }
-        assert_eq!(row_minmax(&[f32::NAN, f32::INFINITY]), None);
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! Per-tensor quantization reports: the stable JSON of `quantize --json`, CSV and Markdown rows.
 //!
-//! The CLI builds a [`TensorReport`] from each [`QuantResult`]; the app's JSON/CSV export
-//! writes the same keys from its own view of the result. The planner's reports are in
-//! [`recipe`] (the plan and recipe JSON, llama-quantize arguments) and [`sweep`] (the
-//! measurement table).
+//! The CLI and the app both build a [`TensorReport`] from a [`QuantResult`] and print or export
+//! it through the same functions, so the two front-ends cannot disagree. [`batches`] reads
+//! calibration-batch files and prints their calibration-over-batches report; [`compare`] is
+//! the comparison of a quantized model with its original; [`plot`] draws exported plots as SVG.
+//! The planner's reports are in [`recipe`] (the plan and recipe JSON, llama-quantize arguments)
+//! and [`sweep`] (the measurement table).
 
+pub mod batches;
+pub mod compare;
+pub mod plot;
 pub mod recipe;
 pub mod sweep;
 mod text;
@@ -93,6 +98,25 @@ impl SettingsReport {
     }
 }
 
+impl SettingsReport {
+    /// A few words naming the settings ("int8 symmetric, per group of 128, minmax").
+    pub fn short(&self) -> String {
+        let granularity = match (self.granularity, self.axis, self.group_size) {
+            ("channel", Some(a), _) => format!("per channel (axis {a})"),
+            ("group", _, Some(g)) => format!("per group of {g}"),
+            (g, _, _) => format!("per {g}"),
+        };
+        let calibration = match self.percentile {
+            Some(p) => format!("percentile {p}"),
+            None => self.calibration.to_string(),
+        };
+        format!(
+            "int{} {}, {granularity}, {calibration}",
+            self.bits, self.scheme
+        )
+    }
+}
+
 /// min / max / mean of a parameter array, for summaries of per-group scales.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Spread {
@@ -170,11 +194,34 @@ fn metrics_json(m: &Metrics) -> Value {
     })
 }
 
-/// One value for per-tensor results, an array otherwise.
-fn per_group(values: &[f64], per_tensor: bool) -> Value {
-    match values {
-        [single] if per_tensor => json_float(*single),
-        _ => Value::Array(values.iter().copied().map(json_float).collect()),
+/// How much of the per-group arrays the JSON carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JsonDetail {
+    /// Per-channel and per-group arrays as their spread {min, max, mean} (the default: a
+    /// per-group int4 report of a large model stays small).
+    #[default]
+    Summary,
+    /// Every value of every array (`--full`).
+    Full,
+}
+
+/// One value for per-tensor results; otherwise the array, or its spread.
+fn per_group(values: &[f64], per_tensor: bool, detail: JsonDetail) -> Value {
+    match (values, detail) {
+        ([single], _) if per_tensor => json_float(*single),
+        (_, JsonDetail::Full) => Value::Array(values.iter().copied().map(json_float).collect()),
+        (_, JsonDetail::Summary) => spread_json(Spread::of(values.iter().copied())),
+    }
+}
+
+fn spread_json(spread: Option<Spread>) -> Value {
+    match spread {
+        Some(s) => json!({
+            "min": json_float(s.min),
+            "max": json_float(s.max),
+            "mean": json_float(s.mean),
+        }),
+        None => Value::Null,
     }
 }
 
@@ -202,8 +249,29 @@ impl TensorReport {
         }
     }
 
+    /// The report of `result` for tensor `name` (with the settings `cfg` it ran under), without
+    /// the large outputs (codes, dequantized values), which reports never print.
+    pub fn new(
+        name: &str,
+        dtype: &str,
+        cfg: &QuantConfig,
+        result: &QuantResult,
+        elapsed_ms: f64,
+        decode_ms: f64,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            dtype: dtype.to_string(),
+            shape: result.shape.clone(),
+            settings: SettingsReport::new(cfg),
+            result: result.without_outputs(),
+            elapsed_ms,
+            decode_ms,
+        }
+    }
+
     /// The stable JSON object of `quantize --json` (keys documented in the README).
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self, detail: JsonDetail) -> Value {
         let r = &self.result;
         let per_tensor = self.is_per_tensor();
         let scales: Vec<f64> = r.scales.iter().map(|&s| f64::from(s)).collect();
@@ -215,10 +283,10 @@ impl TensorReport {
             "dtype": self.dtype,
             "shape": self.shape,
             "settings": self.settings,
-            "clip_min": per_group(&clip_min, per_tensor),
-            "clip_max": per_group(&clip_max, per_tensor),
-            "scale": per_group(&scales, per_tensor),
-            "zero_point": per_group(&zero_points, per_tensor),
+            "clip_min": per_group(&clip_min, per_tensor, detail),
+            "clip_max": per_group(&clip_max, per_tensor, detail),
+            "scale": per_group(&scales, per_tensor, detail),
+            "zero_point": per_group(&zero_points, per_tensor, detail),
             "scale_shape": r.scale_shape,
             "scale_summary": Spread::of(scales.iter().copied()),
             "zero_point_summary": Spread::of(zero_points.iter().copied()),
@@ -229,6 +297,7 @@ impl TensorReport {
             "outliers": {
                 "mode": self.settings.outliers,
                 "threshold": json_float(outliers.threshold),
+                "center": json_float(outliers.center),
                 "count": outliers.count,
                 "fraction": json_float(outliers.fraction),
                 "columns": outliers.columns,
@@ -336,7 +405,7 @@ mod tests {
             scheme: Scheme::Asymmetric,
             ..QuantConfig::default()
         };
-        let json = seed_report(cfg).to_json();
+        let json = seed_report(cfg).to_json(JsonDetail::Summary);
         // NUMERICS.md §2: asymmetric uint8 of the seed vector, S = 6/255, z = 106.
         assert_eq!(json["clip_min"], json!(-2.5));
         assert_eq!(json["clip_max"], json!(3.5));
@@ -357,6 +426,25 @@ mod tests {
         }
         assert!(json["outliers"]["count"].is_u64());
         assert!(json["bits_per_weight"].is_number());
+    }
+
+    #[test]
+    fn per_group_arrays_are_summarised_unless_full() {
+        let x = [-2.5f32, -1.0, 0.0, 1.0, 3.5, 0.5];
+        let cfg = QuantConfig {
+            granularity: crate::quant::Granularity::PerGroup { size: 2 },
+            ..QuantConfig::default()
+        };
+        let result = quantize_tensor(&x, &[6], &cfg, Outputs::default(), &Cancel::never())
+            .expect("valid settings");
+        let report = TensorReport::new("g", "F32", &cfg, &result, 0.0, 0.0);
+        let summary = report.to_json(JsonDetail::Summary);
+        // Three groups of two: absmax 2.5, 1.0, 3.5; symmetric clip_max = absmax.
+        assert_eq!(summary["clip_max"]["max"], json!(3.5));
+        assert_eq!(summary["clip_max"]["min"], json!(1.0));
+        let full = report.to_json(JsonDetail::Full);
+        assert_eq!(full["clip_max"], json!([2.5, 1.0, 3.5]));
+        assert_eq!(full["scale"].as_array().map(Vec::len), Some(3));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 mod exponent;
 mod histogram;
+mod minmax;
 mod percentile;
 mod summary;
 
@@ -26,6 +27,7 @@ pub use exponent::{
 pub use histogram::{
     Histogram, MAX_BINS, MAX_CODE_BINS, abs_histogram, code_histogram, histogram, histogram_auto,
 };
+pub use minmax::row_minmax;
 pub use percentile::{abs_percentile, abs_percentiles, percentile, percentiles};
 pub use summary::{Summary, finite_min_max, summarize};
 

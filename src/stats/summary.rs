@@ -4,6 +4,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::CHUNK_LEN;
+use super::minmax::row_minmax;
 use crate::cancel::{Cancel, Cancelled};
 
 /// Bits of `f32` +Inf; a value whose magnitude bits are below this is finite.
@@ -278,35 +279,12 @@ pub fn finite_min_max(values: &[f32], cancel: &Cancel) -> Result<Option<(f32, f3
         .par_chunks(CHUNK_LEN)
         .map(|chunk| {
             cancel.check()?;
-            let mut min = [f32::INFINITY; LANES];
-            let mut max = [f32::NEG_INFINITY; LANES];
-            let mut lane = |j: usize, x: f32| {
-                let finite = (x.to_bits() & F32_ABS_MASK) < F32_INF_BITS;
-                let lo = if finite { x } else { f32::INFINITY };
-                let hi = if finite { x } else { f32::NEG_INFINITY };
-                min[j] = if lo < min[j] { lo } else { min[j] };
-                max[j] = if hi > max[j] { hi } else { max[j] };
-            };
-            let (blocks, tail) = chunk.as_chunks::<LANES>();
-            for block in blocks {
-                for (j, &x) in block.iter().enumerate() {
-                    lane(j, x);
-                }
-            }
-            for &x in tail {
-                lane(0, x);
-            }
-            let lo = min
-                .iter()
-                .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
-            let hi = max
-                .iter()
-                .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-            Ok((lo, hi))
+            Ok(row_minmax(chunk))
         })
-        .collect::<Result<Vec<(f32, f32)>, Cancelled>>()?;
+        .collect::<Result<Vec<Option<(f32, f32)>>, Cancelled>>()?;
     let (lo, hi) = ranges
         .into_iter()
+        .flatten()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (c, d)| {
             (if c < a { c } else { a }, if d > b { d } else { b })
         });

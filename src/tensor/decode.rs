@@ -2,7 +2,8 @@
 //!
 //! Conversions: floats exactly (F64 rounds to nearest f32), integers as their values (I32, U32,
 //! I64 and U64 round to the nearest f32 above 2^24, a documented lossy cast), BOOL as 0 or 1,
-//! FP8 through lookup tables, GGUF blocks as llama.cpp dequantizes them.
+//! FP8, FP6 and FP4 through lookup tables (FP6 unpacked from a little-endian bit stream, see
+//! [`fp8::unpack_fp6`]), GGUF blocks as llama.cpp dequantizes them.
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
@@ -22,8 +23,6 @@ pub(crate) const CHUNK: usize = 1 << 16;
 pub(crate) enum DecodeFailure {
     /// The cancel token fired.
     Cancelled,
-    /// The dtype is valid but not decoded by this program.
-    Unsupported(String),
     /// The bytes do not match the element count (a bug or a file changed under us).
     Corrupt(String),
 }
@@ -124,7 +123,20 @@ pub(crate) fn decode_slice(
                 pair[1] = table[usize::from(b >> 4)];
             }
         }
-        DType::F6E2M3 | DType::F6E3M2 => return Err(unsupported_f6(dtype)),
+        DType::F6E2M3 | DType::F6E3M2 => {
+            let table = fp6_table(dtype);
+            // Four elements per three bytes (byte_span checked the count is a multiple of 4).
+            for (four, b) in out
+                .as_chunks_mut::<4>()
+                .0
+                .iter_mut()
+                .zip(bytes.as_chunks::<3>().0)
+            {
+                for (o, code) in four.iter_mut().zip(fp8::unpack_fp6(*b)) {
+                    *o = table[usize::from(code)];
+                }
+            }
+        }
         DType::Q8_0
         | DType::Q4_0
         | DType::Q4_1
@@ -134,18 +146,23 @@ pub(crate) fn decode_slice(
         | DType::Q3K
         | DType::Q4K
         | DType::Q5K
-        | DType::Q6K => {
+        | DType::Q6K
+        | DType::IQ4NL
+        | DType::MXFP4
+        | DType::NVFP4 => {
             gguf_blocks::dequantize(dtype, bytes, out).map_err(DecodeFailure::Corrupt)?
         }
     }
     Ok(())
 }
 
-fn unsupported_f6(dtype: DType) -> DecodeFailure {
-    DecodeFailure::Unsupported(format!(
-        "{dtype}: packed 6-bit floats have no agreed bit order across libraries yet, so they are \
-         not decoded"
-    ))
+/// The 64-entry table of an FP6 dtype (E3M2 for anything but E2M3).
+fn fp6_table(dtype: DType) -> &'static [f32; 64] {
+    if dtype == DType::F6E2M3 {
+        &fp8::E2M3
+    } else {
+        &fp8::E3M2
+    }
 }
 
 /// Applies `f` to each `N`-byte element of `bytes`.
@@ -180,9 +197,6 @@ pub(crate) fn decode_all(
     shape: &[usize],
     cancel: &Cancel,
 ) -> Result<Vec<f32>, DecodeFailure> {
-    if matches!(dtype, DType::F6E2M3 | DType::F6E3M2) {
-        return Err(unsupported_f6(dtype));
-    }
     let mut out = vec![0.0f32; numel];
     cancel.add_total(u64::try_from(numel).unwrap_or(u64::MAX));
     out.par_chunks_mut(CHUNK)
@@ -292,7 +306,16 @@ pub(crate) fn decode_one(
             };
             Ok(fp8::E2M1[usize::from(code)])
         }
-        Packing::Bits(6) => Err(unsupported_f6(dtype)),
+        Packing::Bits(6) => {
+            let group = flat / 4;
+            let start = group.checked_mul(3).ok_or_else(too_short)?;
+            let three = bytes
+                .get(start..start + 3)
+                .and_then(|b| <[u8; 3]>::try_from(b).ok())
+                .ok_or_else(too_short)?;
+            let code = fp8::unpack_fp6(three)[flat % 4];
+            Ok(fp6_table(dtype)[usize::from(code)])
+        }
         Packing::Bits(_) => {
             let span = byte_span(dtype, flat, 1).ok_or_else(too_short)?;
             let src = bytes.get(span).ok_or_else(too_short)?;
@@ -353,6 +376,30 @@ mod tests {
     }
 
     #[test]
+    fn mx_element_dtypes_decode_with_their_packing() {
+        // F6: codes 0x01 (E2M3 0.125), 0x02, 0x03, 0x3F (E2M3 -7.5) in one little-endian bit
+        // stream: bytes 0x81 0x30 0xFC (see fp8::pack_fp6).
+        let mut out = [0.0f32; 4];
+        decode_slice(DType::F6E2M3, &[0x81, 0x30, 0xFC], &mut out).unwrap();
+        assert_eq!(out, [0.125, 0.25, 0.375, -7.5]);
+        // The same bytes as E3M2: 0x01 = 2^-2 · 1/4 = 0.0625, then 0.125, 0.1875, -28.
+        decode_slice(DType::F6E3M2, &[0x81, 0x30, 0xFC], &mut out).unwrap();
+        assert_eq!(out, [0.0625, 0.125, 0.1875, -28.0]);
+        for (flat, want) in [(0, 0.0625), (1, 0.125), (2, 0.1875), (3, -28.0)] {
+            let one = decode_one(DType::F6E3M2, &[0x81, 0x30, 0xFC], flat, &Layout::default());
+            assert_eq!(one, Ok(want));
+        }
+        // F4: low nibble first, as torch.float4_e2m1fn_x2 and torchao's packed MXFP4 qdata.
+        // 0xF9: low 9 = -0.5, high F = -6.
+        decode_slice(DType::F4, &[0xF9, 0x08], &mut out).unwrap();
+        assert_eq!(out[..3], [-0.5, -6.0, -0.0]);
+        assert!(out[2].is_sign_negative());
+        // F8_E8M0: 0 is 2^-127 (an f32 subnormal), 0xFE is 2^127.
+        decode_slice(DType::F8E8M0, &[0x00, 0xFE], &mut out[..2]).unwrap();
+        assert_eq!(out[..2], [f32::from_bits(0x0040_0000), 2f32.powi(127)]);
+    }
+
+    #[test]
     fn all_f16_and_bf16_patterns_match_half() {
         let bytes: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
         for dtype in [DType::F16, DType::BF16] {
@@ -402,8 +449,13 @@ mod tests {
             Err(DecodeFailure::Corrupt(_))
         ));
         assert!(matches!(
-            decode_one(DType::F6E2M3, &[0; 3], 0, &Layout::default()),
-            Err(DecodeFailure::Unsupported(_))
+            decode_one(DType::F6E2M3, &[0; 3], 4, &Layout::default()),
+            Err(DecodeFailure::Corrupt(_))
+        ));
+        // Two F6 elements are 12 bits: not whole bytes.
+        assert!(matches!(
+            decode_slice(DType::F6E3M2, &[0; 2], &mut out),
+            Err(DecodeFailure::Corrupt(_))
         ));
     }
 
@@ -461,11 +513,11 @@ mod tests {
                 blocks in 1usize..600,
             ) {
                 let dtype = DType::ALL[dtype_index];
-                prop_assume!(!matches!(dtype, DType::F6E2M3 | DType::F6E3M2));
                 // Enough elements to span several chunks for small blocks.
                 let numel = match dtype.packing() {
                     Packing::Block { elements, .. } => blocks * elements,
-                    Packing::Bits(_) => blocks * 256 + 2,
+                    // A multiple of 4 so F6 ends on a whole byte, +4 so a chunk is partial.
+                    Packing::Bits(_) => blocks * 256 + 4,
                 };
                 let len = byte_span(dtype, 0, numel).unwrap().end;
                 let mut state = seed | 1;

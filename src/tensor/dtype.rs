@@ -4,8 +4,9 @@ use std::fmt;
 
 /// The element type of a stored tensor, as written in the file.
 ///
-/// Scalar types hold one value per element; the GGUF block formats (`Q8_0` … `Q6K`) hold a
-/// fixed number of elements per block together with the block's scale(s).
+/// Scalar types hold one value per element; the GGUF block formats (`Q8_0` … `Q6K`, `IQ4NL`,
+/// `MXFP4`, `NVFP4`) hold a fixed number of elements per block together with the block's
+/// scale(s).
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
@@ -41,9 +42,10 @@ pub enum DType {
     F8E5M2,
     /// OCP MX scale: 8 exponent bits, value 2^(e - 127), 0xFF is NaN.
     F8E8M0,
-    /// OCP MX FP6 E2M3 (packed, 6 bits per element).
+    /// OCP MX FP6 E2M3 (packed, 6 bits per element: four elements in three bytes, a
+    /// little-endian bit stream, element 0 in the low 6 bits of byte 0).
     F6E2M3,
-    /// OCP MX FP6 E3M2 (packed, 6 bits per element).
+    /// OCP MX FP6 E3M2 (packed as F6E2M3).
     F6E3M2,
     /// OCP MX FP4 E2M1 (two elements per byte, first element in the low nibble).
     F4,
@@ -67,6 +69,14 @@ pub enum DType {
     Q5K,
     /// GGUF Q6_K: super-blocks of 256 6-bit codes, 16 sub-blocks with int8 scales.
     Q6K,
+    /// GGUF IQ4_NL (ggml type 20): blocks of 32 4-bit indices into a fixed non-linear table of
+    /// 16 int8 levels, with one f16 scale.
+    IQ4NL,
+    /// ggml's MXFP4 (GGUF type 39): blocks of 32 E2M1 codes with one E8M0 scale byte.
+    MXFP4,
+    /// ggml's NVFP4 (GGUF type 40): blocks of 64 E2M1 codes in 4 sub-blocks of 16, each with a
+    /// UE4M3 scale byte (no per-tensor scale).
+    NVFP4,
 }
 
 /// How a dtype lays out its elements in bytes.
@@ -86,7 +96,7 @@ pub enum Packing {
 
 impl DType {
     /// Every dtype, in declaration order (handy for tests and menus).
-    pub const ALL: [DType; 29] = [
+    pub const ALL: [DType; 32] = [
         DType::Bool,
         DType::U8,
         DType::I8,
@@ -116,6 +126,9 @@ impl DType {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::IQ4NL,
+        DType::MXFP4,
+        DType::NVFP4,
     ];
 
     /// The name as the file formats spell it: safetensors names (`"F8_E4M3"`, `"BF16"`) and
@@ -151,6 +164,9 @@ impl DType {
             DType::Q4K => "Q4_K",
             DType::Q5K => "Q5_K",
             DType::Q6K => "Q6_K",
+            DType::IQ4NL => "IQ4_NL",
+            DType::MXFP4 => "MXFP4",
+            DType::NVFP4 => "NVFP4",
         }
     }
 
@@ -192,7 +208,10 @@ impl DType {
             | DType::Q3K
             | DType::Q4K
             | DType::Q5K
-            | DType::Q6K => true,
+            | DType::Q6K
+            | DType::IQ4NL
+            | DType::MXFP4
+            | DType::NVFP4 => true,
         }
     }
 
@@ -251,6 +270,18 @@ impl DType {
             DType::Q6K => Packing::Block {
                 elements: 256,
                 bytes: 210,
+            },
+            DType::IQ4NL => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::MXFP4 => Packing::Block {
+                elements: 32,
+                bytes: 17,
+            },
+            DType::NVFP4 => Packing::Block {
+                elements: 64,
+                bytes: 36,
             },
         }
     }

@@ -1,4 +1,5 @@
-//! Lookup tables from 8-bit and 4-bit float codes to f32 (FP8 E4M3FN, FP8 E5M2, E8M0, FP4 E2M1).
+//! Lookup tables from 8-, 6- and 4-bit float codes to f32 (FP8 E4M3FN, FP8 E5M2, E8M0, FP6 E2M3
+//! and E3M2, FP4 E2M1), and the bit order of packed 6-bit elements.
 //!
 //! The tables are computed once, at first use, from the format formula in NUMERICS.md §1:
 //! normal = (-1)^S * 2^(E - bias) * (1 + M / 2^m), subnormal = (-1)^S * 2^(1 - bias) * M / 2^m.
@@ -57,6 +58,36 @@ pub(crate) static E5M2: LazyLock<[f32; 256]> = LazyLock::new(|| {
 /// FP4 E2M1 (safetensors `F4`, OCP MX): bias 1, no Inf or NaN; values 0, 0.5, 1, 1.5, 2, 3, 4, 6.
 pub(crate) static E2M1: LazyLock<[f32; 16]> =
     LazyLock::new(|| std::array::from_fn(|code| finite_value(code as u32, 2, 1, 1)));
+
+/// FP6 E2M3 (safetensors `F6_E2M3`, OCP MX): bias 1, no Inf or NaN; max 7.5.
+pub(crate) static E2M3: LazyLock<[f32; 64]> =
+    LazyLock::new(|| std::array::from_fn(|code| finite_value(code as u32, 2, 3, 1)));
+
+/// FP6 E3M2 (safetensors `F6_E3M2`, OCP MX): bias 3, no Inf or NaN; max 28.
+pub(crate) static E3M2: LazyLock<[f32; 64]> =
+    LazyLock::new(|| std::array::from_fn(|code| finite_value(code as u32, 3, 2, 3)));
+
+/// The four 6-bit codes packed in three bytes. The safetensors format fixes no bit order for
+/// its F6 dtypes and PyTorch has no 6-bit dtype; we read them as one little-endian bit stream,
+/// element i in bits 6i..6i+6 counted from the least significant bit of byte 0 — the order F4
+/// uses (PyTorch's `float4_e2m1fn_x2`: first element in the low nibble) extended to 6 bits,
+/// and the order AMD's rocRoller (`getFp6`) reads packed FP6 in.
+pub(crate) fn unpack_fp6([b0, b1, b2]: [u8; 3]) -> [u8; 4] {
+    [
+        b0 & 0x3F,
+        (b0 >> 6) | ((b1 & 0x0F) << 2),
+        (b1 >> 4) | ((b2 & 0x03) << 4),
+        b2 >> 2,
+    ]
+}
+
+/// Packs four 6-bit codes into three bytes, the inverse of [`unpack_fp6`] (bits above the low
+/// six of each code are ignored). Only tests write F6 today.
+#[cfg(test)]
+pub(crate) fn pack_fp6(codes: [u8; 4]) -> [u8; 3] {
+    let [e0, e1, e2, e3] = codes.map(|c| c & 0x3F);
+    [e0 | (e1 << 6), (e1 >> 2) | (e2 << 4), (e2 >> 4) | (e3 << 2)]
+}
 
 /// OCP MX E8M0 scale: 2^(e - 127); 0xFF is NaN. Code 0 is 2^-127, an f32 subnormal.
 pub(crate) fn e8m0_to_f32(code: u8) -> f32 {
@@ -136,6 +167,42 @@ mod tests {
         ];
         for (code, w) in want.iter().enumerate() {
             assert_eq!(E2M1[code].to_bits(), w.to_bits(), "code {code}");
+        }
+    }
+
+    #[test]
+    fn fp6_tables_match_the_float_module() {
+        // Two independent derivations: fp8.rs's formula and crate::float's FloatFormat (which
+        // its own tests check code for code against ml_dtypes).
+        for code in 0..64u32 {
+            let e2m3 = crate::float::FloatFormat::FP6_E2M3.decode(code) as f32;
+            let e3m2 = crate::float::FloatFormat::FP6_E3M2.decode(code) as f32;
+            assert_eq!(
+                E2M3[code as usize].to_bits(),
+                e2m3.to_bits(),
+                "E2M3 {code:#x}"
+            );
+            assert_eq!(
+                E3M2[code as usize].to_bits(),
+                e3m2.to_bits(),
+                "E3M2 {code:#x}"
+            );
+        }
+        assert_eq!(E2M3[0x1F], 7.5);
+        assert_eq!(E3M2[0x1F], 28.0);
+        assert_eq!(E3M2[0x3F], -28.0);
+        assert_eq!(E2M3[0x01], 0.125);
+    }
+
+    #[test]
+    fn fp6_packing_is_a_little_endian_bit_stream() {
+        // Codes 0x01, 0x02, 0x03, 0x3F: bits ...111111 000011 000010 000001 from the LSB:
+        // byte 0 = 10 000001 = 0x81, byte 1 = 0011 0000 = 0x30, byte 2 = 111111 00 = 0xFC.
+        assert_eq!(pack_fp6([0x01, 0x02, 0x03, 0x3F]), [0x81, 0x30, 0xFC]);
+        assert_eq!(unpack_fp6([0x81, 0x30, 0xFC]), [0x01, 0x02, 0x03, 0x3F]);
+        for seed in 0u32..4096 {
+            let bytes = [seed as u8, (seed >> 4) as u8 ^ 0x5A, (seed * 37) as u8];
+            assert_eq!(pack_fp6(unpack_fp6(bytes)), bytes);
         }
     }
 

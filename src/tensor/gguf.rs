@@ -34,7 +34,7 @@ pub(crate) fn load(path: &Path) -> Result<Part, LoadError> {
 
 /// The dtype of a ggml type id, `Err(name)` for ids that exist in ggml but are not decoded
 /// here, `Err("")` for unknown ids.
-fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
+pub(super) fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
     // Ids from llama.cpp ggml/include/ggml.h `enum ggml_type`.
     Ok(match type_id {
         0 => DType::F32,
@@ -55,20 +55,21 @@ fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
         27 => DType::I64,
         28 => DType::F64,
         30 => DType::BF16,
+        20 => DType::IQ4NL,
+        39 => DType::MXFP4,
+        40 => DType::NVFP4,
         9 => return Err("Q8_1"),
         15 => return Err("Q8_K"),
         16 => return Err("IQ2_XXS"),
         17 => return Err("IQ2_XS"),
         18 => return Err("IQ3_XXS"),
         19 => return Err("IQ1_S"),
-        20 => return Err("IQ4_NL"),
         21 => return Err("IQ3_S"),
         22 => return Err("IQ2_S"),
         23 => return Err("IQ4_XS"),
         29 => return Err("IQ1_M"),
         34 => return Err("TQ1_0"),
         35 => return Err("TQ2_0"),
-        39 => return Err("MXFP4"),
         _ => return Err(""),
     })
 }

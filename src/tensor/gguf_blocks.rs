@@ -1,4 +1,5 @@
-//! GGUF block dequantizers (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K), as llama.cpp does it.
+//! GGUF block dequantizers (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, MXFP4, NVFP4),
+//! as llama.cpp does it.
 //!
 //! Block layouts are those of llama.cpp `ggml/src/ggml-common.h`, formulas those of
 //! `ggml/src/ggml-quants.c` `dequantize_row_*`. The arithmetic is done in f32 in the same order
@@ -47,6 +48,9 @@ pub(crate) fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<
         DType::Q4K => blocks_with(bytes, out, q4_k),
         DType::Q5K => blocks_with(bytes, out, q5_k),
         DType::Q6K => blocks_with(bytes, out, q6_k),
+        DType::IQ4NL => blocks_with(bytes, out, iq4_nl),
+        DType::MXFP4 => blocks_with(bytes, out, mxfp4),
+        DType::NVFP4 => blocks_with(bytes, out, nvfp4),
         other => return Err(format!("{other} is not a block format")),
     }
     Ok(())
@@ -282,6 +286,77 @@ fn q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
             y[y0 + l + 32] = d * s(2) * f32::from(q2);
             y[y0 + l + 64] = d * s(4) * f32::from(q3);
             y[y0 + l + 96] = d * s(6) * f32::from(q4);
+        }
+    }
+}
+
+/// ggml `kvalues_iq4nl`: the 16 non-linear IQ4_NL levels (ggml-common.h).
+pub(crate) const KVALUES_IQ4NL: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+/// ggml `kvalues_mxfp4`: twice the E2M1 value of each 4-bit code (sign in bit 3), shared by
+/// MXFP4 and NVFP4; the scales carry the matching factor 1/2.
+pub(crate) const KVALUES_MXFP4: [i8; 16] =
+    [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+/// ggml `ggml_e8m0_to_fp32_half`: 2^(e - 128), i.e. half the E8M0 value, built from its bits
+/// (codes 0 and 1 are the f32 subnormals 2^-128 and 2^-127; 0xFF is not treated as NaN).
+pub(crate) fn e8m0_to_f32_half(e: u8) -> f32 {
+    let bits = if e < 2 {
+        0x0020_0000u32 << e
+    } else {
+        u32::from(e - 1) << 23
+    };
+    f32::from_bits(bits)
+}
+
+/// ggml `ggml_ue4m3_to_fp32`: half the value of an unsigned E4M3 byte (bias 7, subnormals
+/// man · 2^-9); 0 and 0x7F (E4M3's NaN) give 0. Every step is exact in f32.
+pub(crate) fn ue4m3_to_f32_half(x: u8) -> f32 {
+    if x == 0 || x == 0x7F {
+        return 0.0;
+    }
+    let exp = i32::from((x >> 3) & 0x0F);
+    let man = f32::from(x & 0x07);
+    let raw = if exp == 0 {
+        man * 2f32.powi(-9)
+    } else {
+        (1.0 + man / 8.0) * 2f32.powi(exp - 7)
+    };
+    raw * 0.5
+}
+
+/// block_iq4_nl { f16 d; u8 qs[16] }: low nibbles are elements 0..16, high nibbles 16..32,
+/// y = d * kvalues_iq4nl[q].
+fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
+    let d = f16_at([b[0], b[1]]);
+    for j in 0..16 {
+        let q = b[2 + j];
+        y[j] = d * f32::from(KVALUES_IQ4NL[usize::from(q & 0x0F)]);
+        y[j + 16] = d * f32::from(KVALUES_IQ4NL[usize::from(q >> 4)]);
+    }
+}
+
+/// block_mxfp4 { u8 e; u8 qs[16] }: y = kvalues_mxfp4[q] * 2^(e - 128) (nibbles as Q4_0).
+fn mxfp4(b: &[u8; 17], y: &mut [f32; 32]) {
+    let d = e8m0_to_f32_half(b[0]);
+    for j in 0..16 {
+        let q = b[1 + j];
+        y[j] = f32::from(KVALUES_MXFP4[usize::from(q & 0x0F)]) * d;
+        y[j + 16] = f32::from(KVALUES_MXFP4[usize::from(q >> 4)]) * d;
+    }
+}
+
+/// block_nvfp4 { u8 d[4]; u8 qs[32] }: 4 sub-blocks of 16; in sub-block s, byte qs[8s + j]
+/// holds element j (low nibble) and j + 8 (high); y = kvalues_mxfp4[q] * ue4m3(d[s]) / 2.
+fn nvfp4(b: &[u8; 36], y: &mut [f32; 64]) {
+    for s in 0..4 {
+        let d = ue4m3_to_f32_half(b[s]);
+        for j in 0..8 {
+            let q = b[4 + 8 * s + j];
+            y[16 * s + j] = f32::from(KVALUES_MXFP4[usize::from(q & 0x0F)]) * d;
+            y[16 * s + j + 8] = f32::from(KVALUES_MXFP4[usize::from(q >> 4)]) * d;
         }
     }
 }
@@ -545,6 +620,61 @@ mod tests {
         // Element 0: k = 0, j = 0, no subtraction: 0.5 * -8 * 0 = 0; element 16 (h = 1):
         // 0.5 * (1 - 8) * (0 - 4) = 14.
         assert_eq!((y[0], y[16]), (0.0, 14.0));
+    }
+
+    #[test]
+    fn iq4_nl_table_lookup() {
+        // d = 0.5; byte j = (15 - j) << 4 | j: y[j] = 0.5 * kv[j], y[j + 16] = 0.5 * kv[15 - j].
+        // kv[0] = -127 -> -63.5, kv[15] = 113 -> 56.5.
+        let mut b = vec![];
+        b.extend(f16_bytes(0.5));
+        b.extend((0..16u8).map(|j| ((15 - j) << 4) | j));
+        let y = run(DType::IQ4NL, &b, 32);
+        for j in 0..16 {
+            assert_eq!(y[j], 0.5 * f32::from(KVALUES_IQ4NL[j]));
+            assert_eq!(y[j + 16], 0.5 * f32::from(KVALUES_IQ4NL[15 - j]));
+        }
+        assert_eq!((y[0], y[16]), (-63.5, 56.5));
+    }
+
+    #[test]
+    fn mxfp4_e8m0_half_scale() {
+        // e = 127 + 1 = 128: d = 2^(128 - 128) = 1, so y = kvalues (twice E2M1) * 1... with the
+        // E8M0 value 2^1 and E2M1 code 7 (6.0): 6 * 2 = 12 = kvalues[7] * d.
+        // Bytes: low nibble j, high nibble 15 - j.
+        let mut b = vec![128u8];
+        b.extend((0..16u8).map(|j| ((15 - j) << 4) | j));
+        let y = run(DType::MXFP4, &b, 32);
+        for j in 0..16 {
+            assert_eq!(y[j], f32::from(KVALUES_MXFP4[j]));
+            assert_eq!(y[j + 16], f32::from(KVALUES_MXFP4[15 - j]));
+        }
+        assert_eq!((y[7], y[16]), (12.0, -12.0));
+        // e = 0 and 1 are f32 subnormals: 2^-128 and 2^-127; e = 2 is 2^-126, the smallest normal.
+        assert_eq!(e8m0_to_f32_half(0), f32::from_bits(0x0020_0000));
+        assert_eq!(e8m0_to_f32_half(1), f32::from_bits(0x0040_0000));
+        assert_eq!(e8m0_to_f32_half(2), f32::MIN_POSITIVE);
+        assert_eq!(e8m0_to_f32_half(254), 2f32.powi(126));
+    }
+
+    #[test]
+    fn nvfp4_sub_blocks_of_sixteen() {
+        // UE4M3 scales: 0x38 = 2^(7-7) = 1, 0x7E = 1.75 * 2^8 = 448, 0x01 = 2^-9 (subnormal),
+        // 0x7F = NaN code -> 0 in ggml. Values are halved (kvalues are doubled).
+        assert_eq!(ue4m3_to_f32_half(0x38), 0.5);
+        assert_eq!(ue4m3_to_f32_half(0x7E), 224.0);
+        assert_eq!(ue4m3_to_f32_half(0x01), 2f32.powi(-10));
+        assert_eq!(ue4m3_to_f32_half(0x7F), 0.0);
+        // Sub-block s has scale byte 0x38 + 8s (2^s); every code byte 0x71: element j < 8 has
+        // code 1 (kv 1), element j + 8 code 7 (kv 12). y = kv * 2^s / 2.
+        let mut b = vec![0x38u8, 0x40, 0x48, 0x50];
+        b.extend([0x71u8; 32]);
+        let y = run(DType::NVFP4, &b, 64);
+        for (i, v) in y.iter().enumerate() {
+            let s = i / 16;
+            let kv = if i % 16 < 8 { 1.0 } else { 12.0 };
+            assert_eq!(*v, kv * 2f32.powi(s as i32) / 2.0, "element {i}");
+        }
     }
 
     #[test]

@@ -9,9 +9,10 @@
 mod decode;
 mod dtype;
 mod error;
-mod fp8;
+pub(crate) mod fp8;
 mod gguf;
-mod gguf_blocks;
+pub(crate) mod gguf_blocks;
+mod gguf_write;
 pub mod imatrix;
 mod npy;
 mod safetensors;
@@ -25,6 +26,7 @@ use half::{bf16, f16};
 
 pub use dtype::{DType, Packing};
 pub use error::LoadError;
+pub use gguf_write::{GgufTensor, GgufType, GgufValue, GgufWriteError, GgufWriter, ggml_type_id};
 
 use crate::cancel::Cancel;
 use decode::{DecodeFailure, Layout};
@@ -230,6 +232,15 @@ impl Model {
         Ok(model)
     }
 
+    /// An in-memory `.npz` archive (the app's built-in activation batches), named `name`.
+    pub fn from_npz_bytes(name: &str, bytes: Vec<u8>) -> Result<Model, LoadError> {
+        let path = PathBuf::from(name);
+        let part = npy::load_npz_bytes(&path, bytes)?;
+        let mut model = Self::assemble(name.to_string(), vec![(path, part)])?;
+        model.files.clear();
+        Ok(model)
+    }
+
     /// The model's display name (file stem, folder name, or the in-memory name).
     pub fn name(&self) -> &str {
         &self.name
@@ -294,7 +305,8 @@ impl Model {
     ///
     /// Integers decode to their values (I32/U32/I64/U64 round to the nearest f32 beyond 2^24),
     /// BOOL to 0 or 1, F8_E8M0 to 2^(e - 127), F4 (E2M1, first element in the low nibble),
-    /// GGUF blocks as llama.cpp's `dequantize_row_*`. F6 formats give [`LoadError::Unsupported`].
+    /// F6_E2M3/F6_E3M2 (four elements in three bytes, a little-endian bit stream), GGUF blocks
+    /// as llama.cpp's `dequantize_row_*`.
     pub fn values_f32(&self, index: usize, cancel: &Cancel) -> Result<Vec<f32>, LoadError> {
         let (info, slot) = self.info(index)?;
         let numel = info.numel();
@@ -336,10 +348,6 @@ impl Model {
     fn failure(&self, info: &TensorInfo, failure: DecodeFailure) -> LoadError {
         match failure {
             DecodeFailure::Cancelled => LoadError::Cancelled,
-            DecodeFailure::Unsupported(message) => LoadError::Unsupported {
-                path: self.path_of(info),
-                message: format!("tensor '{}': {message}", info.name),
-            },
             DecodeFailure::Corrupt(message) => LoadError::Malformed {
                 path: self.path_of(info),
                 message: format!("tensor '{}': {message}", info.name),

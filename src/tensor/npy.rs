@@ -58,12 +58,23 @@ pub(crate) fn load_npy(path: &Path) -> Result<Part, LoadError> {
 /// Reads the `.npy` members of a `.npz` archive (other members are skipped); each tensor is
 /// named after its member name without `.npy`.
 pub(crate) fn load_npz(path: &Path) -> Result<Part, LoadError> {
-    let map = super::store::map_file(path)?;
+    npz_part(path, Store::Mapped(super::store::map_file(path)?))
+}
+
+/// Reads the `.npy` members of a `.npz` archive held in memory (`path` names it in errors).
+pub(crate) fn load_npz_bytes(path: &Path, bytes: Vec<u8>) -> Result<Part, LoadError> {
+    npz_part(path, Store::Owned(bytes))
+}
+
+/// The `.npz` archive in `archive_store`: stored members are read in place, deflated ones
+/// inflated into stores of their own.
+fn npz_part(path: &Path, archive_store: Store) -> Result<Part, LoadError> {
+    let map = archive_store.bytes();
     let zip_error = |e: zip::result::ZipError| LoadError::Malformed {
         path: path.to_path_buf(),
         message: format!("bad zip archive: {e}"),
     };
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&map[..])).map_err(zip_error)?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(map)).map_err(zip_error)?;
     let mut tensors = Vec::new();
     let mut owned: Vec<Store> = Vec::new();
     for i in 0..archive.len() {
@@ -117,7 +128,7 @@ pub(crate) fn load_npz(path: &Path) -> Result<Part, LoadError> {
         }
     }
     drop(archive);
-    let mut stores = vec![Store::Mapped(map)];
+    let mut stores = vec![archive_store];
     stores.extend(owned);
     Ok(Part {
         tensors,

@@ -15,7 +15,7 @@ use crate::quant::{
 };
 
 /// Lesson 10's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AsymmetricLesson {
     /// The vector.

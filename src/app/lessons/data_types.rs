@@ -12,7 +12,7 @@ use crate::quant::QuantConfig;
 pub const FORMATS: [FloatFormat; 3] = [FloatFormat::FP32, FloatFormat::FP16, FloatFormat::BF16];
 
 /// Lesson 1's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DataTypesLesson {
     /// First factor.

@@ -8,17 +8,17 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use serde::{Deserialize, Serialize};
 
-use super::RealData;
+use super::super::derived::LessonReal;
 use super::widgets::{self, Memo, VectorField, bits_key, fmt_g, formula, note, para, section};
 use crate::cancel::Cancel;
 use crate::quant::calib::{ENTROPY_BINS, Side, kl_histogram};
 use crate::quant::{
-    Calibration, EntropyResult, Outputs, QuantConfig, QuantResult, Scheme, entropy_amax_with_curve,
-    quantize_tensor,
+    Calibration, CalibrationCurve, EntropyResult, QuantConfig, QuantResult, Scheme,
+    entropy_amax_with_curve,
 };
 
 /// Lesson 8's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EntropyLesson {
     /// The small vector.
@@ -27,8 +27,6 @@ pub struct EntropyLesson {
     pub bits: u8,
     #[serde(skip)]
     memo: Memo<(Vec<u32>, u8), ToyEntropy>,
-    #[serde(skip)]
-    real_memo: Memo<(u64, u8), RealEntropy>,
 }
 
 impl Default for EntropyLesson {
@@ -37,7 +35,6 @@ impl Default for EntropyLesson {
             x: VectorField::new(&[0.1, 0.15, 0.2, 5.0]),
             bits: 8,
             memo: Memo::default(),
-            real_memo: Memo::default(),
         }
     }
 }
@@ -60,17 +57,12 @@ impl ToyEntropy {
     }
 }
 
-/// The calibrator on the real data, next to min-max.
-#[derive(Debug, Clone)]
-pub struct RealEntropy {
-    /// Symmetric quantization with the entropy threshold (carries the KL curve).
-    pub entropy: Result<QuantResult, String>,
-    /// Symmetric min-max for comparison.
-    pub minmax: Result<QuantResult, String>,
-    /// The KL curve itself (from the core calibrator).
-    pub curve: EntropyResult,
-    /// The curve's finite points, downsampled for plotting: (threshold, KL).
-    pub points: Vec<[f64; 2]>,
+/// The KL curve of a per-tensor entropy run (the positive side for symmetric schemes).
+pub fn entropy_curve(result: &QuantResult) -> Option<&EntropyResult> {
+    match &result.curve {
+        Some(CalibrationCurve::Entropy(sides)) => sides.first(),
+        _ => None,
+    }
 }
 
 /// At most ~1000 finite (threshold, KL) points of a curve.
@@ -123,39 +115,20 @@ impl EntropyLesson {
         })
     }
 
-    /// The real-data run (cached by tensor and bits).
-    pub fn real_result(&mut self, real: &RealData) -> Arc<RealEntropy> {
+    /// The runs the real-tensor part needs: symmetric min-max, then entropy, at these bits.
+    pub fn real_configs(&self) -> Vec<QuantConfig> {
         let cfg = self.config();
-        let sample = Arc::clone(&real.sample);
-        self.real_memo
-            .get((real.generation, self.bits), |&(_, bits)| {
-                let cancel = Cancel::never();
-                let run = |c: &QuantConfig| {
-                    quantize_tensor(&sample, &[sample.len()], c, Outputs::default(), &cancel)
-                        .map_err(|e| e.to_string())
-                };
-                let mm = QuantConfig {
-                    calibration: Calibration::MinMax,
-                    ..cfg.clone()
-                };
-                let curve =
-                    entropy_amax_with_curve(&sample, bits, &cancel).unwrap_or(EntropyResult {
-                        amax: 0.0,
-                        candidates: Vec::new(),
-                        kl: Vec::new(),
-                        best: 0,
-                    });
-                RealEntropy {
-                    entropy: run(&cfg),
-                    minmax: run(&mm),
-                    points: plot_points(&curve),
-                    curve,
-                }
-            })
+        vec![
+            QuantConfig {
+                calibration: Calibration::MinMax,
+                ..cfg.clone()
+            },
+            cfg,
+        ]
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
-    pub fn ui(&mut self, ui: &mut Ui, real: &RealData) -> Option<QuantConfig> {
+    pub fn ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<QuantConfig> {
         para(
             ui,
             "Instead of fixing a percentage to throw away, KL calibration (TensorRT's method) asks \
@@ -222,72 +195,78 @@ impl EntropyLesson {
         );
 
         section(ui, "On a real tensor");
-        ui.label(format!(
-            "Data: {} — computing on {} of its {} values.",
-            real.name,
-            real.sample.len(),
-            real.total_len
-        ));
-        let rr = self.real_result(real);
-        let maxabs = rr.curve.candidates.last().copied().unwrap_or(0.0);
-        formula(
-            ui,
-            &format!(
-                "max|x| = {},   T* = {}  ({} % of max|x|)",
-                fmt_g(maxabs, 5),
-                fmt_g(rr.curve.amax, 5),
-                fmt_g(
-                    if maxabs > 0.0 {
-                        rr.curve.amax / maxabs * 100.0
-                    } else {
-                        0.0
-                    },
-                    3
-                )
-            ),
-        );
-        kl_plot(ui, "l8_real_plot", &rr.points, &rr.curve, 220.0);
-        egui::Grid::new("l8_real").striped(true).show(ui, |ui| {
-            for h in ["calibration", "threshold", "clipped", "MSE", "SQNR"] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for (name, res) in [("min-max", &rr.minmax), ("KL (entropy)", &rr.entropy)] {
-                ui.label(name);
-                match res {
-                    Ok(q) => {
-                        ui.label(fmt_g(q.clip_max.first().copied().unwrap_or(0.0), 5));
-                        ui.label(format!(
-                            "{} %",
-                            fmt_g(q.metrics.clipped_fraction * 100.0, 3)
-                        ));
-                        ui.label(fmt_g(q.metrics.mse, 4));
-                        ui.label(format!("{} dB", fmt_g(q.metrics.sqnr_db, 4)));
-                    }
-                    Err(e) => {
-                        ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-                    }
-                }
-                ui.end_row();
-            }
-        });
-        para(
-            ui,
-            "Left of the minimum the threshold clips too much of the tail; right of it the levels \
-             get too coarse for the bulk of the data.",
-        );
-        if let (Ok(kl), Ok(mm)) = (&rr.entropy, &rr.minmax)
-            && kl.metrics.mse > mm.metrics.mse
-        {
-            note(
-                ui,
-                "KL keeps the shape of the histogram, not the mean squared error: on this data the \
-                 few clipped outliers cost more squared error than the finer steps save. Whether \
-                 that matters depends on the model; the MSE calibrator in the main views optimises \
-                 the error directly.",
-            );
+        if let Some(real) = widgets::real_header(ui, real) {
+            real_part_ui(ui, real);
         }
         widgets::try_button(ui, &self.config())
+    }
+}
+
+/// The KL curve of the real tensor and min-max beside KL.
+fn real_part_ui(ui: &mut Ui, real: &LessonReal) {
+    let minmax = real.runs.first().and_then(|(_, r)| r.value.as_deref());
+    let entropy = real.runs.get(1).and_then(|(_, r)| r.value.as_deref());
+    let Some(curve) = entropy.and_then(entropy_curve) else {
+        ui.spinner();
+        return;
+    };
+    let maxabs = curve.candidates.last().copied().unwrap_or(0.0);
+    formula(
+        ui,
+        &format!(
+            "max|x| = {},   T* = {}  ({} % of max|x|)",
+            fmt_g(maxabs, 5),
+            fmt_g(curve.amax, 5),
+            fmt_g(
+                if maxabs > 0.0 {
+                    curve.amax / maxabs * 100.0
+                } else {
+                    0.0
+                },
+                3
+            )
+        ),
+    );
+    kl_plot(ui, "l8_real_plot", &plot_points(curve), curve, 220.0);
+    egui::Grid::new("l8_real").striped(true).show(ui, |ui| {
+        for h in ["calibration", "threshold", "clipped", "MSE", "SQNR"] {
+            ui.strong(h);
+        }
+        ui.end_row();
+        for (name, run) in [("min-max", minmax), ("KL (entropy)", entropy)] {
+            ui.label(name);
+            match run {
+                Some(q) => {
+                    ui.label(fmt_g(q.clip_max.first().copied().unwrap_or(0.0), 5));
+                    ui.label(format!(
+                        "{} %",
+                        fmt_g(q.metrics.clipped_fraction * 100.0, 3)
+                    ));
+                    ui.label(fmt_g(q.metrics.mse, 4));
+                    ui.label(format!("{} dB", fmt_g(q.metrics.sqnr_db, 4)));
+                }
+                None => {
+                    ui.spinner();
+                }
+            }
+            ui.end_row();
+        }
+    });
+    para(
+        ui,
+        "Left of the minimum the threshold clips too much of the tail; right of it the levels \
+         get too coarse for the bulk of the data.",
+    );
+    if let (Some(kl), Some(mm)) = (entropy, minmax)
+        && kl.metrics.mse > mm.metrics.mse
+    {
+        note(
+            ui,
+            "KL keeps the shape of the histogram, not the mean squared error: on this data the \
+             few clipped outliers cost more squared error than the finer steps save. Whether \
+             that matters depends on the model; the MSE calibrator in the main views optimises \
+             the error directly.",
+        );
     }
 }
 
@@ -324,7 +303,7 @@ fn kl_plot(ui: &mut Ui, id: &str, points: &[[f64; 2]], e: &EntropyResult, height
         .zip(e.kl.get(e.best).copied())
         .filter(|(_, k)| k.is_finite());
     let orange = Color32::from_rgb(0xE0, 0x8A, 0x20);
-    Plot::new(id)
+    crate::app::panels::labelled_axes(Plot::new(id))
         .height(height)
         .legend(Legend::default())
         .allow_scroll(false)
@@ -360,19 +339,24 @@ mod tests {
     }
 
     #[test]
-    fn real_demo_curve_picks_an_interior_threshold() {
-        let mut l = EntropyLesson::default();
-        let real = RealData::demo();
-        let rr = l.real_result(&real);
-        // The demo is N(0, 1) plus outliers up to 20: KL clips well below max|x| = 20.
-        assert_eq!(rr.curve.candidates.last(), Some(&20.0));
-        assert!(
-            rr.curve.amax < 15.0 && rr.curve.amax > 2.0,
-            "{}",
-            rr.curve.amax
-        );
-        assert!(!rr.points.is_empty());
-        let q = rr.entropy.as_ref().unwrap();
-        assert_eq!(q.clip_max.first().copied(), Some(rr.curve.amax));
+    fn the_real_part_reads_the_kl_curve_of_the_cores_run() {
+        let l = EntropyLesson::default();
+        let configs = l.real_configs();
+        assert_eq!(configs[0].calibration, Calibration::MinMax);
+        // The demo vector: N(0, 1) with outliers up to 20; KL clips well below max|x| = 20.
+        let x = super::super::demo::demo_vector();
+        let q = crate::quant::quantize_tensor(
+            &x,
+            &[x.len()],
+            &configs[1],
+            crate::quant::Outputs::default(),
+            &Cancel::never(),
+        )
+        .expect("quantizes");
+        let curve = entropy_curve(&q).expect("per-tensor entropy carries its curve");
+        assert_eq!(curve.candidates.last(), Some(&20.0));
+        assert!(curve.amax < 15.0 && curve.amax > 2.0, "{}", curve.amax);
+        assert!(!plot_points(curve).is_empty());
+        assert_eq!(q.clip_max.first().copied(), Some(curve.amax));
     }
 }

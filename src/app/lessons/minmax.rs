@@ -11,7 +11,7 @@ use super::widgets::{
 use crate::quant::{Calibration, Preset, QuantConfig, Scheme};
 
 /// Lesson 6's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MinMaxLesson {
     /// The vector.

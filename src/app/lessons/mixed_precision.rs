@@ -10,7 +10,7 @@ use crate::float::{Analysis, FloatClass, FloatFormat, Overflow};
 use crate::quant::QuantConfig;
 
 /// Lesson 2's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MixedPrecisionLesson {
     /// The gradient value g.

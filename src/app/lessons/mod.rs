@@ -2,10 +2,11 @@
 //! interactive pages. Every number on a page is computed by the core library from the lesson's
 //! own editable inputs; results are cached by their inputs so nothing is recomputed per frame.
 //!
-//! Mount: keep a [`LessonsState`] in the app state (it is serde, so the current lesson and the
-//! learner's inputs persist), call [`LessonsState::ui`] where the lessons are shown, act on the
-//! returned [`LessonAction`], and pass the selected tensor with
-//! [`LessonsState::set_real_tensor`] (cheap to call every frame).
+//! Mount: the [`LessonsState`] lives in the persisted settings (the current lesson and the
+//! learner's inputs persist). The app draws [`LessonsState::ui`] on a copy, commits the copy
+//! through a command when an input changed, acts on the returned [`LessonAction`], and passes the
+//! real-tensor runs of [`LessonsState::real_configs`], computed by the derived layer's jobs on
+//! the whole selected tensor (the same jobs and caches as the main views).
 
 pub mod asymmetric;
 pub mod compute;
@@ -21,11 +22,10 @@ pub mod vector_wise;
 pub mod what_is;
 pub mod widgets;
 
-use std::sync::Arc;
-
 use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
 
+use super::derived::LessonReal;
 use crate::quant::QuantConfig;
 
 /// What the learner asked the app to do from a lesson page.
@@ -114,41 +114,11 @@ impl LessonId {
     }
 }
 
-/// The data the real-tensor parts of lessons 7 and 8 work on: the app's selected tensor or,
-/// until one is given, a deterministic demo vector. Always a bounded sample.
-#[derive(Debug, Clone)]
-pub struct RealData {
-    /// Where the values come from (tensor name or "demo …").
-    pub name: String,
-    /// Values in the full tensor.
-    pub total_len: usize,
-    /// At most [`demo::SAMPLE_MAX`] values, strided.
-    pub sample: Arc<Vec<f32>>,
-    /// Changes whenever the data changes: the cache key part for "which tensor".
-    pub generation: u64,
-    /// The tensor the sample was taken from (to notice repeated calls with the same data).
-    source: Option<Arc<Vec<f32>>>,
-}
-
-impl RealData {
-    /// The built-in demo vector.
-    fn demo() -> Self {
-        let v = demo::demo_vector();
-        Self {
-            name: format!(
-                "demo: {} N(0, 1) values with 8 outliers (no tensor selected)",
-                v.len()
-            ),
-            total_len: v.len(),
-            sample: Arc::new(v),
-            generation: 0,
-            source: None,
-        }
-    }
-}
+/// Bins of the real-tensor histograms of the lessons.
+pub const REAL_PLOT_BINS: usize = 160;
 
 /// The lessons panel: which lesson is open and every lesson's inputs (persisted), plus caches.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LessonsState {
     /// The open lesson.
@@ -173,36 +143,17 @@ pub struct LessonsState {
     pub symmetric: symmetric::SymmetricLesson,
     /// Lesson 10.
     pub asymmetric: asymmetric::AsymmetricLesson,
-    /// The real tensor (or demo) for lessons 7 and 8; created on first use.
-    #[serde(skip)]
-    real: Option<RealData>,
 }
 
 impl LessonsState {
-    /// Gives lessons 7 and 8 the app's selected tensor. Cheap to call every frame: the same
-    /// name and the same `Arc` are a no-op; otherwise a strided sample of at most
-    /// [`demo::SAMPLE_MAX`] values is taken once.
-    pub fn set_real_tensor(&mut self, name: String, values: Arc<Vec<f32>>) {
-        if let Some(r) = &self.real
-            && r.name == name
-            && r.source.as_ref().is_some_and(|s| Arc::ptr_eq(s, &values))
-        {
-            return;
+    /// The runs on the selected tensor the open lesson shows (through the app's jobs): none
+    /// for lessons without a real-tensor part.
+    pub fn real_configs(&self) -> Vec<QuantConfig> {
+        match self.current {
+            LessonId::Percentile => self.percentile.real_configs(),
+            LessonId::Entropy => self.entropy.real_configs(),
+            _ => Vec::new(),
         }
-        let generation = self.real.as_ref().map_or(1, |r| r.generation + 1);
-        let sample = demo::strided_sample(&values);
-        self.real = Some(RealData {
-            name,
-            total_len: values.len(),
-            sample: Arc::new(sample),
-            generation,
-            source: Some(values),
-        });
-    }
-
-    /// The data lessons 7 and 8 use (the demo vector until [`Self::set_real_tensor`]).
-    pub fn real_data(&mut self) -> RealData {
-        self.real.get_or_insert_with(RealData::demo).clone()
     }
 
     /// Opens lesson `id`.
@@ -212,7 +163,7 @@ impl LessonsState {
 
     /// Draws the lesson list, the navigation and the current lesson. Returns an action when the
     /// learner presses "Try it on a real tensor".
-    pub fn ui(&mut self, ui: &mut Ui) -> Option<LessonAction> {
+    pub fn ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<LessonAction> {
         egui::Panel::left("lessons_list")
             .resizable(false)
             .exact_size(210.0)
@@ -236,7 +187,7 @@ impl LessonsState {
                 .auto_shrink([false, false])
                 .show(ui, |ui| {
                     ui.set_max_width(ui.available_width().min(980.0));
-                    action = self.lesson_ui(ui).map(LessonAction::TryOnRealTensor);
+                    action = self.lesson_ui(ui, real).map(LessonAction::TryOnRealTensor);
                     ui.add_space(8.0);
                     ui.separator();
                     self.nav_ui(ui);
@@ -277,7 +228,7 @@ impl LessonsState {
     }
 
     /// The body of the current lesson.
-    fn lesson_ui(&mut self, ui: &mut Ui) -> Option<QuantConfig> {
+    fn lesson_ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<QuantConfig> {
         ui.label(
             RichText::new(format!(
                 "{}. {}",
@@ -295,14 +246,8 @@ impl LessonsState {
             LessonId::VectorWise => self.vector_wise.ui(ui),
             LessonId::Outliers => self.outliers.ui(ui),
             LessonId::MinMax => self.minmax.ui(ui),
-            LessonId::Percentile => {
-                let real = self.real_data();
-                self.percentile.ui(ui, &real)
-            }
-            LessonId::Entropy => {
-                let real = self.real_data();
-                self.entropy.ui(ui, &real)
-            }
+            LessonId::Percentile => self.percentile.ui(ui, real),
+            LessonId::Entropy => self.entropy.ui(ui, real),
             LessonId::Symmetric => self.symmetric.ui(ui),
             LessonId::Asymmetric => self.asymmetric.ui(ui),
         }
@@ -328,16 +273,23 @@ mod tests {
     }
 
     #[test]
-    fn set_real_tensor_is_idempotent_for_the_same_arc() {
+    fn only_lessons_7_and_8_ask_for_real_tensor_runs() {
         let mut s = LessonsState::default();
-        let v = Arc::new(vec![1.0f32, 2.0, 3.0]);
-        s.set_real_tensor("t".into(), Arc::clone(&v));
-        let g = s.real_data().generation;
-        s.set_real_tensor("t".into(), Arc::clone(&v));
-        assert_eq!(s.real_data().generation, g);
-        s.set_real_tensor("t".into(), Arc::new(vec![4.0]));
-        assert_eq!(s.real_data().generation, g + 1);
-        assert_eq!(*s.real_data().sample, vec![4.0]);
+        for id in LessonId::ALL {
+            s.open(id);
+            let n = s.real_configs().len();
+            let want = if matches!(id, LessonId::Percentile | LessonId::Entropy) {
+                2
+            } else {
+                0
+            };
+            assert_eq!(n, want, "{id:?}");
+        }
+        s.open(LessonId::Percentile);
+        assert_eq!(
+            s.real_configs()[1].calibration,
+            crate::quant::Calibration::Percentile(s.percentile.p)
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::quant::tensor::Outputs;
 use crate::quant::{OutlierMode, OutlierThreshold, QuantConfig, Scheme, metrics, quantize_tensor};
 
 /// Lesson 5's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OutliersLesson {
     /// The vector (one value far from the rest by default).

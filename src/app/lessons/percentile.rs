@@ -8,22 +8,16 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 use serde::{Deserialize, Serialize};
 
-use super::RealData;
+use super::super::derived::LessonReal;
 use super::compute::{Quantized, quantize_range};
 use super::widgets::{
     self, Memo, VectorField, bits_key, fmt_f32, fmt_g, fmt_list, formula, note, para, section,
 };
-use crate::cancel::Cancel;
-use crate::quant::{
-    Calibration, Outputs, QuantConfig, QuantResult, Scheme, percentile_range, quantize_tensor,
-};
+use crate::quant::{Calibration, QuantConfig, Scheme, percentile_range};
 use crate::stats;
 
-/// Bins of the real-tensor histogram.
-const PLOT_BINS: usize = 160;
-
 /// Lesson 7's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PercentileLesson {
     /// The vector.
@@ -36,8 +30,6 @@ pub struct PercentileLesson {
     pub bits: u8,
     #[serde(skip)]
     memo: Memo<(Vec<u32>, u64, u8, u8), PercentileResult>,
-    #[serde(skip)]
-    real_memo: Memo<(u64, u64, u8), RealPercentile>,
 }
 
 impl Default for PercentileLesson {
@@ -48,7 +40,6 @@ impl Default for PercentileLesson {
             copies: 1,
             bits: 8,
             memo: Memo::default(),
-            real_memo: Memo::default(),
         }
     }
 }
@@ -81,17 +72,6 @@ pub struct PercentileResult {
     pub interp_hi: Interp,
     /// The vector quantized with the percentile range (clipped outside it).
     pub quantized: Quantized,
-}
-
-/// Lesson 7's numbers on the real tensor (a bounded sample of it).
-#[derive(Debug, Clone)]
-pub struct RealPercentile {
-    /// Min-max calibration.
-    pub minmax: Result<QuantResult, String>,
-    /// Percentile calibration.
-    pub percentile: Result<QuantResult, String>,
-    /// Histogram of the sample: (bin centre, count, bin width).
-    pub bars: Vec<(f64, f64, f64)>,
 }
 
 /// The vector the percentiles see: the value with the largest magnitude once, every other value
@@ -164,47 +144,21 @@ impl PercentileLesson {
         })
     }
 
-    /// The real-tensor comparison (cached by tensor, p and bits).
-    pub fn real_result(&mut self, real: &RealData) -> Arc<RealPercentile> {
-        let key = (real.generation, self.p.to_bits(), self.bits);
+    /// The runs the real-tensor part needs: min-max, then the percentile, under this
+    /// lesson's scheme and bits.
+    pub fn real_configs(&self) -> Vec<QuantConfig> {
         let cfg = self.config();
-        let sample = Arc::clone(&real.sample);
-        self.real_memo.get(key, |_| {
-            let run = |c: &QuantConfig| {
-                quantize_tensor(
-                    &sample,
-                    &[sample.len()],
-                    c,
-                    Outputs::default(),
-                    &Cancel::never(),
-                )
-                .map_err(|e| e.to_string())
-            };
-            let mm = QuantConfig {
+        vec![
+            QuantConfig {
                 calibration: Calibration::MinMax,
                 ..cfg.clone()
-            };
-            let bars = match stats::histogram_auto(&sample, PLOT_BINS, &Cancel::never()) {
-                Ok(h) => (0..h.bin_count())
-                    .map(|i| {
-                        let (a, b) = h.bin_edges(i);
-                        // Counts are far below 2^53: exact in f64.
-                        let c = h.counts.get(i).copied().unwrap_or(0) as f64;
-                        ((a + b) / 2.0, c, b - a)
-                    })
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            RealPercentile {
-                minmax: run(&mm),
-                percentile: run(&cfg),
-                bars,
-            }
-        })
+            },
+            cfg,
+        ]
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
-    pub fn ui(&mut self, ui: &mut Ui, real: &RealData) -> Option<QuantConfig> {
+    pub fn ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<QuantConfig> {
         para(
             ui,
             "One extreme value makes min-max spend almost all codes on empty space. Percentile \
@@ -297,30 +251,25 @@ impl PercentileLesson {
         );
 
         section(ui, "The same on a real tensor");
-        let rr = self.real_result(real);
-        ui.label(format!(
-            "Data: {} — computing on {} of its {} values.",
-            real.name,
-            real.sample.len(),
-            real.total_len
-        ));
-        real_table(ui, &rr);
-        real_plot(ui, &rr);
+        if let Some(real) = widgets::real_header(ui, real) {
+            real_table(ui, real);
+            real_plot(ui, real);
+        }
         widgets::try_button(ui, &self.config())
     }
 }
 
 /// Min-max versus percentile on the real data.
-fn real_table(ui: &mut Ui, rr: &RealPercentile) {
+fn real_table(ui: &mut Ui, real: &LessonReal) {
     egui::Grid::new("l7_real").striped(true).show(ui, |ui| {
         for h in ["calibration", "clip range", "S", "clipped", "MSE", "SQNR"] {
             ui.strong(h);
         }
         ui.end_row();
-        for (name, res) in [("min-max", &rr.minmax), ("percentile", &rr.percentile)] {
-            ui.label(name);
-            match res {
-                Ok(r) => {
+        for (name, (_, run)) in ["min-max", "percentile"].iter().zip(&real.runs) {
+            ui.label(*name);
+            match (run.value.as_deref(), &run.error) {
+                (Some(r), _) => {
                     let lo = r.clip_min.first().copied().unwrap_or(0.0);
                     let hi = r.clip_max.first().copied().unwrap_or(0.0);
                     ui.label(format!("[{}, {}]", fmt_g(lo, 4), fmt_g(hi, 4)));
@@ -332,8 +281,11 @@ fn real_table(ui: &mut Ui, rr: &RealPercentile) {
                     ui.label(fmt_g(r.metrics.mse, 4));
                     ui.label(format!("{} dB", fmt_g(r.metrics.sqnr_db, 4)));
                 }
-                Err(e) => {
+                (None, Some(e)) => {
                     ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+                }
+                (None, None) => {
+                    ui.spinner();
                 }
             }
             ui.end_row();
@@ -341,25 +293,32 @@ fn real_table(ui: &mut Ui, rr: &RealPercentile) {
     });
 }
 
-/// The sample's histogram with both clip ranges.
-fn real_plot(ui: &mut Ui, rr: &RealPercentile) {
-    let bars: Vec<Bar> = rr
-        .bars
+/// The tensor's histogram with the percentile clip range.
+fn real_plot(ui: &mut Ui, real: &LessonReal) {
+    let Some(h) = real.hist.value.as_deref() else {
+        ui.spinner();
+        return;
+    };
+    let bars: Vec<Bar> = h
+        .counts
         .iter()
-        .map(|&(x, c, w)| Bar::new(x, c).width(w))
+        .enumerate()
+        .filter_map(|(i, &c)| {
+            let (a, b) = (*h.edges.get(i)?, *h.edges.get(i + 1)?);
+            // Counts are far below 2^53: exact in f64.
+            Some(Bar::new((a + b) / 2.0, (1.0 + c as f64).log10()).width(b - a))
+        })
         .collect();
-    let pct = rr.percentile.as_ref().ok().map(|r| {
-        (
-            r.clip_min.first().copied().unwrap_or(0.0),
-            r.clip_max.first().copied().unwrap_or(0.0),
-        )
+    let pct: Option<(f64, f64)> = real.runs.get(1).and_then(|(_, run)| {
+        let r = run.value.as_deref()?;
+        Some((*r.clip_min.first()?, *r.clip_max.first()?))
     });
-    Plot::new("l7_hist")
+    crate::app::panels::labelled_axes(Plot::new("l7_hist"))
         .height(200.0)
         .legend(Legend::default())
         .allow_scroll(false)
         .x_axis_label("value")
-        .y_axis_label("count")
+        .y_axis_label("log10(1 + count)")
         .show(ui, |plot| {
             plot.bar_chart(
                 BarChart::new("values", bars).color(Color32::from_rgb(0x4C, 0x9A, 0xD9)),

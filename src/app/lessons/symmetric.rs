@@ -11,7 +11,7 @@ use super::widgets::{
 use crate::quant::{Calibration, Preset, QuantConfig, Scheme, SymmetricScale};
 
 /// Lesson 9's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SymmetricLesson {
     /// The vector.

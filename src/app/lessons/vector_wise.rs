@@ -11,7 +11,7 @@ use super::widgets::{
 use crate::quant::{Granularity, QuantConfig, Scheme, params_from_range};
 
 /// Lesson 4's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VectorWiseLesson {
     /// Group A.

@@ -14,7 +14,7 @@ use super::widgets::{
 use crate::quant::{QuantConfig, QuantParams, Scheme, dequantize, metrics, quantize};
 
 /// Lesson 3's inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WhatIsLesson {
     /// The vector to quantize (values of dt1).

@@ -175,29 +175,80 @@ impl VectorField {
     }
 }
 
-/// A caller-keyed cache of one derived result: recomputed only when the key changes.
-#[derive(Debug, Clone)]
+/// A caller-keyed cache of one small derived result of a lesson's own inputs: recomputed only
+/// when the key changes. Clones share the cache (the app draws a lesson on a copy of its state),
+/// and equality ignores it (two lessons with the same inputs are equal).
+#[derive(Debug)]
 pub struct Memo<K, V> {
-    entry: Option<(K, Arc<V>)>,
+    entry: Arc<std::sync::Mutex<MemoEntry<K, V>>>,
 }
+
+/// The key and value a [`Memo`] holds, once computed.
+type MemoEntry<K, V> = Option<(K, Arc<V>)>;
 
 impl<K, V> Default for Memo<K, V> {
     fn default() -> Self {
-        Self { entry: None }
+        Self {
+            entry: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+}
+
+impl<K, V> Clone for Memo<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            entry: Arc::clone(&self.entry),
+        }
+    }
+}
+
+impl<K, V> PartialEq for Memo<K, V> {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 
 impl<K: PartialEq, V> Memo<K, V> {
     /// The cached value for `key`, computing it with `f` on a miss.
     pub fn get(&mut self, key: K, f: impl FnOnce(&K) -> V) -> Arc<V> {
-        if let Some((k, v)) = &self.entry
+        let Ok(mut entry) = self.entry.lock() else {
+            // A poisoned cache (a panic while computing) is simply bypassed.
+            return Arc::new(f(&key));
+        };
+        if let Some((k, v)) = entry.as_ref()
             && *k == key
         {
             return Arc::clone(v);
         }
         let v = Arc::new(f(&key));
-        self.entry = Some((key, Arc::clone(&v)));
+        *entry = Some((key, Arc::clone(&v)));
         v
+    }
+}
+
+/// The heading line of a lesson's real-tensor part: which tensor, and that every value is used
+/// (the same runs as the main views); a hint when no float tensor is selected.
+pub fn real_header<'a>(
+    ui: &mut egui::Ui,
+    real: Option<&'a super::super::derived::LessonReal>,
+) -> Option<&'a super::super::derived::LessonReal> {
+    match real {
+        Some(r) => {
+            ui.label(format!(
+                "Data: {} — all {} values, the same runs as the main views.",
+                r.name, r.numel
+            ));
+            Some(r)
+        }
+        None => {
+            ui.label(
+                egui::RichText::new(
+                    "Select a float tensor in the main views (Lessons off) to run this on real data.",
+                )
+                .weak(),
+            );
+            None
+        }
     }
 }
 
