@@ -360,8 +360,9 @@ pub struct PlanArgs {
     /// and KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000).
     #[arg(long, value_name = "SIZE")]
     pub budget_size: Option<String>,
-    /// Comma-separated candidate ids (int4_g128_minmax, int8_channel_mse, ...); "affine" is the
-    /// default affine family (2-8 bits x channel/g32/g64/g128 x minmax/mse). Default: affine.
+    /// Comma-separated candidate ids (int4_g128_minmax, int8_channel_mse, q4_k, mxfp4, nf4, ...);
+    /// "affine" is the affine family (2-8 bits x channel/g32/g64/g128 x minmax/mse), "formats"
+    /// every deployed format. Default: affine,formats.
     #[arg(long, value_name = "LIST")]
     pub candidates: Option<String>,
     /// llama.cpp importance matrix (imatrix.gguf or legacy imatrix.dat) weighting the errors

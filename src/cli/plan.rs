@@ -10,7 +10,9 @@ use super::progress::tensor_bar;
 use super::quantize::UsageError;
 use crate::cancel::Cancel;
 use crate::plan::allocate::BitBound;
-use crate::plan::candidate::{DEFAULT_FORMATS, default_affine};
+use crate::plan::candidate::{default_affine, default_candidates};
+use crate::plan::formats::QuantFormats;
+use crate::plan::sweep::FormatEvaluator;
 use crate::plan::{
     AllocError, Budget, Candidate, CandidateError, KeepFormat, NamePattern, Objective, Problem,
     Rules, SweepCache, SweepOptions, SweepTable, UniformPoint, sweep,
@@ -26,16 +28,21 @@ pub const DEFAULT_BUDGET_BPW: f64 = 4.5;
 /// Budgets of the size–error curve: from, to, step (bits per weight).
 const CURVE: (f64, f64, f64) = (2.0, 8.5, 0.25);
 
-/// Whether the deployed format `name` is available to the planner (none is connected yet).
-fn format_is_known(_name: &str) -> bool {
-    false
+/// Whether `name` is a deployed format the planner measures (every `quant::formats` format).
+fn format_is_known(name: &str) -> bool {
+    QuantFormats.knows(name)
+}
+
+/// The default candidates: the affine family, then every deployed format.
+fn all_candidates() -> Vec<Candidate> {
+    default_candidates(&QuantFormats::names())
 }
 
 /// Parses `--candidates`: comma-separated ids and the word "affine"; every unknown name is
 /// named in one usage error.
 pub fn parse_candidates(list: Option<&str>) -> Result<Vec<Candidate>, UsageError> {
     let Some(list) = list else {
-        return Ok(default_affine());
+        return Ok(all_candidates());
     };
     let mut out: Vec<Candidate> = Vec::new();
     let mut unknown = Vec::new();
@@ -43,6 +50,11 @@ pub fn parse_candidates(list: Option<&str>) -> Result<Vec<Candidate>, UsageError
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let parsed: Vec<Candidate> = if item == "affine" {
             default_affine()
+        } else if item == "formats" {
+            QuantFormats::names()
+                .into_iter()
+                .map(Candidate::format)
+                .collect()
         } else {
             match Candidate::parse(item, format_is_known) {
                 Ok(c) => vec![c],
@@ -66,25 +78,11 @@ pub fn parse_candidates(list: Option<&str>) -> Result<Vec<Candidate>, UsageError
         return Err(UsageError(format!("--candidates: {}", invalid.join("; "))));
     }
     if !unknown.is_empty() {
-        let (formats, other): (Vec<&String>, Vec<&String>) = unknown
-            .iter()
-            .partition(|n| DEFAULT_FORMATS.contains(&n.as_str()));
-        let mut parts = Vec::new();
-        if !formats.is_empty() {
-            parts.push(format!(
-                "{} (deployed formats are not connected to the planner yet)",
-                join(&formats)
-            ));
-        }
-        if !other.is_empty() {
-            parts.push(format!(
-                "{} (affine ids look like int4_g128_minmax, int8_channel_mse, uint4_g32_minmax)",
-                join(&other)
-            ));
-        }
         return Err(UsageError(format!(
-            "unknown candidates: {}",
-            parts.join("; ")
+            "unknown candidates: {} (affine ids look like int4_g128_minmax, int8_channel_mse, \
+             uint4_g32_minmax; formats are {})",
+            join(&unknown.iter().collect::<Vec<_>>()),
+            QuantFormats::names().join(", ")
         )));
     }
     if out.is_empty() {
@@ -427,7 +425,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
         &candidates,
         SweepOptions {
             importance: importance.as_ref(),
-            formats: None,
+            formats: Some(&QuantFormats),
         },
         &SweepCache::new(),
         &cancel,
@@ -519,13 +517,20 @@ mod tests {
         let two = parse_candidates(Some("int4_g128_minmax, int8_channel_mse,int4_g128_minmax"))
             .expect("valid ids");
         assert_eq!(two.len(), 2);
-        let e = parse_candidates(Some("q4_k,int4_g128_minmax,mxfp4,bogus")).expect_err("unknown");
-        assert!(e.0.contains("q4_k, mxfp4"), "{}", e.0);
-        assert!(e.0.contains("not connected"), "{}", e.0);
-        assert!(e.0.contains("bogus"), "{}", e.0);
+        let mixed = parse_candidates(Some("q4_k,int4_g128_minmax,mxfp4")).expect("formats");
+        assert_eq!(
+            mixed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["q4_k", "int4_g128_minmax", "mxfp4"]
+        );
+        assert_eq!(
+            parse_candidates(Some("formats")).map(|c| c.len()).ok(),
+            Some(26)
+        );
+        let e = parse_candidates(Some("q4_k,bogus,q9_k")).expect_err("unknown");
+        assert!(e.0.contains("bogus, q9_k"), "{}", e.0);
         assert!(parse_candidates(Some("int9_g32_minmax")).is_err());
         assert!(parse_candidates(Some(",")).is_err());
-        assert_eq!(parse_candidates(None).map(|c| c.len()).ok(), Some(56));
+        assert_eq!(parse_candidates(None).map(|c| c.len()).ok(), Some(56 + 26));
     }
 
     #[test]

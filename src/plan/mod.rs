@@ -9,6 +9,7 @@
 //!   point for the deployed formats;
 //! - [`allocate`]: Pareto frontiers, convex hulls, the budgeted assignment with its
 //!   Lagrangian bound, the size–error curve and the uniform recipes;
+//! - [`formats`]: every `quant::formats` format as a candidate;
 //! - [`pair`] and [`compare`]: two files of one model matched tensor by tensor.
 //!
 //! No I/O beyond reading the model through `tensor`; the reports live in `report`.
@@ -16,6 +17,7 @@
 pub mod allocate;
 pub mod candidate;
 pub mod compare;
+pub mod formats;
 pub mod pair;
 pub mod pattern;
 pub mod sweep;
