@@ -61,11 +61,21 @@ impl FormatEvaluator for QuantFormats {
             FormatError::NotApplicable(na) => FormatFailure::Failed(na.reason),
             other => FormatFailure::Failed(other.to_string()),
         };
+        let storage_bits = storage_bits(quant, values.len(), rows);
+        let Some(importance) = importance else {
+            // Unweighted: the fused pass measures chunk by chunk and keeps nothing.
+            let r = quantize_format(quant, values, shape, None, FormatOutputs::default(), cancel)
+                .map_err(failed)?;
+            return Ok(FormatOutcome::Metrics {
+                metrics: r.metrics,
+                storage_bits,
+            });
+        };
         // The references take one weight per column. A stack of matrices (experts) with one
         // block of weights each is quantized matrix by matrix, as llama-quantize does; formats
         // that ignore the importance matrix see the whole tensor at once (their per-tensor
         // scales span all of it).
-        let weights = importance.filter(|_| quant.uses_imatrix());
+        let weights = Some(importance).filter(|_| quant.uses_imatrix());
         let dequantized = match weights {
             Some(w) if w.weights.len() > row_len && w.elements_per_matrix > 0 => {
                 let mut out = Vec::with_capacity(values.len());
@@ -94,7 +104,7 @@ impl FormatEvaluator for QuantFormats {
         };
         Ok(FormatOutcome::Quantized {
             dequantized,
-            storage_bits: storage_bits(quant, values.len(), rows),
+            storage_bits,
         })
     }
 }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::candidate::{Candidate, CandidateKind, FormatCandidate};
 use crate::cancel::{Cancel, Cancelled};
-use crate::quant::metrics::MetricAcc;
+use crate::quant::metrics::{MetricAcc, Metrics};
 use crate::quant::tensor::{CHUNK, Outputs, quantize_tensor};
 use crate::quant::{Granularity, QuantConfig, QuantError};
 use crate::tensor::imatrix::{ImportanceMatrix, TensorImportance};
@@ -53,6 +53,14 @@ pub enum FormatOutcome {
     Quantized {
         /// The reconstruction x_hat, row-major like the input.
         dequantized: Vec<f32>,
+        /// Stored bits of the whole tensor.
+        storage_bits: u64,
+    },
+    /// The error metrics measured by the evaluator itself (no importance weighting asked for;
+    /// nothing is materialised), and the stored size in bits.
+    Metrics {
+        /// The metrics of the reconstruction against the input (NUMERICS.md §6).
+        metrics: Metrics,
         /// Stored bits of the whole tensor.
         storage_bits: u64,
     },
@@ -83,7 +91,9 @@ pub trait FormatEvaluator: Send + Sync {
 
     /// Quantizes `values` (row-major `shape`) in `format` and dequantizes them back.
     /// `importance`, when given, holds the per-column weights of an importance matrix (formats
-    /// whose reference takes one use it in their search).
+    /// whose reference takes one use it in their search); the sweep then needs the dequantized
+    /// values ([`FormatOutcome::Quantized`]) for the weighted errors, otherwise the metrics
+    /// alone ([`FormatOutcome::Metrics`]) suffice.
     fn evaluate(
         &self,
         format: &FormatCandidate,
@@ -684,6 +694,20 @@ fn evaluate(
                 })?;
             match outcome {
                 FormatOutcome::NotApplicable(reason) => Ok(Outcome::NotApplicable { reason }),
+                FormatOutcome::Metrics {
+                    metrics,
+                    storage_bits,
+                } => {
+                    if ctx.importance.is_some() {
+                        return Err(SweepError::Format {
+                            format: format.name.clone(),
+                            tensor: ctx.name.to_string(),
+                            message: "returned metrics where weighted errors need the values"
+                                .into(),
+                        });
+                    }
+                    Ok(Outcome::Measured(unweighted(ctx, &metrics, storage_bits)))
+                }
                 FormatOutcome::Quantized {
                     dequantized,
                     storage_bits,
@@ -747,6 +771,26 @@ fn storage_bits_of(bits_per_weight: f64, elements: usize) -> u64 {
 }
 
 /// Evaluates an affine candidate through `quant::quantize_tensor`.
+/// The measurement of unweighted `metrics`: relative MSE against the tensor's mean x².
+fn unweighted(ctx: &TensorContext<'_>, m: &Metrics, storage_bits: u64) -> Measurement {
+    let mean_x2 = if ctx.finite == 0 {
+        0.0
+    } else {
+        // Counts below 2^53 convert exactly.
+        ctx.sum_x2 / ctx.finite as f64
+    };
+    Measurement {
+        storage_bits,
+        bits_per_weight: bits_per_weight_of(storage_bits, ctx.values.len()),
+        mse: m.mse,
+        rel_mse: ratio(m.mse, mean_x2),
+        sqnr_db: m.sqnr_db,
+        cosine: m.cosine,
+        max_abs_error: m.max_abs_error,
+        weighted: None,
+    }
+}
+
 fn evaluate_affine(
     ctx: &TensorContext<'_>,
     cfg: &QuantConfig,
@@ -768,24 +812,8 @@ fn evaluate_affine(
             Ok(r) => r,
             Err(e) => return kernel_error(e),
         };
-        let m = &r.metrics;
-        let mean_x2 = if ctx.finite == 0 {
-            0.0
-        } else {
-            // Counts below 2^53 convert exactly.
-            ctx.sum_x2 / ctx.finite as f64
-        };
         let storage_bits = storage_bits_of(r.bits_per_weight, ctx.values.len());
-        return Ok(Outcome::Measured(Measurement {
-            storage_bits,
-            bits_per_weight: bits_per_weight_of(storage_bits, ctx.values.len()),
-            mse: m.mse,
-            rel_mse: ratio(m.mse, mean_x2),
-            sqnr_db: m.sqnr_db,
-            cosine: m.cosine,
-            max_abs_error: m.max_abs_error,
-            weighted: None,
-        }));
+        return Ok(Outcome::Measured(unweighted(ctx, &r.metrics, storage_bits)));
     };
     // Per-element errors are needed: quantize independent row chunks with their dequantized
     // values (rows quantize independently under per-channel axis 0 and per-group).
