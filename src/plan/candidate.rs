@@ -300,6 +300,19 @@ pub fn default_affine() -> Vec<Candidate> {
     out
 }
 
+/// The min-max half of [`default_affine`] (28 candidates): the MSE calibrator searches about
+/// 140 clip ranges per group, so its 28 candidates cost roughly 100 times as much to measure
+/// (BENCHMARKS.md); the quick list leaves them out.
+pub fn minmax_affine() -> Vec<Candidate> {
+    default_affine()
+        .into_iter()
+        .filter(|c| {
+            c.affine_config()
+                .is_some_and(|cfg| cfg.calibration == Calibration::MinMax)
+        })
+        .collect()
+}
+
 /// The default list: the affine family, then those of `formats` that are known (the caller
 /// passes the names its evaluator supports, in [`DEFAULT_FORMATS`] order).
 pub fn default_candidates(formats: &[&str]) -> Vec<Candidate> {
