@@ -6,6 +6,7 @@
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
 pub mod heat;
+pub mod plan;
 pub mod results;
 pub mod rows;
 
@@ -115,6 +116,18 @@ pub struct LessonReal {
     pub hist: Shown<HistData>,
 }
 
+/// The Model view's data: the sweep (with its progress), the plan under the budget and pins,
+/// and the strip's shape statistics.
+#[derive(Default)]
+pub struct ModelViewData {
+    /// The sweep of the whole model.
+    pub sweep: Shown<crate::plan::SweepTable>,
+    /// The plan of the shown sweep (or why there is none), once a sweep has finished.
+    pub plan: Option<Result<plan::PlanView, String>>,
+    /// Per tensor, its shape statistics when the strip's metric needs them and they are done.
+    pub shapes: Vec<Option<plan::ShapeStats>>,
+}
+
 /// Everything the panels may show in one frame, read-only.
 #[derive(Default)]
 pub struct FrameView {
@@ -146,6 +159,8 @@ pub struct FrameView {
     pub has_batches: bool,
     /// Its calibration over batches, when the Batches tab is open.
     pub batches: Shown<results::BatchView>,
+    /// The Model view's data (Model view only).
+    pub model_view: Option<ModelViewData>,
 }
 
 /// The result caches and the job lanes.
@@ -161,6 +176,9 @@ pub struct Derived {
     measure: Jobs<MeasureKey, QuantResult>,
     heat: Jobs<HeatKey, HeatImage>,
     batches: Jobs<results::BatchKey, results::BatchView>,
+    sweeps: Jobs<plan::SweepKey, crate::plan::SweepTable>,
+    shapes: Jobs<plan::ShapeKey, plan::ShapeStats>,
+    plan_memo: plan::PlanMemo,
     /// The model the caches hold results of.
     model_id: Option<u64>,
 }
@@ -170,6 +188,7 @@ impl Derived {
     /// tensor (so they never queue the selected tensor's work behind them).
     pub fn new(runner: Runner, background: Runner) -> Self {
         let store = Arc::new(ValueStore::default());
+        let sweep_cache = Arc::new(crate::plan::SweepCache::new());
         let (s1, s2, s3, s4, s5, s6) = (
             Arc::clone(&store),
             Arc::clone(&store),
@@ -183,7 +202,7 @@ impl Derived {
             stats: Jobs::new("statistics", background.clone(), 100_000, move |k, c| {
                 results::tensor_stats(&s1, k, c)
             }),
-            rows: Jobs::new("row errors", background, 100_000, move |k, c| {
+            rows: Jobs::new("row errors", background.clone(), 100_000, move |k, c| {
                 results::row_error(&s2, k, c)
             }),
             hist: Jobs::new("histogram", runner.clone(), 16, move |k, c| {
@@ -200,6 +219,16 @@ impl Derived {
             batches: Jobs::new("batch calibration", runner.clone(), 4, move |k, c| {
                 results::batch_view(&s6, k, c)
             }),
+            sweeps: Jobs::new("sweep", runner.clone(), 4, move |k, c| {
+                plan::run_sweep(&sweep_cache, k, c)
+            }),
+            shapes: Jobs::new(
+                "shape statistics",
+                background.clone(),
+                100_000,
+                plan::shape_stats,
+            ),
+            plan_memo: plan::PlanMemo::default(),
             runner,
             store,
             model_id: None,
@@ -223,6 +252,8 @@ impl Derived {
         self.measure.poll();
         self.heat.poll();
         self.batches.poll();
+        self.sweeps.poll();
+        self.shapes.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
@@ -268,6 +299,14 @@ impl Derived {
                 .as_ref()
                 .filter(|(_, info)| info.dtype.is_float())
                 .map(|(index, info)| self.lesson_real(state, &model, *index, info));
+            view.tensor = selected;
+            return view;
+        }
+        if state.show_model {
+            view.model_view = Some(self.model_view(state, &model));
+            view.rows = self.rows(state, &model, &view);
+            view.visible_order = rows::visible_order(&view.rows, &state.browser);
+            view.stats_busy = self.stats.is_busy() || self.rows.is_busy();
             view.tensor = selected;
             return view;
         }
@@ -323,6 +362,52 @@ impl Derived {
         view.stats_busy = self.stats.is_busy() || self.rows.is_busy();
         view.tensor = selected;
         view
+    }
+
+    /// The Model view's sweep, plan and strip statistics.
+    fn model_view(&mut self, state: &AppState, model: &ModelRef) -> ModelViewData {
+        let mv = &state.model_view;
+        let key = plan::SweepKey {
+            model: model.clone(),
+            set: mv.candidates,
+        };
+        let sweep = if mv.sweep_on {
+            Shown::of(self.sweeps.request(&key))
+        } else {
+            self.sweeps.cancel_running();
+            Shown {
+                requested: false,
+                ..Shown::of(self.sweeps.peek(&key))
+            }
+        };
+        let plan = sweep
+            .value
+            .as_ref()
+            .map(|table| self.plan_memo.plan(table, mv));
+        let tensors = model.model.tensors();
+        let shapes = if mv.metric.needs_candidate() {
+            Vec::new()
+        } else {
+            tensors
+                .iter()
+                .enumerate()
+                .map(|(tensor, t)| {
+                    if !t.dtype.is_float() {
+                        return None;
+                    }
+                    let key = plan::ShapeKey {
+                        model: model.clone(),
+                        tensor,
+                    };
+                    self.shapes.request(&key).value().map(|s| **s)
+                })
+                .collect()
+        };
+        ModelViewData {
+            sweep,
+            plan,
+            shapes,
+        }
     }
 
     /// The error detail, the heatmaps and the legend entry that come from the quantization
@@ -526,6 +611,9 @@ impl Derived {
         self.measure.clear();
         self.heat.clear();
         self.batches.clear();
+        self.sweeps.clear();
+        self.shapes.clear();
+        self.plan_memo.clear();
     }
 
     /// The decoded values of a tensor (decoding it if needed), for tests and lessons.

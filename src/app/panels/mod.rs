@@ -10,6 +10,7 @@ pub mod heatmap;
 pub mod histogram;
 pub mod menu;
 pub mod metrics;
+pub mod model_view;
 pub mod open_path;
 pub mod quant_controls;
 pub mod status;
