@@ -233,3 +233,43 @@ fn the_recipe_exports_as_json() {
         .collect();
     assert!(names.contains(&"layer.1.mlp.weight"));
 }
+
+#[test]
+fn the_channels_tab_shows_each_output_channels_range() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut h = harness(model(dir.path()));
+    h.state_mut().apply(Command::ShowModelView(false));
+    assert!(h.state_mut().select_by_name("layer.1.attn.weight"));
+    h.run();
+    h.get_by_label("Channels").click();
+    h.run();
+    let view = h.state_mut().view();
+    let ranges = view.channels.value.expect("channel ranges");
+    let v = values(2048, 3, 12.0);
+    let want: Vec<Option<(f32, f32)>> = v
+        .chunks(256)
+        .map(|row| {
+            let lo = row.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            Some((lo, hi))
+        })
+        .collect();
+    assert_eq!(ranges.rows, want);
+    let absmax = v.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+    assert_eq!(ranges.absmax, absmax);
+}
+
+#[test]
+fn a_click_on_the_strip_opens_that_tensor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut h = harness(model(dir.path()));
+    let index = {
+        let app = h.state();
+        let model = app.state.model.as_ref().expect("model");
+        model.model.find("layer.1.mlp.weight").expect("tensor")
+    };
+    h.get_by_label("strip cell layer.1.mlp.weight").click();
+    h.run();
+    assert!(!h.state().state.show_model);
+    assert_eq!(h.state().state.selected, Some(index));
+}

@@ -396,3 +396,114 @@ fn usage_and_input_errors_have_their_exit_codes() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The model of [`model`] stored in BF16 (the integer buffer as is).
+fn bf16_model(dir: &Path) -> PathBuf {
+    let path = dir.join("model-bf16.safetensors");
+    let bf = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+            .collect()
+    };
+    let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
+        (
+            "layer.0.attn.weight",
+            Dtype::BF16,
+            vec![16, 64],
+            bf(&values(1024, 1)),
+        ),
+        (
+            "layer.0.mlp.weight",
+            Dtype::BF16,
+            vec![32, 64],
+            bf(&values(2048, 2)),
+        ),
+        (
+            "layer.0.mlp.bias",
+            Dtype::BF16,
+            vec![32],
+            bf(&values(32, 3)),
+        ),
+        ("position_ids", Dtype::I64, vec![4], vec![0; 32]),
+    ];
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.to_string(),
+                TensorView::new(*d, s.clone(), b).expect("consistent fixture"),
+            )
+        })
+        .collect();
+    let data = safetensors::tensor::serialize(views, None).expect("serializable fixture");
+    std::fs::write(&path, data).expect("fixture written");
+    path
+}
+
+#[test]
+fn against_places_the_quantized_files_own_assignment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original = model(dir.path());
+    let quantized = bf16_model(dir.path());
+    let out = quantscope()
+        .arg("plan")
+        .arg(&original)
+        .args([
+            "--candidates",
+            "int4_g32_minmax,int8_channel_minmax",
+            "--json",
+            "--budget-bpw",
+            "8",
+        ])
+        .arg("--against")
+        .arg(&quantized)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = json_of(&out.stdout);
+    let against = &plan["against"];
+    // Σ numel × Σe²/Σx² over the two planned weights (the bias is kept), BF16 rounding by RNE.
+    let rel = |v: &[f32]| {
+        let (e2, x2) = v.iter().fold((0.0f64, 0.0f64), |(e, x), &a| {
+            let d = f64::from(half::bf16::from_f32(a).to_f32()) - f64::from(a);
+            (e + d * d, x + f64::from(a) * f64::from(a))
+        });
+        e2 / x2
+    };
+    let want = 1024.0 * rel(&values(1024, 1)) + 2048.0 * rel(&values(2048, 2));
+    let got = against["total_error"].as_f64().expect("number");
+    assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+    assert_eq!(against["planned_compared"], 2);
+    // Bytes: 3104 BF16 values and 4 i64; weights 3108 elements.
+    assert_eq!(against["total_bytes"], 3104 * 2 + 32);
+    let bpw = against["average_bpw"].as_f64().expect("number");
+    assert!((bpw - (3104.0 * 16.0 + 256.0) / 3108.0).abs() < 1e-12);
+    // A file of another model pairs nothing: exit 1.
+    let other = dir.path().join("other.safetensors");
+    let v = values(16, 9);
+    let bytes = f32_bytes(&v);
+    let data = safetensors::tensor::serialize(
+        vec![(
+            "unrelated".to_string(),
+            TensorView::new(Dtype::F32, vec![4, 4], &bytes).expect("view"),
+        )],
+        None,
+    )
+    .expect("serializable");
+    std::fs::write(&other, data).expect("written");
+    let out = quantscope()
+        .arg("plan")
+        .arg(&original)
+        .args(["--candidates", "int8_channel_minmax", "--budget-bpw", "9"])
+        .arg("--against")
+        .arg(&other)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no tensor pairs"), "{stderr}");
+}

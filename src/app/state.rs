@@ -168,6 +168,8 @@ pub enum Tab {
     Bits,
     /// Calibration over batches (tensors that hold calibration batches).
     Batches,
+    /// Min and max per output channel.
+    Channels,
 }
 
 /// Which candidates the Model view's sweep measures.
@@ -247,7 +249,7 @@ impl Default for ModelViewState {
             candidates: CandidateSet::Quick,
             sweep_on: true,
             metric: StripMetric::RelMse,
-            strip_candidate: "q4_k".to_string(),
+            strip_candidate: "int4_g32_minmax".to_string(),
             pins: Vec::new(),
         }
     }

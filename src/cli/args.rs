@@ -396,6 +396,10 @@ pub struct PlanArgs {
     /// Write the recipe (tensor -> candidate, settings, measured error and bits) as JSON.
     #[arg(long, value_name = "RECIPE.json")]
     pub out: Option<PathBuf>,
+    /// A quantized file of the same model (GGUF, FP8 safetensors, ...): paired as `compare`
+    /// pairs them, its own assignment becomes a point beside the curve.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
     /// Write the whole measurement table (one row per tensor x candidate), .json or .csv.
     #[arg(long, value_name = "TABLE.json|.csv")]
     pub sweep: Option<PathBuf>,

@@ -11,7 +11,9 @@ use super::quantize::UsageError;
 use crate::cancel::Cancel;
 use crate::plan::allocate::BitBound;
 use crate::plan::candidate::{default_affine, minmax_affine};
+use crate::plan::compare::compare_models;
 use crate::plan::formats::QuantFormats;
+use crate::plan::pair::pair;
 use crate::plan::sweep::FormatEvaluator;
 use crate::plan::{
     AllocError, Budget, Candidate, CandidateError, KeepFormat, NamePattern, Objective, Problem,
@@ -399,6 +401,24 @@ fn text_of(
             u.format, u.average_bpw, u.total_error
         ));
     }
+    if let Some(a) = &recipe.against {
+        out.push_str(&format!(
+            "\n--against {}: {:.3} bits/weight, {} bytes of tensor data, total error {:.4e} over \
+             {} planned tensors (this plan at the same size: see the curve)\n",
+            a.file,
+            a.average_bpw,
+            grouped(a.total_bytes),
+            a.total_error,
+            a.planned_compared
+        ));
+        if !a.planned_missing.is_empty() {
+            out.push_str(&format!(
+                "  {} planned tensor(s) did not pair, e.g. {}\n",
+                a.planned_missing.len(),
+                a.planned_missing[0]
+            ));
+        }
+    }
     out
 }
 
@@ -468,7 +488,26 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
         .filter_map(|c| problem.uniform(&table, c))
         .collect();
     let curve = problem.curve(CURVE.0, CURVE.1, CURVE.2);
-    let recipe = Recipe::new(&table, &problem, &allocation, &uniform, &curve);
+    let mut recipe = Recipe::new(&table, &problem, &allocation, &uniform, &curve);
+    if let Some(path) = &args.against {
+        let quantized = Model::open(path)?;
+        let pairs = pair(&model, &quantized);
+        let comparison = compare_models(&model, &quantized, &pairs, &cancel, |_, _, _| {})
+            .map_err(|_| anyhow::anyhow!("cancelled"))?;
+        if comparison.totals.compared == 0 {
+            return Err(anyhow::anyhow!(
+                "--against {}: no tensor pairs with {}",
+                path.display(),
+                args.model.display()
+            ));
+        }
+        recipe.against = Some(Recipe::against_point(
+            &path.display().to_string(),
+            &table,
+            &problem,
+            &comparison,
+        ));
+    }
     if args.json {
         super::emit(&format!("{}\n", serde_json::to_string_pretty(&recipe)?))?;
     } else {

@@ -86,6 +86,26 @@ pub struct CurveReport {
     pub total_error: f64,
 }
 
+/// A quantized file of the same model as a point on the size–error plane (`plan --against`),
+/// paired with the planned model as `compare` pairs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgainstReport {
+    /// The quantized file.
+    pub file: String,
+    /// Its average bits per weight over all its tensors (tensor data, headers excluded).
+    pub average_bpw: f64,
+    /// Its bytes of tensor data.
+    pub total_bytes: u64,
+    /// Σ numel × rel. MSE over the tensors this plan plans (comparable with `total_error`).
+    pub total_error: f64,
+    /// Σ numel × rel. MSE over every compared pair (as `compare` reports it).
+    pub total_error_all_pairs: f64,
+    /// Planned tensors that paired and compared.
+    pub planned_compared: usize,
+    /// Planned tensors with no comparable pair (their error is missing from `total_error`).
+    pub planned_missing: Vec<String>,
+}
+
 /// The plan: settings, totals, one entry per tensor, the uniform recipes and the curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {
@@ -119,6 +139,9 @@ pub struct Recipe {
     pub uniform: Vec<UniformReport>,
     /// The size–error curve.
     pub curve: Vec<CurveReport>,
+    /// The `--against` file's own assignment as a point, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<AgainstReport>,
 }
 
 fn ser_opt_db<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
@@ -257,6 +280,49 @@ impl Recipe {
                     total_error: p.total_error,
                 })
                 .collect(),
+            against: None,
+        }
+    }
+
+    /// The point of a quantized file of the same model: `comparison` is `compare`'s
+    /// comparison of this plan's model (original) with `file` (quantized); its error is summed
+    /// over the tensors `problem` plans, so it sits on the same plane as the curve.
+    pub fn against_point(
+        file: &str,
+        table: &SweepTable,
+        problem: &Problem,
+        comparison: &crate::plan::compare::Comparison,
+    ) -> AgainstReport {
+        let planned: std::collections::HashSet<&str> = problem
+            .choosers
+            .iter()
+            .filter_map(|c| table.tensors.get(c.tensor).map(|t| t.name.as_str()))
+            .collect();
+        let mut total_error = 0.0;
+        let mut compared = std::collections::HashSet::new();
+        for t in &comparison.tensors {
+            if let Ok(e) = &t.outcome
+                && planned.contains(t.name.as_str())
+            {
+                // Element counts below 2^53 convert exactly.
+                total_error += t.numel as f64 * e.rel_mse;
+                compared.insert(t.name.as_str());
+            }
+        }
+        let mut planned_missing: Vec<String> = planned
+            .iter()
+            .filter(|n| !compared.contains(*n))
+            .map(|n| n.to_string())
+            .collect();
+        planned_missing.sort();
+        AgainstReport {
+            file: file.to_string(),
+            average_bpw: comparison.totals.average_bpw,
+            total_bytes: comparison.totals.bytes,
+            total_error,
+            total_error_all_pairs: comparison.totals.total_error,
+            planned_compared: compared.len(),
+            planned_missing,
         }
     }
 

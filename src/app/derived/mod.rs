@@ -5,6 +5,7 @@
 //! Adding a result type is a change here (a key, a compute function in `results`, a lane in
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
+pub mod channels;
 pub mod heat;
 pub mod plan;
 pub mod results;
@@ -159,6 +160,8 @@ pub struct FrameView {
     pub has_batches: bool,
     /// Its calibration over batches, when the Batches tab is open.
     pub batches: Shown<results::BatchView>,
+    /// The selected tensor's per-channel ranges, when the Channels tab is open.
+    pub channels: Shown<channels::ChannelRanges>,
     /// The Model view's data (Model view only).
     pub model_view: Option<ModelViewData>,
 }
@@ -177,6 +180,7 @@ pub struct Derived {
     heat: Jobs<HeatKey, HeatImage>,
     batches: Jobs<results::BatchKey, results::BatchView>,
     sweeps: Jobs<plan::SweepKey, crate::plan::SweepTable>,
+    channels: Jobs<channels::ChannelKey, channels::ChannelRanges>,
     shapes: Jobs<plan::ShapeKey, plan::ShapeStats>,
     plan_memo: plan::PlanMemo,
     /// The model the caches hold results of.
@@ -189,6 +193,7 @@ impl Derived {
     pub fn new(runner: Runner, background: Runner) -> Self {
         let store = Arc::new(ValueStore::default());
         let sweep_cache = Arc::new(crate::plan::SweepCache::new());
+        let s7 = Arc::clone(&store);
         let (s1, s2, s3, s4, s5, s6) = (
             Arc::clone(&store),
             Arc::clone(&store),
@@ -222,6 +227,9 @@ impl Derived {
             sweeps: Jobs::new("sweep", runner.clone(), 4, move |k, c| {
                 plan::run_sweep(&sweep_cache, k, c)
             }),
+            channels: Jobs::new("channel ranges", runner.clone(), 8, move |k, c| {
+                channels::channel_ranges(&s7, k, c)
+            }),
             shapes: Jobs::new(
                 "shape statistics",
                 background.clone(),
@@ -254,6 +262,7 @@ impl Derived {
         self.batches.poll();
         self.sweeps.poll();
         self.shapes.poll();
+        self.channels.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
@@ -344,6 +353,12 @@ impl Derived {
                         percentile_bits: percentile.to_bits(),
                     }));
                 }
+            }
+            if state.tab == Tab::Channels {
+                view.channels = Shown::of(self.channels.request(&channels::ChannelKey {
+                    model: model.clone(),
+                    tensor: *index,
+                }));
             }
             view.stats = self.stats.get(&StatsKey {
                 model: model.clone(),
@@ -613,6 +628,7 @@ impl Derived {
         self.batches.clear();
         self.sweeps.clear();
         self.shapes.clear();
+        self.channels.clear();
         self.plan_memo.clear();
     }
 

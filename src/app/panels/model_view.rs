@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use egui::{Color32, RichText, Sense, Ui};
 use egui_plot::{
-    Corner, Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, PlotTransform, Points,
+    Corner, HoverPosition, Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, PlotTransform,
+    Points,
 };
 
 use super::super::derived::plan::{PlanView, layer_and_kind};
@@ -132,9 +133,15 @@ fn header_ui(ui: &mut Ui, state: &AppState, data: &ModelViewData, out: &mut Vec<
 fn budget_ui(ui: &mut Ui, state: &AppState, plan: &PlanView, out: &mut Vec<Command>) {
     ui.horizontal_wrapped(|ui| {
         let mut bpw = state.model_view.budget_bpw;
+        // The slider starts at the smallest feasible budget (every planned tensor at its
+        // cheapest option), rounded up to the slider's step.
+        let feasible = plan.problem.bpw(plan.problem.min_total_bits());
+        let lo =
+            ((feasible * 16.0).ceil() / 16.0).clamp(*BUDGET_RANGE.start(), *BUDGET_RANGE.end());
         let label = ui.label(BUDGET_LABEL);
+        ui.spacing_mut().slider_width = 320.0;
         let r = ui
-            .add(egui::Slider::new(&mut bpw, BUDGET_RANGE).step_by(0.0625))
+            .add(egui::Slider::new(&mut bpw, lo..=*BUDGET_RANGE.end()).step_by(0.0625))
             .labelled_by(label.id)
             .on_hover_text(
                 "Average bits per weight over every tensor (kept ones included). The allocator \
@@ -178,7 +185,7 @@ fn pareto_ui(
     height: f32,
     out: &mut Vec<Command>,
 ) -> Option<PlotTransform> {
-    let Some((index, info)) = view.tensor.as_ref() else {
+    let Some((_, info)) = view.tensor.as_ref() else {
         ui.label("Select a tensor to see its options.");
         return None;
     };
@@ -214,7 +221,37 @@ fn pareto_ui(
     let chosen = chosen_of(plan, row)
         .and_then(|c| chooser.options.iter().find(|o| o.candidate == c).map(point));
     let pinned = state.model_view.pin_of(&info.name).map(str::to_string);
+    let ids: Vec<String> = chooser
+        .options
+        .iter()
+        .map(|o| {
+            table
+                .candidates
+                .get(o.candidate)
+                .map_or(String::new(), |c| c.id.clone())
+        })
+        .collect();
     let response = super::labelled_axes(Plot::new("pareto_plot"))
+        .label_formatter(move |pos| {
+            Some(match pos {
+                HoverPosition::NearDataPoint {
+                    plot_name: "candidates",
+                    index,
+                    position,
+                } => format!(
+                    "{}: {:.3} bits/weight, rel. MSE {:.3e}",
+                    ids.get(*index)?,
+                    position.x,
+                    10f64.powf(position.y)
+                ),
+                HoverPosition::NearDataPoint { position, .. }
+                | HoverPosition::Elsewhere { position } => format!(
+                    "{:.3} bits/weight, rel. MSE {:.3e}",
+                    position.x,
+                    10f64.powf(position.y)
+                ),
+            })
+        })
         .height(height)
         .legend(Legend::default().position(Corner::RightTop))
         .x_axis_label("bits per weight")
@@ -279,7 +316,6 @@ fn pareto_ui(
             ui.label(RichText::new("click a point to pin it").weak());
         }
     });
-    let _ = index;
     Some(t)
 }
 
@@ -303,20 +339,40 @@ fn curve_ui(ui: &mut Ui, plan: &PlanView, height: f32) {
         .ok()
         .filter(|a| a.total_error > 0.0)
         .map(|a| [a.average_bpw, a.total_error.log10()]);
+    let names: Vec<String> = uniform.iter().map(|(n, _)| n.clone()).collect();
+    let points: Vec<[f64; 2]> = uniform.iter().map(|(_, p)| *p).collect();
     super::labelled_axes(Plot::new("model_curve_plot"))
         .height(height)
         .legend(Legend::default().position(Corner::RightTop))
         .x_axis_label("average bits per weight")
         .y_axis_label("log10 total error")
+        .label_formatter(move |pos| {
+            Some(match pos {
+                HoverPosition::NearDataPoint {
+                    plot_name: "uniform recipes",
+                    index,
+                    position,
+                } => format!(
+                    "all {}: {:.3} bits/weight, total error {:.3e}",
+                    names.get(*index)?,
+                    position.x,
+                    10f64.powf(position.y)
+                ),
+                HoverPosition::NearDataPoint { position, .. }
+                | HoverPosition::Elsewhere { position } => format!(
+                    "{:.3} bits/weight, total error {:.3e}",
+                    position.x,
+                    10f64.powf(position.y)
+                ),
+            })
+        })
         .show(ui, |p| {
             p.line(Line::new("allocator", PlotPoints::from(curve)).color(FRONTIER));
-            for (name, pt) in uniform {
-                p.points(
-                    Points::new(name, PlotPoints::from(vec![pt]))
-                        .color(OPTION)
-                        .radius(3.0),
-                );
-            }
+            p.points(
+                Points::new("uniform recipes", PlotPoints::from(points))
+                    .color(OPTION)
+                    .radius(3.0),
+            );
             if let Some(c) = current {
                 p.points(
                     Points::new("this budget", PlotPoints::from(vec![c]))
@@ -392,7 +448,8 @@ fn strip_ui(
     let table = &plan.table;
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Sensitivity").strong());
-        egui::ComboBox::from_label("metric")
+        let label = ui.label("coloured by");
+        egui::ComboBox::from_id_salt("strip_metric")
             .selected_text(mv.metric.label())
             .show_ui(ui, |ui| {
                 for m in StripMetric::ALL {
@@ -400,9 +457,12 @@ fn strip_ui(
                         out.push(Command::SetStripMetric(m));
                     }
                 }
-            });
+            })
+            .response
+            .labelled_by(label.id);
         if mv.metric.needs_candidate() {
-            egui::ComboBox::from_label("under")
+            let label = ui.label("under");
+            egui::ComboBox::from_id_salt("strip_candidate")
                 .selected_text(&mv.strip_candidate)
                 .height(400.0)
                 .show_ui(ui, |ui| {
@@ -414,7 +474,9 @@ fn strip_ui(
                             out.push(Command::SetStripCandidate(c.id.clone()));
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
         }
     });
     let column = table.candidate_index(&mv.strip_candidate);
@@ -501,6 +563,13 @@ fn strip_ui(
                                             StripMetric::Outliers => format!("{v:.0} outliers"),
                                             _ => format!("{} {v:.3}", mv.metric.label()),
                                         });
+                                    resp.widget_info(|| {
+                                        egui::WidgetInfo::labeled(
+                                            egui::Role::Button,
+                                            true,
+                                            format!("strip cell {name}"),
+                                        )
+                                    });
                                     let resp = resp.on_hover_text(format!("{name}\n{shown}"));
                                     if resp.clicked() {
                                         out.push(Command::OpenTensor(index));
