@@ -170,12 +170,15 @@ struct PlanInputs {
     pins: Vec<(String, String)>,
 }
 
+/// The sweep-dependent part of a plan: problem, curve and uniform recipes.
+type Planned = (Arc<Problem>, Arc<Vec<CurvePoint>>, Arc<Vec<UniformPoint>>);
+
 /// The plan memo: rebuilt only when the sweep or the pins change; the allocation only when
 /// the budget changes too.
 #[derive(Default)]
 pub struct PlanMemo {
     inputs: Option<PlanInputs>,
-    problem: Option<Result<(Arc<Problem>, Arc<Vec<CurvePoint>>, Arc<Vec<UniformPoint>>), String>>,
+    problem: Option<Result<Planned, String>>,
     allocation: Option<(u64, Result<Arc<Allocation>, String>)>,
 }
 

@@ -190,9 +190,7 @@ fn pareto_ui(
         return None;
     };
     let table = &plan.table;
-    let Some(row) = table.tensors.iter().position(|t| t.name == info.name) else {
-        return None;
-    };
+    let row = table.tensors.iter().position(|t| t.name == info.name)?;
     let chooser = plan.problem.choosers.iter().find(|c| c.tensor == row);
     ui.label(RichText::new(format!("{} — bits against error", info.name)).strong());
     let Some(chooser) = chooser else {
@@ -429,6 +427,9 @@ fn strip_value(
     }
 }
 
+/// A strip cell: (model tensor index, sweep table row, value under the metric).
+type Cell = (usize, usize, Option<f64>);
+
 /// A cold-to-hot colour for t in [0, 1] (hot = more sensitive).
 fn heat_colour(t: f64) -> Color32 {
     let t = t.clamp(0.0, 1.0);
@@ -485,8 +486,7 @@ fn strip_ui(
     };
     // Cells: kind → layer → (model tensor index, table row, value).
     let mut layers: Vec<Option<usize>> = Vec::new();
-    let mut cells: BTreeMap<String, BTreeMap<Option<usize>, (usize, usize, Option<f64>)>> =
-        BTreeMap::new();
+    let mut cells: BTreeMap<String, BTreeMap<Option<usize>, Cell>> = BTreeMap::new();
     for (row, t) in table.tensors.iter().enumerate() {
         if t.shape.len() < 2 {
             continue;
