@@ -11,6 +11,9 @@
 //! compare byte for byte with ggml's, and writes the timings to `DIR/rust/timings.json`.
 //! Speed is never asserted.
 
+// A benchmark's output is its report: it prints the table BENCHMARKS.md records.
+#![allow(clippy::print_stdout)]
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

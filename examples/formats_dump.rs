@@ -6,6 +6,9 @@
 //! "NAME.PART" (U8, the part's bytes) and "NAME.dequantized" (F32, NAME's shape), and prints one
 //! line per format: tensors, elements, and the summed `elapsed_ms` of `quantize_format`.
 
+// An example's output is its report: the per-format lines the crosscheck script reads.
+#![allow(clippy::print_stdout)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -9,7 +9,7 @@
 # enough; plain `pip install torch` pulls the CUDA wheels, which is slow but works) plus, for the
 # cross-check, onnxruntime, onnx, ml-dtypes and gguf. PyTorch is optional: if it does not install
 # or import, the scripts report without it (BENCH_NO_TORCH=1 skips installing it). Then it
-# builds the release binary and runs the script. Builds and timed runs hold /tmp/qs-cargo.lock
+# builds the release CLI binary and runs the script. Builds and timed runs hold $QS_CARGO_LOCK
 # so that no other cargo build on this machine competes for the CPU while we measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,9 @@ ROOT=$(pwd)
 
 VENV=${BENCH_VENV:-$ROOT/target/bench-venv}
 PY=$VENV/bin/python
-LOCK=/tmp/qs-cargo.lock
+# The machine-wide build lock (QS_CARGO_LOCK, default /tmp/qs-cargo.lock) and cargo's target dir.
+LOCK=${QS_CARGO_LOCK:-/tmp/qs-cargo.lock}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/quantscope
 
 if [[ ! -x $PY ]]; then
     echo "== creating venv $VENV"
@@ -41,15 +43,16 @@ if [[ -z ${BENCH_NO_TORCH:-} ]] && ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install --quiet torch || echo "warning: PyTorch did not install; reporting without it"
 fi
 
-echo "== cargo build --release"
-flock "$LOCK" cargo build --release
+# The CLI build: the kernels are the same with the GUI, and it builds much faster.
+echo "== cargo build --release --no-default-features"
+flock "$LOCK" cargo build --release --no-default-features
 
 case "${1:-}" in
 crosscheck)
     shift
-    exec flock "$LOCK" "$PY" scripts/crosscheck.py --binary target/release/quantscope "$@"
+    exec flock "$LOCK" "$PY" scripts/crosscheck.py --binary "$BIN" "$@"
     ;;
 *)
-    exec flock "$LOCK" "$PY" scripts/bench_vs_numpy.py --binary target/release/quantscope "$@"
+    exec flock "$LOCK" "$PY" scripts/bench_vs_numpy.py --binary "$BIN" "$@"
     ;;
 esac

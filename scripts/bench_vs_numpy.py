@@ -280,6 +280,41 @@ def numpy_entropy_calibration(x: np.ndarray):
 # Report
 
 
+def numpy_mse_symmetric_int8(x: np.ndarray):
+    """quantscope's MSE search (calib::mse_range, symmetric int8, ONNX Runtime preset) in numpy,
+    over the same grid: 100 coarse candidates t * absmax (t = k/100) on a strided sample of about
+    2^20 values, then two rounds of 21 exact evaluations of amax on all values. Each candidate
+    is evaluated the plain vectorised way: S from the f32 range as ORT computes it, codes
+    rint(x / S) clipped to [-127, 127] in f32, errors and their squares summed in float64.
+    Returns the best amax."""
+    flat = x.reshape(-1)
+    x64 = flat.astype(np.float64)
+    finite = np.isfinite(flat)
+    absmax = float(max(abs(float(flat[finite].min())), abs(float(flat[finite].max()))))
+    stride = max(flat.size >> 20, 1)
+    sample, sample64 = flat[::stride], x64[::stride]
+
+    def sse(values, values64, amax):
+        a = np.float32(amax)
+        scale = np.float32(float(np.float32(a + a)) / 254.0)
+        q = np.clip(np.rint(values / scale), -127.0, 127.0).astype(np.float32)
+        e = (scale * q).astype(np.float64) - values64
+        return float(np.dot(e, e))
+
+    coarse = [sse(sample, sample64, (k / 100) * absmax) for k in range(1, 101)]
+    best = (int(np.argmin(coarse)) + 1) / 100 * absmax
+    best_sse = sse(flat, x64, best)
+    step = absmax / 100
+    for _ in range(2):
+        cands = [min(max(best + k * step / 10, 0.0), absmax) for k in range(-10, 11)]
+        errs = [sse(flat, x64, a) for a in cands]
+        i = int(np.argmin(errs))
+        if errs[i] < best_sse:
+            best_sse, best = errs[i], cands[i]
+        step /= 10
+    return best
+
+
 def fmt_ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:10.1f} ms"
 
@@ -327,6 +362,18 @@ def main() -> int:
     results["memcpy_gbps_read_plus_write"] = copy_bw / 1e9
     del dst
 
+    # d') what writing the outputs into fresh memory costs by itself: the with-outputs path
+    # allocates codes (i32) and dequantized values (f32), 2 x 64 MiB of new pages, and fills them.
+    def fresh_write():
+        codes = np.empty(x.size, dtype=np.int32)
+        codes.fill(1)
+        deq = np.empty(x.size, dtype=np.float32)
+        deq.fill(1.0)
+        return codes, deq
+
+    t_fresh, _ = best_of(fresh_write, args.repeats)
+    results["fresh_write_2x_s"] = t_fresh
+
     # b) numpy quantize
     t_np, (q_np, s_np, z_np, xh_np, m_np) = best_of(lambda: numpy_per_channel_asym(x), args.repeats)
     results["numpy_s"] = t_np
@@ -358,6 +405,10 @@ def main() -> int:
     results["numpy_entropy_s"] = t_np_ent
     results["numpy_entropy_amax"] = amax_np
     results["numpy_entropy_bin"] = ibin_np
+    # f) numpy MSE search (slow: about 140 full evaluations; two runs at most)
+    t_np_mse, amax_np_mse = best_of(lambda: numpy_mse_symmetric_int8(x), min(2, args.repeats))
+    results["numpy_mse_s"] = t_np_mse
+    results["numpy_mse_amax"] = amax_np_mse
     if args.literal_entropy:
         t0 = time.perf_counter()
         amax_lit, ibin_lit = amax_entropy_literal(hist, edges)
@@ -370,8 +421,8 @@ def main() -> int:
             print("  MISMATCH between the literal and vectorised ports")
 
     # a) quantscope
-    t_qs = t_qs_ent = t_qs_tensor = None
-    qs_obj = qs_ent_obj = None
+    t_qs = t_qs_ent = t_qs_tensor = t_qs_mse = t_qs_out = None
+    qs_obj = qs_ent_obj = qs_mse_obj = None
     if not args.no_quantscope:
         if not args.binary.exists():
             print(f"quantscope binary not found at {args.binary}; build it with `cargo build --release`")
@@ -388,6 +439,20 @@ def main() -> int:
         t_qs_tensor, _, _, _ = run_quantscope(
             args.binary, file, ["--granularity", "tensor", "--scheme", "symmetric", "--bits", "8"], args.repeats
         )
+        t_qs_mse, _, qs_mse_obj, cmd_mse = run_quantscope(
+            args.binary,
+            file,
+            ["--granularity", "tensor", "--scheme", "symmetric", "--bits", "8", "--calibration", "mse"],
+            args.repeats,
+        )
+        out_file = args.workdir / "outputs.safetensors"
+        t_qs_out, _, _, cmd_out = run_quantscope(
+            args.binary,
+            file,
+            ["--granularity", "channel", "--scheme", "asymmetric", "--bits", "8", "--output", str(out_file)],
+            args.repeats,
+        )
+        out_file.unlink(missing_ok=True)
         results.update(
             quantscope_s=t_qs,
             quantscope_wall_s=wall_qs,
@@ -398,6 +463,11 @@ def main() -> int:
             quantscope_entropy_cmd=" ".join(cmd_ent),
             quantscope_entropy_clip=[qs_ent_obj.get("clip_min"), qs_ent_obj.get("clip_max")],
             quantscope_minmax_tensor_s=t_qs_tensor,
+            quantscope_mse_s=t_qs_mse,
+            quantscope_mse_cmd=" ".join(cmd_mse),
+            quantscope_mse_clip=[qs_mse_obj.get("clip_min"), qs_mse_obj.get("clip_max")],
+            quantscope_with_outputs_s=t_qs_out,
+            quantscope_with_outputs_cmd=" ".join(cmd_out),
         )
 
     # ---- table
@@ -412,6 +482,9 @@ def main() -> int:
         print(f"  {name:38s} {fmt_ms(t)}")
     if t_qs is not None:
         print(f"  {'quantscope whole process (wall)':38s} {fmt_ms(wall_qs)}   (process start + file open included)")
+    if t_qs_out is not None:
+        print(f"  {'quantscope + codes + dequantized':38s} {fmt_ms(t_qs_out)}   (--output: the path that writes them)")
+        print(f"  {'fresh pages: fill 2 x 64 MiB (numpy)':38s} {fmt_ms(t_fresh)}   (the outputs' allocation + write alone)")
 
     checks = []
     if t_qs is not None:
@@ -473,6 +546,28 @@ def main() -> int:
             f"{'SAME BIN' if same else 'DIFFERENT'}"
         )
         checks.append(("entropy amax agrees to the bin", f"{bins_apart:.3f} bins", "< 0.5 bin", same))
+
+    print("\nMSE calibration, symmetric int8 per tensor (same grid: 100 coarse + 2 x 21 refine)")
+    print(f"  {'numpy search':38s} {fmt_ms(t_np_mse)}   amax {amax_np_mse:.7g}")
+    if t_qs_mse is not None:
+        mse_clip = qs_mse_obj.get("clip_max")
+        print(f"  {'quantscope (elapsed_ms, incl. quantize)':38s} {fmt_ms(t_qs_mse)}   clip_max {mse_clip}")
+        t_cal_mse = max(t_qs_mse - t_qs_tensor, 1e-9)
+        results["quantscope_mse_calibration_estimate_s"] = t_cal_mse
+        print(f"  {'quantscope calibration alone (est.)':38s} {fmt_ms(t_cal_mse)}   (mse run - minmax run)")
+        try:
+            rel = abs(float(mse_clip) - amax_np_mse) / amax_np_mse
+        except (TypeError, ValueError):
+            rel = float("nan")
+        print(f"  amax relative difference quantscope vs numpy: {rel:.2e}")
+        r_m = t_np_mse / t_qs_mse
+        r_mc = t_np_mse / t_cal_mse
+        checks.append(("MSE: calibration alone (est.)", f"{r_mc:6.1f}x", ">= 20x", r_mc >= 20))
+        checks.append(("MSE: whole run incl. quantize", f"{r_m:6.1f}x", ">= 20x", r_m >= 20))
+    if t_qs_out is not None:
+        r_o = t_qs_out / t_qs
+        results["with_outputs_over_metrics"] = r_o
+        checks.append(("with outputs / metrics alone", f"{r_o:6.2f}x", "vectorised", None))
 
     if qs_obj is not None:
         print("\nmetrics agreement (quantscope vs numpy, relative difference)")

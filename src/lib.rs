@@ -8,6 +8,8 @@
 pub mod cancel;
 pub mod cli;
 pub mod float;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod plan;
 pub mod quant;
 pub mod report;

@@ -1,12 +1,15 @@
 //! The lessons inside the whole app: the menu toggle opens them, "Try it on a real tensor"
-//! carries the lesson's settings back to the main views, and the selected tensor feeds them.
+//! carries the lesson's settings back to the main views, lessons 7 and 8 start on the demo's
+//! real captured activations (or the selected tensor when asked), all of it through the same
+//! jobs as the main view so they agree with it, and their sentences about the real tensor
+//! follow its numbers.
 #![cfg(feature = "gui")]
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use quantscope::app::lessons::LessonId;
+use quantscope::app::lessons::{LESSON_ACTIVATION, LessonId, LessonsState};
 use quantscope::app::{Command, QuantscopeApp};
-use quantscope::quant::{Calibration, Scheme};
+use quantscope::quant::{Calibration, QuantConfig, QuantResult, Scheme};
 
 fn app_harness() -> Harness<'static, QuantscopeApp> {
     let mut app = QuantscopeApp::new_for_tests();
@@ -31,7 +34,20 @@ fn lessons_toggle_and_try_it_on_a_real_tensor() {
     lessons.open(LessonId::Percentile);
     h.state_mut().apply(Command::SetLessons(Box::new(lessons)));
     h.run();
-    // The selected tensor feeds the lessons' real-tensor parts, all of it.
+    // Lesson 7 starts on the demo's captured activations, all of them.
+    let view = h.state_mut().view();
+    let real = view.lesson.as_ref().expect("a real-tensor part");
+    assert_eq!(real.name, LESSON_ACTIVATION);
+    assert_eq!(real.numel, 429 * 384);
+    assert_eq!(real.runs.len(), 2);
+    assert!(shows(&h, "real activations captured from all-MiniLM-L6-v2"));
+    // Asked to, it runs on the tensor selected in the main views instead.
+    h.get_by_label(
+        "Run on the tensor selected in the main views instead of the built-in activations",
+    )
+    .click();
+    h.run();
+    assert!(h.state().state.settings.lessons.on_selected_tensor);
     let view = h.state_mut().view();
     let real = view.lesson.as_ref().expect("a real-tensor part");
     assert_eq!(
@@ -56,7 +72,8 @@ fn lessons_toggle_and_try_it_on_a_real_tensor() {
 #[test]
 fn lessons_7_and_8_agree_with_the_main_view_on_the_same_tensor() {
     let mut app = QuantscopeApp::new_for_tests();
-    assert!(app.select_by_name("embeddings.word_embeddings.weight"));
+    // The main view on the same captured activation the lesson runs on.
+    assert!(app.select_by_name(LESSON_ACTIVATION));
     // Lesson 7's percentile run under the main view's settings: the same job, the same result.
     let mut lessons = app.state.settings.lessons.clone();
     lessons.open(LessonId::Percentile);
@@ -68,6 +85,7 @@ fn lessons_7_and_8_agree_with_the_main_view_on_the_same_tensor() {
     app.apply(Command::ShowLessons(true));
     let view = app.view();
     let real = view.lesson.as_ref().expect("real part");
+    assert_eq!(real.name, LESSON_ACTIVATION);
     let (cfg, run) = &real.runs[1];
     assert_eq!(*cfg, lesson_cfg);
     let lesson_result = run.value.as_deref().expect("ran inline");
@@ -86,4 +104,139 @@ fn lessons_7_and_8_agree_with_the_main_view_on_the_same_tensor() {
     let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
     let mm = minmax.value.as_deref().expect("min-max run");
     assert_eq!(mm.clip_min.first().copied(), Some(f64::from(lo)));
+}
+
+/// The main view's quantization of the selected tensor under `cfg`, and the lesson's run with
+/// the same settings (index `run` of the open lesson's real-tensor part).
+fn main_and_lesson(
+    app: &mut QuantscopeApp,
+    lessons: LessonsState,
+    cfg: &QuantConfig,
+    run: usize,
+) -> (QuantResult, QuantResult) {
+    app.apply(Command::SetLessons(Box::new(lessons)));
+    app.apply(Command::ShowLessons(false));
+    app.apply(Command::SetQuant(cfg.clone()));
+    let main = app.view();
+    let main_q = main.quant.value.clone().expect("main quantization");
+    app.apply(Command::ShowLessons(true));
+    let view = app.view();
+    let real = view.lesson.as_ref().expect("real part");
+    let (lesson_cfg, shown) = &real.runs[run];
+    assert_eq!(lesson_cfg, cfg);
+    assert!(
+        shown.current,
+        "the lesson's run is for the current settings"
+    );
+    let lesson_q = shown.value.as_deref().expect("ran inline").clone();
+    (main_q.result.clone(), lesson_q)
+}
+
+#[test]
+fn lesson_8_agrees_with_the_main_view_on_the_same_tensor() {
+    let mut app = QuantscopeApp::new_for_tests();
+    assert!(app.select_by_name(LESSON_ACTIVATION));
+    let mut lessons = app.state.settings.lessons.clone();
+    lessons.open(LessonId::Entropy);
+    let cfg = lessons.entropy.config();
+    let (main, lesson) = main_and_lesson(&mut app, lessons, &cfg, 1);
+    // The same KL threshold (the whole tensor's histogram) and the same error.
+    assert_eq!(lesson.clip_max, main.clip_max);
+    assert_eq!(lesson.scales, main.scales);
+    assert_eq!(lesson.metrics, main.metrics);
+}
+
+/// A harness drawing the whole app with `lessons` open on `tensor`.
+fn lessons_harness(tensor: &str, lessons: LessonsState) -> Harness<'static, QuantscopeApp> {
+    let mut app = QuantscopeApp::new_for_tests();
+    assert!(app.select_by_name(tensor), "demo has {tensor}");
+    app.apply(Command::SetLessons(Box::new(lessons)));
+    app.apply(Command::ShowLessons(true));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 5000.0))
+        .build_ui_state(|ui, app: &mut QuantscopeApp| app.ui_root(ui), app);
+    h.run();
+    h
+}
+
+/// The SQNRs (dB) of the open lesson's two real-tensor runs (min-max first).
+fn real_sqnrs(app: &mut QuantscopeApp) -> (f64, f64) {
+    let view = app.view();
+    let real = view.lesson.as_ref().expect("real part");
+    let db = |i: usize| {
+        let (_, shown) = &real.runs[i];
+        assert!(shown.current);
+        shown.value.as_deref().expect("ran inline").metrics.sqnr_db
+    };
+    (db(0), db(1))
+}
+
+/// Whether some label of the window contains `text`.
+fn shows(h: &Harness<'static, QuantscopeApp>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+#[test]
+fn lesson_7_real_sentence_follows_the_runs() {
+    let mut lessons = LessonsState::default();
+    lessons.open(LessonId::Percentile);
+    // On the captured activations p = 99.99 clips only 16 of 164,736 values, none of the
+    // outlier dimensions: the finer step wins (numpy: 25.37 dB against 25.25 dB).
+    lessons.percentile.p = 99.99;
+    let mut h = lessons_harness(
+        "encoder.layer.0.attention.output.LayerNorm.weight",
+        lessons.clone(),
+    );
+    let (mm, pc) = real_sqnrs(h.state_mut());
+    assert!(pc > mm, "percentile {pc} dB against min-max {mm} dB");
+    assert!(shows(
+        &h,
+        &format!("On {LESSON_ACTIVATION}, the percentile range")
+    ));
+    assert!(shows(&h, "and percentile wins"));
+    assert!(!shows(&h, "min-max wins"));
+    // p = 50 clips half of the values: min-max wins, and the sentence turns around.
+    lessons.percentile.p = 50.0;
+    h.state_mut().apply(Command::SetLessons(Box::new(lessons)));
+    h.run();
+    let (mm, pc) = real_sqnrs(h.state_mut());
+    assert!(mm > pc, "min-max {mm} dB against percentile {pc} dB");
+    assert!(shows(&h, "and min-max wins"));
+    assert!(!shows(&h, "percentile wins"));
+}
+
+#[test]
+fn lesson_8_real_sentence_follows_the_runs() {
+    let mut lessons = LessonsState::default();
+    lessons.open(LessonId::Entropy);
+    let mut h = lessons_harness(
+        "encoder.layer.0.attention.output.LayerNorm.weight",
+        lessons.clone(),
+    );
+    let (mm, kl) = real_sqnrs(h.state_mut());
+    let winner = if kl > mm { "KL wins" } else { "min-max wins" };
+    let loser = if kl > mm { "min-max wins" } else { "KL wins" };
+    assert!(
+        shows(&h, &format!("On {LESSON_ACTIVATION}, {winner}")),
+        "{winner}"
+    );
+    assert!(!shows(&h, loser));
+    // On the selected LayerNorm weight (no long tail) the verdict is read afresh.
+    lessons.on_selected_tensor = true;
+    let mut h = lessons_harness("encoder.layer.0.attention.output.LayerNorm.weight", lessons);
+    let (mm2, kl2) = real_sqnrs(h.state_mut());
+    let winner2 = if kl2 > mm2 {
+        "KL wins"
+    } else if kl2 < mm2 {
+        "min-max wins"
+    } else {
+        "give the same"
+    };
+    assert!(
+        shows(
+            &h,
+            &format!("On encoder.layer.0.attention.output.LayerNorm.weight, {winner2}")
+        ) || shows(&h, winner2),
+        "{winner2}"
+    );
 }

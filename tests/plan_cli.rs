@@ -97,13 +97,13 @@ fn imatrix(path: &Path, name: &str, sums: &[f32], count: f32) {
         out.extend(offset.to_le_bytes());
         offset += (v.len() as u64 * 4).div_ceil(32) * 32;
     }
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     for (_, _, v) in &tensors {
         let start = out.len();
         out.extend(f32_bytes(v));
-        while (out.len() - start) % 32 != 0 {
+        while !(out.len() - start).is_multiple_of(32) {
             out.push(0);
         }
     }

@@ -461,6 +461,107 @@ fn gguf_decodes_blocks_and_keeps_metadata() {
     ));
 }
 
+#[test]
+fn gguf_with_types_quantscope_cannot_decode_opens_lists_and_refuses_only_those() {
+    // Q4_0, one block: d = 1, every byte 0x9A: lo = 10 -> (10 - 8) * 1 = 2 (elements 0..16),
+    // hi = 9 -> (9 - 8) * 1 = 1 (elements 16..32).
+    let mut q4 = f16(1.0).to_vec();
+    q4.extend([0x9Au8; 16]);
+    // (name, dims innermost-first, ggml type id, dtype name, stored bytes): sizes are ggml's
+    // ggml_type_size per block of ggml_blck_size elements.
+    let undecodable: [(&str, Vec<u64>, u32, &str, usize); 7] = [
+        ("blk.0.attn_q", vec![256, 2], 16, "IQ2_XXS", 2 * 66),
+        ("blk.0.ffn_up", vec![256], 34, "TQ1_0", 54),
+        ("blk.0.ffn_gate", vec![256], 15, "Q8_K", 292),
+        ("blk.0.ffn_down", vec![128], 41, "Q1_0", 18),
+        ("blk.1.ffn_down", vec![128], 42, "Q2_0", 2 * 18),
+        ("blk.1.attn_k", vec![256], 22, "IQ2_S", 82),
+        ("blk.1.attn_v", vec![256, 3], 23, "IQ4_XS", 3 * 136),
+    ];
+    let mut tensors: Vec<(&str, Vec<u64>, u32, Vec<u8>)> = vec![
+        ("token_embd", vec![32], 2, q4),
+        ("norm", vec![2], 0, f32_bytes(&[0.5, -1.5])),
+    ];
+    for (name, dims, id, _, size) in &undecodable {
+        tensors.push((name, dims.clone(), *id, vec![0x5Au8; *size]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "mixed.gguf", &gguf_bytes(&tensors));
+    let model = Model::open(&path).unwrap();
+    assert_eq!(model.tensors().len(), 9);
+    assert_eq!(values(&model, "token_embd")[..2], [2.0, 2.0]);
+    assert_eq!(values(&model, "token_embd")[16..18], [1.0, 1.0]);
+    assert_eq!(values(&model, "norm"), vec![0.5, -1.5]);
+    for (name, dims, id, dtype, size) in &undecodable {
+        let index = model.find(name).unwrap();
+        let info = &model.tensors()[index];
+        assert_eq!(info.dtype.name(), *dtype);
+        assert!(!info.dtype.is_decodable());
+        assert_eq!(info.size_bytes, *size as u64, "{name}");
+        let shape: Vec<usize> = dims.iter().rev().map(|&d| d as usize).collect();
+        assert_eq!(info.shape, shape);
+        assert_eq!(model.raw_bytes(index).unwrap().len(), *size);
+        let want = format!("tensor '{name}': {dtype} (ggml type {id}) blocks are not decoded");
+        for error in [
+            model.values_f32(index, &Cancel::never()).unwrap_err(),
+            model.value_f32_at(index, 0).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&error, LoadError::Unsupported { .. }),
+                "{name}: {error}"
+            );
+            assert!(error.to_string().contains(&want), "{error}");
+        }
+    }
+
+    // The CLI lists all nine, quantizes the two it can decode by default, and names the type
+    // when asked for one it cannot.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quantscope"))
+            .args(args)
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["inspect", "--json", "--stats"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json["tensors"].as_array().unwrap();
+    assert_eq!(rows.len(), 9);
+    let nv = rows.iter().find(|r| r["name"] == "blk.1.ffn_down").unwrap();
+    assert_eq!(
+        (nv["dtype"].as_str(), nv["size_bytes"].as_u64()),
+        (Some("Q2_0"), Some(36))
+    );
+    assert!(nv.get("stats").is_none());
+    assert_eq!(rows[1]["stats"]["max"], 0.5);
+    let out = cli(&["quantize", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["token_embd", "norm"]);
+    let out = cli(&["quantize", "--tensor", "blk.1.ffn_down"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Q2_0 (ggml type 42) blocks are not decoded by quantscope"),
+        "{stderr}"
+    );
+}
+
 /// .npy v1 bytes.
 fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
     let fortran = if fortran { "True" } else { "False" };

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::float::Overflow;
+use crate::quant::formats::QuantFormat;
 use crate::quant::{Calibration, Granularity, OutlierMode, Preset, Rounding, Scheme};
 
 /// A clap value enum that is a thin adapter of a core enum: one conversion each way, so the CLI
@@ -173,6 +174,12 @@ pub enum OverflowArg {
 pub struct QuantizeArgs {
     /// The model file (or sharded index, or folder).
     pub file: PathBuf,
+    /// The storage format: `int` (the affine integer scheme the flags below describe) or a
+    /// deployed format, which alone decides every bit: q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k
+    /// q5_k q6_k iq4_nl gguf_mxfp4 gguf_nvfp4 mxfp4 mxfp6_e2m3 mxfp6_e3m2 mxfp8_e4m3 mxfp8_e5m2
+    /// mxint8 nvfp4 nf4 nf4_dq fp8_e4m3 fp8_e4m3_channel fp8_e5m2 fp8_e5m2_channel.
+    #[arg(long, default_value = "int", value_parser = format_choices(), hide_possible_values = true)]
+    pub format: FormatChoice,
     /// A tensor to quantize (repeatable); default: every float tensor.
     #[arg(long = "tensor", value_name = "NAME")]
     pub tensors: Vec<String>,
@@ -231,6 +238,18 @@ pub struct QuantizeArgs {
     /// global min and max.
     #[arg(long, value_name = "C", requires = "calibration_batches")]
     pub moving_average: Option<f32>,
+}
+
+/// `--format`: `None` is `int` (the affine scheme), else a deployed format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatChoice(pub Option<QuantFormat>);
+
+/// The parser of `--format`: "int" or one of [`QuantFormat::ALL`]'s names.
+fn format_choices() -> impl clap::builder::TypedValueParser<Value = FormatChoice> {
+    use clap::builder::TypedValueParser;
+    let names = std::iter::once("int").chain(QuantFormat::ALL.iter().map(|f| f.name()));
+    clap::builder::PossibleValuesParser::new(names.collect::<Vec<_>>())
+        .map(|name: String| FormatChoice(QuantFormat::from_name(&name)))
 }
 
 adapter!(OverflowArg <=> Overflow { Saturate => Saturate, Nan => NonFinite });

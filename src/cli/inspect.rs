@@ -83,7 +83,8 @@ fn row(
     info: &TensorInfo,
     with_stats: bool,
 ) -> anyhow::Result<TensorRow> {
-    let stats = if with_stats {
+    // Tensors of types quantscope cannot decode are listed without statistics.
+    let stats = if with_stats && info.dtype.is_decodable() {
         Some(stats_of(model, index).with_context(|| format!("tensor '{}'", info.name))?)
     } else {
         None

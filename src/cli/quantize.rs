@@ -12,6 +12,7 @@ use super::args::QuantizeArgs;
 use super::progress::tensor_bar;
 use crate::cancel::Cancel;
 use crate::quant::batches::{BatchCalibration, BatchError, BatchOptions};
+use crate::quant::formats::{Fallback, PartDtype, QuantFormat, gguf};
 use crate::quant::tensor::{Outputs, quantize_tensor};
 use crate::quant::{
     Calibration, Granularity, OutlierThreshold, Preset, QuantConfig, Rounding, Scheme,
@@ -20,7 +21,7 @@ use crate::report::batches::{
     CalibrationBatches, batch_report_text, calibrate_loaded, load_batches,
 };
 use crate::report::{JsonDetail, SettingsReport, TensorReport};
-use crate::tensor::Model;
+use crate::tensor::{GgufTensor, GgufValue, GgufWriter, Model};
 
 /// A usage problem (exit code 2), as opposed to bad input (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,34 @@ pub fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig, UsageError> 
         calibration: args.calibration.with(args.percentile),
         outliers: args.outliers.into(),
         outlier_threshold: parse_threshold(&args.outlier_threshold)?,
+        format: args.format.0,
     };
+    if let Some(format) = cfg.format {
+        if args.calibration_batches.is_some() {
+            return Err(UsageError(format!(
+                "--calibration-batches sets an affine clip range; {format} chooses its own scales \
+                 (use --format int)"
+            )));
+        }
+        if let Some(output) = &args.output
+            && is_gguf_path(output)
+            && gguf::dtype_of(format).is_none()
+        {
+            return Err(UsageError(format!(
+                "--output {} writes GGUF, which has no {format} type: use a GGUF type (q8_0 … \
+                 gguf_nvfp4) or a .safetensors output",
+                output.display()
+            )));
+        }
+    } else if let Some(output) = &args.output
+        && is_gguf_path(output)
+    {
+        return Err(UsageError(format!(
+            "--output {} writes GGUF, which stores block formats, not affine int codes: add \
+             --format q8_0 (or another GGUF type) or write .safetensors",
+            output.display()
+        )));
+    }
     // A shape with enough axes that only shape-independent checks can fail here.
     let probe_rank = match cfg.granularity {
         Granularity::PerChannel { axis } => axis.saturating_add(1).max(1),
@@ -76,11 +104,63 @@ pub fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig, UsageError> 
     Ok(cfg)
 }
 
-/// The tensors to quantize: the named ones (each must exist), else every float tensor.
+/// Whether `path` names a GGUF output (by its extension).
+fn is_gguf_path(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// What is done with one tensor under a deployed format that cannot store its shape.
+#[derive(Debug, Clone, PartialEq)]
+enum FormatPlan {
+    /// Quantize under these settings (the requested format, or llama-quantize's fallback).
+    Quantize {
+        /// The settings to run.
+        cfg: QuantConfig,
+        /// The format asked for and why it was replaced, when it was.
+        fallback: Option<(QuantFormat, String)>,
+    },
+    /// Keep the tensor unquantized (stored F16 in a GGUF output), with the reason.
+    Keep(String),
+}
+
+/// The settings for a tensor of `shape`: a GGUF type whose block does not fit the row falls
+/// back to the type llama.cpp's llama-quantize uses (`Fallback`); other formats keep the tensor.
+fn plan_for(cfg: &QuantConfig, shape: &[usize]) -> FormatPlan {
+    let Some(format) = cfg.format else {
+        return FormatPlan::Quantize {
+            cfg: cfg.clone(),
+            fallback: None,
+        };
+    };
+    match format.check(shape) {
+        Ok(()) => FormatPlan::Quantize {
+            cfg: cfg.clone(),
+            fallback: None,
+        },
+        Err(not) => match not.fallback {
+            Some(Fallback::Format(instead)) => FormatPlan::Quantize {
+                cfg: QuantConfig {
+                    format: Some(instead),
+                    ..cfg.clone()
+                },
+                fallback: Some((format, not.reason)),
+            },
+            _ => FormatPlan::Keep(not.reason),
+        },
+    }
+}
+
+/// The tensors to quantize: the named ones (each must exist), else every float tensor
+/// quantscope can decode (a GGUF's IQ*/TQ* tensors are skipped, not fatal; named with
+/// --tensor, they give an error naming the type).
 fn selected_tensors(model: &Model, names: &[String], path: &Path) -> anyhow::Result<Vec<usize>> {
     if names.is_empty() {
         return Ok((0..model.tensors().len())
-            .filter(|&i| model.tensors()[i].dtype.is_float())
+            .filter(|&i| {
+                let dtype = model.tensors()[i].dtype;
+                dtype.is_float() && dtype.is_decodable()
+            })
             .collect());
     }
     names
@@ -119,48 +199,121 @@ fn le_bytes<T: Copy, const N: usize>(values: &[T], to_bytes: fn(T) -> [u8; N]) -
     values.iter().flat_map(|&v| to_bytes(v)).collect()
 }
 
-/// The tensors `--output` writes for one quantized tensor.
+/// The tensors `--output` writes: safetensors entries, and the same tensors as GGUF tensors
+/// when the output is a GGUF file (every tensor then has a GGUF type).
 struct OutputTensors {
     entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+    gguf: Vec<GgufTensor>,
+    to_gguf: bool,
 }
 
 impl OutputTensors {
-    fn new() -> Self {
+    fn new(to_gguf: bool) -> Self {
         Self {
             entries: Vec::new(),
+            gguf: Vec::new(),
+            to_gguf,
         }
     }
 
-    fn add(&mut self, report: &TensorReport) -> anyhow::Result<()> {
-        let r = &report.result;
-        let (Some(codes), Some(dequantized)) = (&r.codes, &r.dequantized) else {
-            bail!("internal: codes were not kept for '{}'", report.name);
+    fn add(&mut self, report: &mut TensorReport) -> anyhow::Result<()> {
+        let name = report.name.clone();
+        let r = &mut report.result;
+        let Some(dequantized) = r.dequantized.take() else {
+            bail!("internal: the dequantized values were not kept for '{name}'");
         };
-        let name = &report.name;
-        self.entries.push((
-            format!("{name}.codes"),
-            Dtype::I32,
-            report.shape.clone(),
-            le_bytes(codes, i32::to_le_bytes),
-        ));
-        self.entries.push((
-            format!("{name}.scale"),
-            Dtype::F32,
-            r.scale_shape.clone(),
-            le_bytes(&r.scales, f32::to_le_bytes),
-        ));
-        self.entries.push((
-            format!("{name}.zero_point"),
-            Dtype::I32,
-            r.scale_shape.clone(),
-            le_bytes(&r.zero_points, i32::to_le_bytes),
-        ));
-        self.entries.push((
-            format!("{name}.dequantized"),
-            Dtype::F32,
-            report.shape.clone(),
-            le_bytes(dequantized, f32::to_le_bytes),
-        ));
+        if let Some(encoded) = r.encoded.take() {
+            let format = encoded.format;
+            for part in encoded.parts {
+                let (dtype, width) = match part.dtype {
+                    PartDtype::U8 => (Dtype::U8, 1),
+                    PartDtype::F32 => (Dtype::F32, 4),
+                };
+                // A part's logical shape counts elements of its dtype; GGUF blocks are whole
+                // structs, so their byte array is stored flat.
+                let shape = if part.shape.iter().product::<usize>() * width == part.bytes.len() {
+                    part.shape
+                } else {
+                    vec![part.bytes.len() / width]
+                };
+                if self.to_gguf && part.name == "blocks" {
+                    let dtype = gguf::dtype_of(format)
+                        .with_context(|| format!("internal: {format} has no GGUF type"))?;
+                    self.gguf.push(GgufTensor::from_raw(
+                        &name,
+                        report.shape.clone(),
+                        dtype,
+                        part.bytes,
+                    )?);
+                } else if !self.to_gguf {
+                    self.entries
+                        .push((format!("{name}.{}", part.name), dtype, shape, part.bytes));
+                }
+            }
+        } else {
+            let Some(codes) = r.codes.take() else {
+                bail!("internal: codes were not kept for '{name}'");
+            };
+            self.entries.push((
+                format!("{name}.codes"),
+                Dtype::I32,
+                report.shape.clone(),
+                le_bytes(&codes, i32::to_le_bytes),
+            ));
+            self.entries.push((
+                format!("{name}.scale"),
+                Dtype::F32,
+                r.scale_shape.clone(),
+                le_bytes(&r.scales, f32::to_le_bytes),
+            ));
+            self.entries.push((
+                format!("{name}.zero_point"),
+                Dtype::I32,
+                r.scale_shape.clone(),
+                le_bytes(&r.zero_points, i32::to_le_bytes),
+            ));
+        }
+        if !self.to_gguf {
+            self.entries.push((
+                format!("{name}.dequantized"),
+                Dtype::F32,
+                report.shape.clone(),
+                le_bytes(&dequantized, f32::to_le_bytes),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A tensor the format could not store: kept as F16 in a GGUF output (as llama-quantize
+    /// keeps such tensors), left out of a safetensors output.
+    fn keep(&mut self, name: &str, shape: &[usize], values: &[f32]) -> anyhow::Result<()> {
+        if self.to_gguf {
+            self.gguf
+                .push(GgufTensor::from_f16(name, shape.to_vec(), values)?);
+        }
+        Ok(())
+    }
+
+    /// Writes GGUF (the tensors and the settings as metadata) atomically.
+    fn write_gguf(
+        &mut self,
+        destination: &Path,
+        settings: &SettingsReport,
+        inputs: &[PathBuf],
+    ) -> anyhow::Result<()> {
+        let mut writer = GgufWriter::new();
+        writer.add_metadata(
+            "general.quantized_by",
+            GgufValue::string(format!("quantscope {}", env!("CARGO_PKG_VERSION"))),
+        )?;
+        writer.add_metadata(
+            "quantscope.settings",
+            GgufValue::string(serde_json::to_string(settings)?),
+        )?;
+        for tensor in std::mem::take(&mut self.gguf) {
+            writer.add_tensor(tensor)?;
+        }
+        writer.write_atomic(destination, inputs)?;
         Ok(())
     }
 
@@ -243,6 +396,7 @@ pub fn quantize_one(
     // --output needs the large outputs; the report alone never carries them.
     report.result.codes = result.codes;
     report.result.dequantized = result.dequantized;
+    report.result.encoded = result.encoded;
     Ok(report)
 }
 
@@ -253,7 +407,12 @@ fn text_of(report: &TensorReport) -> String {
     let (lows, highs) = report.clip_ranges();
     let lo = lows.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = highs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let clip = if report.is_per_tensor() {
+    let clip = if report.settings.format != "int" {
+        format!(
+            "format {} (its scales are in its blocks)",
+            report.settings.format
+        )
+    } else if report.is_per_tensor() {
         format!(
             "[{lo:.6}, {hi:.6}]  S {:.6e}  z {}",
             r.scales.first().copied().unwrap_or(0.0),
@@ -278,13 +437,20 @@ fn text_of(report: &TensorReport) -> String {
             .map_or_else(|| "-".to_string(), |c| format!("{c:.6}")),
         m.clipped_fraction * 100.0
     ));
-    lines.push(format!(
-        "  size    {:.3} bits/weight  outliers {} ({:.4}%)  {:.1} ms",
-        r.bits_per_weight,
-        r.outliers.count,
-        r.outliers.fraction * 100.0,
-        report.elapsed_ms
-    ));
+    lines.push(if report.settings.format == "int" {
+        format!(
+            "  size    {:.3} bits/weight  outliers {} ({:.4}%)  {:.1} ms",
+            r.bits_per_weight,
+            r.outliers.count,
+            r.outliers.fraction * 100.0,
+            report.elapsed_ms
+        )
+    } else {
+        format!(
+            "  size    {:.3} bits/weight (every scale counted)  {:.1} ms",
+            r.bits_per_weight, report.elapsed_ms
+        )
+    });
     lines.push(String::new());
     lines.join("\n")
 }
@@ -409,33 +575,72 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let indices = selected_tensors(&model, &args.tensors, &args.file)?;
     if indices.is_empty() {
         bail!(
-            "no float tensors to quantize in {} (name some with --tensor)",
+            "no float tensors quantscope can decode in {} (name some with --tensor)",
             args.file.display()
         );
     }
     let bar = tensor_bar(indices.len(), !args.json);
     let mut reports = Vec::with_capacity(indices.len());
-    let mut outputs = OutputTensors::new();
+    let mut skipped: Vec<serde_json::Value> = Vec::new();
+    let to_gguf = args.output.as_deref().is_some_and(is_gguf_path);
+    let mut outputs = OutputTensors::new(to_gguf);
+    let named = !args.tensors.is_empty();
     for index in indices {
-        let name = model.tensors()[index].name.clone();
+        let info = &model.tensors()[index];
+        let name = info.name.clone();
         bar.set_message(name.clone());
-        let mut report = quantize_one(&model, index, &cfg, args.output.is_some())
+        let (tensor_cfg, fallback) = match plan_for(&cfg, &info.shape) {
+            FormatPlan::Quantize { cfg, fallback } => (cfg, fallback),
+            FormatPlan::Keep(reason) if named => {
+                bail!("tensor '{name}' of {}: {reason}", args.file.display())
+            }
+            FormatPlan::Keep(reason) => {
+                if to_gguf {
+                    let values = model
+                        .values_f32(index, &Cancel::never())
+                        .with_context(|| format!("tensor '{name}' of {}", args.file.display()))?;
+                    outputs.keep(&name, &info.shape, &values)?;
+                }
+                let kept = if to_gguf { " (kept as f16)" } else { "" };
+                if !args.json {
+                    bar.suspend(|| {
+                        super::emit(&format!("{name}: not quantized{kept}: {reason}\n\n"))
+                    })?;
+                }
+                skipped.push(serde_json::json!({
+                    "name": name,
+                    "dtype": info.dtype.name(),
+                    "shape": info.shape,
+                    "format": null,
+                    "not_applicable": reason,
+                }));
+                bar.inc(1);
+                continue;
+            }
+        };
+        let mut report = quantize_one(&model, index, &tensor_cfg, args.output.is_some())
             .with_context(|| format!("tensor '{name}' of {}", args.file.display()))?;
         if args.output.is_some() {
-            outputs.add(&report)?;
-            // The codes now live in the output buffers; keep the report small.
-            report.result.codes = None;
-            report.result.dequantized = None;
+            // The large outputs move into the output buffers; the report stays small.
+            outputs.add(&mut report)?;
         }
         bar.inc(1);
         if !args.json {
-            bar.suspend(|| super::emit(&text_of(&report)))?;
+            let note = match &fallback {
+                Some((_, reason)) => format!("{reason}\n"),
+                None => String::new(),
+            };
+            bar.suspend(|| super::emit(&format!("{note}{}", text_of(&report))))?;
         }
-        reports.push(report);
+        reports.push((report, fallback.map(|(asked, _)| asked)));
     }
     bar.finish_and_clear();
     if let Some(output) = &args.output {
-        outputs.write(output, &SettingsReport::new(&cfg))?;
+        if to_gguf {
+            outputs.write_gguf(output, &SettingsReport::new(&cfg), model.files())?;
+        } else {
+            outputs.write(output, &SettingsReport::new(&cfg))?;
+        }
         if !args.json {
             super::emit(&format!("wrote {}\n", output.display()))?;
         }
@@ -446,7 +651,18 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         } else {
             JsonDetail::Summary
         };
-        let array: Vec<serde_json::Value> = reports.iter().map(|r| r.to_json(detail)).collect();
+        let mut array: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(report, asked)| {
+                let mut object = report.to_json(detail);
+                if let (Some(asked), Some(map)) = (asked, object.as_object_mut()) {
+                    // llama-quantize's fallback replaced the format asked for.
+                    map.insert("fallback_from".into(), serde_json::json!(asked.name()));
+                }
+                object
+            })
+            .collect();
+        array.extend(skipped);
         let document = match from_batches {
             // With --calibration-batches the document also carries what the batches gave.
             Some(learned) => serde_json::json!({

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{QuantConfig, Scheme};
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
 use super::params::params_from_range;
+use super::tensor::{Isa, best_isa};
 use crate::cancel::{Cancel, Cancelled};
 use crate::stats;
 
@@ -365,8 +366,21 @@ pub struct MseResult {
     pub curve_mse: Vec<f64>,
 }
 
-/// Sum of squared quantization errors of `values` for each candidate range.
-fn sse_of<const R: u8, const RECIP: bool>(values: &[f32], cands: &[KernelParams], out: &mut [f64]) {
+/// Sum of squared quantization errors of `values` for each candidate range, added to `out`,
+/// with the widest kernel `isa` allows (every kernel gives these bits, which a test checks).
+fn sse_of<const R: u8, const RECIP: bool>(
+    isa: Isa,
+    values: &[f32],
+    cands: &[KernelParams],
+    out: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: `isa` is Avx512 only when the CPU runs AVX-512F (`best_isa`).
+        unsafe { super::simd::avx512::sse::<R, RECIP>(values, cands, out) };
+        return;
+    }
+    let _ = isa;
     for (k, s) in cands.iter().zip(out.iter_mut()) {
         let mut acc = 0.0f64;
         for &x in values {
@@ -382,6 +396,11 @@ fn sse_of<const R: u8, const RECIP: bool>(values: &[f32], cands: &[KernelParams]
 
 /// Evaluates the exact SSE of every candidate (lo, hi) on `values` under `cfg`.
 fn evaluate(values: &[f32], ranges: &[(f64, f64)], cfg: &QuantConfig) -> Vec<f64> {
+    evaluate_with(best_isa(), values, ranges, cfg)
+}
+
+/// [`evaluate`] with the kernels of `isa` (which the CPU must run).
+fn evaluate_with(isa: Isa, values: &[f32], ranges: &[(f64, f64)], cfg: &QuantConfig) -> Vec<f64> {
     let conv = cfg.convention();
     let cands: Vec<KernelParams> = ranges
         .iter()
@@ -390,12 +409,12 @@ fn evaluate(values: &[f32], ranges: &[(f64, f64)], cfg: &QuantConfig) -> Vec<f64
     let run = |chunk: &[f32]| -> Vec<f64> {
         let mut out = vec![0.0; cands.len()];
         match (rule_code(conv.rounding), conv.reciprocal) {
-            (RNE, false) => sse_of::<RNE, false>(chunk, &cands, &mut out),
-            (RNE, true) => sse_of::<RNE, true>(chunk, &cands, &mut out),
-            (RHAZ, false) => sse_of::<RHAZ, false>(chunk, &cands, &mut out),
-            (RHAZ, true) => sse_of::<RHAZ, true>(chunk, &cands, &mut out),
-            (_, false) => sse_of::<RHU, false>(chunk, &cands, &mut out),
-            (_, true) => sse_of::<RHU, true>(chunk, &cands, &mut out),
+            (RNE, false) => sse_of::<RNE, false>(isa, chunk, &cands, &mut out),
+            (RNE, true) => sse_of::<RNE, true>(isa, chunk, &cands, &mut out),
+            (RHAZ, false) => sse_of::<RHAZ, false>(isa, chunk, &cands, &mut out),
+            (RHAZ, true) => sse_of::<RHAZ, true>(isa, chunk, &cands, &mut out),
+            (_, false) => sse_of::<RHU, false>(isa, chunk, &cands, &mut out),
+            (_, true) => sse_of::<RHU, true>(isa, chunk, &cands, &mut out),
         }
         out
     };
@@ -543,6 +562,71 @@ pub fn mse_range(
 mod tests {
     use super::*;
     use crate::quant::config::Preset;
+
+    #[test]
+    fn every_sse_kernel_gives_the_scalar_bits() {
+        use crate::quant::config::Rounding;
+        // Exact ties at S = 0.25 (the 0.125 steps), NaN, ±Inf, subnormals, values far out of
+        // every range, and pseudo-random values in between.
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let x: Vec<f32> = (0..3001)
+            .map(|i| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                match i % 9 {
+                    0 => (i % 200) as f32 * 0.125 - 12.5,
+                    1 => f32::NAN,
+                    2 if i % 2 == 0 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    3 => 1e-40,
+                    4 => -3e5,
+                    // Top 24 bits of the state as a fraction in [0, 1), scaled.
+                    _ => ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 40.0,
+                }
+            })
+            .collect();
+        let mut isas = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        for preset in [Preset::OnnxRuntime, Preset::PyTorch] {
+            for rounding in [None, Some(Rounding::HalfAway), Some(Rounding::HalfUp)] {
+                for scheme in [Scheme::Symmetric, Scheme::Asymmetric] {
+                    let cfg = QuantConfig {
+                        scheme,
+                        preset,
+                        rounding,
+                        ..QuantConfig::default()
+                    };
+                    // 1, 21, 100 and 130 candidates: one to four registers, and two groups.
+                    for n in [1usize, 21, 100, 130] {
+                        // With three or more: an empty range (the degenerate rule) and a
+                        // tiny one (v far out of range) among them.
+                        let ranges: Vec<(f64, f64)> = (1..=n)
+                            .map(|k| match k {
+                                2 if n > 2 => (0.0, 0.0),
+                                3 if n > 2 => (-1e-30, 1e-30),
+                                _ => {
+                                    let t = k as f64 / n as f64;
+                                    (-31.75 * t, 20.0 * t)
+                                }
+                            })
+                            .collect();
+                        let reference = evaluate_with(Isa::Scalar, &x, &ranges, &cfg);
+                        assert!(reference.iter().all(|v| v.is_finite() && *v > 0.0));
+                        let ref_bits: Vec<u64> = reference.iter().map(|v| v.to_bits()).collect();
+                        for &isa in &isas {
+                            let got = evaluate_with(isa, &x, &ranges, &cfg);
+                            let bits: Vec<u64> = got.iter().map(|v| v.to_bits()).collect();
+                            assert_eq!(bits, ref_bits, "{isa:?} {cfg:?} {n} candidates");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// A straight port of NVIDIA's `_compute_amax_entropy` (numpy + scipy.stats.entropy),
     /// dense and literal, as the reference for the optimised version.

@@ -10,6 +10,7 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::QuantError;
+use super::formats::QuantFormat;
 
 /// How a real value exactly halfway between two integers is rounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -351,6 +352,11 @@ pub struct QuantConfig {
     pub outliers: OutlierMode,
     /// Outlier threshold (used when `outliers` is not `None`).
     pub outlier_threshold: OutlierThreshold,
+    /// A deployed format (NUMERICS.md §8) instead of the affine integer scheme: when set, the
+    /// format alone decides every bit and the fields above are not used (the CLI's `--format`;
+    /// `None` is its `int`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<QuantFormat>,
 }
 
 impl Default for QuantConfig {
@@ -365,6 +371,7 @@ impl Default for QuantConfig {
             calibration: Calibration::MinMax,
             outliers: OutlierMode::None,
             outlier_threshold: OutlierThreshold::default(),
+            format: None,
         }
     }
 }
@@ -582,8 +589,21 @@ mod tests {
             calibration: Calibration::Percentile(99.9),
             outliers: OutlierMode::Columns,
             outlier_threshold: OutlierThreshold::StdMultiple(3.0),
+            format: None,
         };
         let json = serde_json::to_string(&cfg).expect("serialise");
+        // Settings saved before formats existed (no "format" key) still load, as `int`.
+        assert!(!json.contains("format"), "{json}");
+        let with_format = QuantConfig {
+            format: Some(crate::quant::formats::QuantFormat::Q4_K),
+            ..cfg.clone()
+        };
+        let text = serde_json::to_string(&with_format).expect("serialise");
+        assert!(text.contains("\"format\":\"q4_k\""), "{text}");
+        assert_eq!(
+            serde_json::from_str::<QuantConfig>(&text).ok(),
+            Some(with_format)
+        );
         assert!(json.contains("\"tflite\""), "{json}");
         assert!(json.contains("\"half-up\""), "{json}");
         let back: QuantConfig = serde_json::from_str(&json).expect("parse");

@@ -16,12 +16,14 @@
 pub mod batches;
 pub mod calib;
 pub mod config;
+pub mod deployed;
 pub mod formats;
 pub mod kernel;
 pub mod metrics;
 pub mod outliers;
 pub mod params;
 pub mod rounding;
+mod simd;
 pub mod tensor;
 
 pub use calib::{EntropyResult, MseResult, entropy_amax_with_curve, mse_range, percentile_range};
@@ -83,7 +85,20 @@ pub enum QuantError {
         /// Values given.
         got: usize,
     },
+    /// A deployed format refused the tensor or its stored bytes (NUMERICS.md §8).
+    #[error(transparent)]
+    Format(formats::FormatError),
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled(#[from] Cancelled),
+}
+
+impl From<formats::FormatError> for QuantError {
+    fn from(error: formats::FormatError) -> Self {
+        match error {
+            // One cancellation variant, whichever path was cancelled.
+            formats::FormatError::Cancelled(c) => Self::Cancelled(c),
+            other => Self::Format(other),
+        }
+    }
 }

@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::QuantError;
 use super::calib::{self, EntropyResult, MseResult};
 use super::config::{Calibration, Granularity, OutlierMode, QuantConfig, Scheme, element_count};
+use super::formats::Encoded;
 use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
-use super::metrics::{LaneAcc, MetricAcc, Metrics, bits_per_weight};
+use super::metrics::{LANES, LaneAcc, MetricAcc, Metrics, bits_per_weight};
 use super::outliers::OutlierRule;
 use super::params::{QuantParams, params_from_range};
+use super::simd::{self, ParamColumns, Run, Seg};
 use crate::cancel::Cancel;
 use crate::stats;
 
@@ -119,6 +121,10 @@ pub struct QuantResult {
     /// parameter steps over all threads.
     #[serde(default)]
     pub calibration_ms: f64,
+    /// The stored parts of a deployed format (NUMERICS.md §8), when the codes were asked for:
+    /// a format's codes live in its blocks, not in `codes`.
+    #[serde(skip)]
+    pub encoded: Option<Encoded>,
 }
 
 impl QuantResult {
@@ -127,6 +133,7 @@ impl QuantResult {
         Self {
             codes: None,
             dequantized: None,
+            encoded: None,
             shape: self.shape.clone(),
             scale_shape: self.scale_shape.clone(),
             scales: self.scales.clone(),
@@ -160,6 +167,7 @@ impl PartialEq for QuantResult {
             tail_group,
             curve,
             calibration_ms: _,
+            encoded,
         } = self;
         *shape == other.shape
             && *scale_shape == other.scale_shape
@@ -177,6 +185,7 @@ impl PartialEq for QuantResult {
             && *bits_per_weight == other.bits_per_weight
             && *tail_group == other.tail_group
             && *curve == other.curve
+            && *encoded == other.encoded
     }
 }
 
@@ -387,15 +396,6 @@ impl Layout {
     }
 }
 
-/// Which parameters a run uses.
-#[derive(Debug, Clone, Copy)]
-enum Run {
-    /// Every element uses group `g`.
-    Same(usize),
-    /// Element k of the run uses group `g + k`.
-    Consecutive(usize),
-}
-
 /// Which elements stay FP16.
 #[derive(Debug, Clone, Copy)]
 enum Split<'a> {
@@ -469,6 +469,163 @@ fn run_same<const R: u8, const RECIP: bool>(
     }
 }
 
+/// Quantizes one run whose element k uses parameters `kp[k]` (per channel along an axis with
+/// inner size 1): the scalar reference of the vector kernels' consecutive-group runs. Element k
+/// goes to metric lane k % 8, as in [`run_same`].
+fn run_consecutive<const R: u8, const RECIP: bool>(
+    x: &[f32],
+    kp: &[KernelParams],
+    mut codes: Option<&mut [i32]>,
+    mut deq: Option<&mut [f32]>,
+    lanes: &mut LaneAcc,
+) {
+    for (j, (&v, k)) in x.iter().zip(kp).enumerate() {
+        let (q, cl) = code_offset::<R, RECIP>(v, k);
+        let h = k.scale * q;
+        if let Some(c) = codes.as_deref_mut().and_then(|c| c.get_mut(j)) {
+            // An exact integer within the code range.
+            *c = (q + k.zero) as i32;
+        }
+        if let Some(d) = deq.as_deref_mut().and_then(|d| d.get_mut(j)) {
+            *d = if v.is_nan() { f32::NAN } else { h };
+        }
+        lanes.lane(j % LANES, v, h, cl);
+    }
+    // usize fits in u64.
+    lanes.seen += x.len().min(kp.len()) as u64;
+}
+
+/// The instruction set the fused kernels run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Isa {
+    /// Plain Rust ([`run_same`], [`run_consecutive`]): the reference, and the fallback.
+    Scalar,
+    /// [`simd::avx2`]: AVX2 with FMA.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// [`simd::avx512`]: AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// The widest instruction set this CPU runs, capped by the environment variable
+/// `QUANTSCOPE_SIMD` (`scalar` or `avx2`), a diagnostic for comparing the kernels on one
+/// machine. Read once; every kernel gives the same bits, so the choice changes only speed.
+pub(super) fn best_isa() -> Isa {
+    static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *BEST.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let found = if std::arch::is_x86_feature_detected!("avx512f") {
+            Isa::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            Isa::Avx2
+        } else {
+            Isa::Scalar
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let found = Isa::Scalar;
+        let cap = match std::env::var("QUANTSCOPE_SIMD").as_deref() {
+            Ok("scalar") => Isa::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Ok("avx2") => Isa::Avx2,
+            _ => found,
+        };
+        found.min(cap)
+    })
+}
+
+/// Quantizes, dequantizes and measures the runs `segs` of the chunk `x` (no outlier split)
+/// with instruction set `isa` (which the CPU must support), into `lanes`; codes and
+/// dequantized values are written when given (chunk-relative, like the runs). `cols` holds
+/// the parameters of consecutive-group runs. Every `isa` gives the same bits.
+#[allow(clippy::too_many_arguments)]
+fn measure_segs<const R: u8, const RECIP: bool>(
+    isa: Isa,
+    x: &[f32],
+    segs: &[Seg],
+    kp: &[KernelParams],
+    cols: &ParamColumns,
+    mut codes: Option<&mut [i32]>,
+    mut deq: Option<&mut [f32]>,
+    lanes: &mut LaneAcc,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// Calls `simd::$isa::segs` with the outputs asked for as const parameters.
+        macro_rules! vector {
+            ($isa:ident) => {
+                // SAFETY (every arm): the caller checked that the CPU runs `$isa` (see
+                // `best_isa`).
+                match (codes, deq) {
+                    (None, None) => unsafe {
+                        simd::$isa::segs::<R, RECIP, false, false>(
+                            x,
+                            segs,
+                            kp,
+                            cols,
+                            &mut [],
+                            &mut [],
+                            lanes,
+                        )
+                    },
+                    (Some(c), None) => unsafe {
+                        simd::$isa::segs::<R, RECIP, true, false>(
+                            x,
+                            segs,
+                            kp,
+                            cols,
+                            c,
+                            &mut [],
+                            lanes,
+                        )
+                    },
+                    (None, Some(d)) => unsafe {
+                        simd::$isa::segs::<R, RECIP, false, true>(
+                            x,
+                            segs,
+                            kp,
+                            cols,
+                            &mut [],
+                            d,
+                            lanes,
+                        )
+                    },
+                    (Some(c), Some(d)) => unsafe {
+                        simd::$isa::segs::<R, RECIP, true, true>(x, segs, kp, cols, c, d, lanes)
+                    },
+                }
+            };
+        }
+        match isa {
+            Isa::Avx512 => return vector!(avx512),
+            Isa::Avx2 => return vector!(avx2),
+            Isa::Scalar => {}
+        }
+    }
+    let _ = (isa, cols);
+    for s in segs {
+        let Some(xs) = x.get(s.start..s.end) else {
+            continue;
+        };
+        let cs = codes.as_deref_mut().and_then(|c| c.get_mut(s.start..s.end));
+        let ds = deq.as_deref_mut().and_then(|d| d.get_mut(s.start..s.end));
+        match s.run {
+            Run::Same(g) => {
+                if let Some(k) = kp.get(g) {
+                    run_same::<R, RECIP>(xs, k, cs, ds, lanes);
+                }
+            }
+            Run::Consecutive(g) => {
+                if let Some(ks) = kp.get(g..g + xs.len()) {
+                    run_consecutive::<R, RECIP>(xs, ks, cs, ds, lanes);
+                }
+            }
+        }
+    }
+}
+
 /// Quantizes one element at flat index `i` with parameters `k` and the outlier split.
 #[inline(always)]
 fn one<const R: u8, const RECIP: bool>(
@@ -487,78 +644,57 @@ fn one<const R: u8, const RECIP: bool>(
     ((off + k.zero) as i32, xh, clip)
 }
 
-/// The fused pass over one chunk starting at flat index `base`.
+/// The fused pass over one chunk starting at flat index `base`: the vector kernels over the
+/// chunk's runs without an outlier split, the per-element path with one.
+#[allow(clippy::too_many_arguments)]
 fn chunk_pass<const R: u8, const RECIP: bool>(
+    isa: Isa,
     layout: &Layout,
     base: usize,
     x: &[f32],
     kp: &[KernelParams],
+    cols: &ParamColumns,
     split: &Split<'_>,
     mut codes: Option<&mut [i32]>,
     mut deq: Option<&mut [f32]>,
 ) -> MetricAcc {
     let mut acc = MetricAcc::default();
     let mut lanes = LaneAcc::default();
-    let fast = matches!(split, Split::None);
-    layout.for_each_run(base, base + x.len(), |s, e, run| {
-        let (ls, le) = (s - base, e - base);
-        let xs = x.get(ls..le).unwrap_or(&[]);
-        let cs = codes.as_deref_mut().and_then(|c| c.get_mut(ls..le));
-        let ds = deq.as_deref_mut().and_then(|d| d.get_mut(ls..le));
-        match run {
-            Run::Same(g) if fast => {
-                if let Some(k) = kp.get(g) {
-                    run_best::<R, RECIP>(xs, k, cs, ds, &mut lanes);
+    if matches!(split, Split::None) {
+        let mut segs = Vec::new();
+        layout.for_each_run(base, base + x.len(), |s, e, run| {
+            segs.push(Seg {
+                start: s - base,
+                end: e - base,
+                run,
+            });
+        });
+        measure_segs::<R, RECIP>(isa, x, &segs, kp, cols, codes, deq, &mut lanes);
+    } else {
+        layout.for_each_run(base, base + x.len(), |s, e, run| {
+            let (ls, le) = (s - base, e - base);
+            let xs = x.get(ls..le).unwrap_or(&[]);
+            let mut cs = codes.as_deref_mut().and_then(|c| c.get_mut(ls..le));
+            let mut ds = deq.as_deref_mut().and_then(|d| d.get_mut(ls..le));
+            for (j, &v) in xs.iter().enumerate() {
+                let g = match run {
+                    Run::Same(g) => g,
+                    Run::Consecutive(g) => g + j,
+                };
+                let Some(k) = kp.get(g) else { continue };
+                let (q, xh, clip) = one::<R, RECIP>(s + j, v, k, split);
+                if let Some(c) = cs.as_deref_mut().and_then(|c| c.get_mut(j)) {
+                    *c = q;
                 }
-            }
-            _ => {
-                let (mut cs, mut ds) = (cs, ds);
-                for (j, &v) in xs.iter().enumerate() {
-                    let g = match run {
-                        Run::Same(g) => g,
-                        Run::Consecutive(g) => g + j,
-                    };
-                    let Some(k) = kp.get(g) else { continue };
-                    let (q, xh, clip) = one::<R, RECIP>(s + j, v, k, split);
-                    if let Some(c) = cs.as_deref_mut().and_then(|c| c.get_mut(j)) {
-                        *c = q;
-                    }
-                    if let Some(d) = ds.as_deref_mut().and_then(|d| d.get_mut(j)) {
-                        *d = xh;
-                    }
-                    acc.push(v, xh, clip);
+                if let Some(d) = ds.as_deref_mut().and_then(|d| d.get_mut(j)) {
+                    *d = xh;
                 }
+                acc.push(v, xh, clip);
             }
-        }
-    });
+        });
+    }
     lanes.flush_into(&mut acc);
     acc
-}
-
-/// [`run_same`], through the AVX2 kernel when no outputs are stored and the CPU has AVX2
-/// (the same bits either way).
-#[inline(always)]
-fn run_best<const R: u8, const RECIP: bool>(
-    x: &[f32],
-    k: &KernelParams,
-    codes: Option<&mut [i32]>,
-    deq: Option<&mut [f32]>,
-    lanes: &mut LaneAcc,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if codes.is_none() && deq.is_none() && has_avx2() {
-        // SAFETY: the CPU supports AVX2, checked at run time just above.
-        unsafe { avx2::measure_run::<R, RECIP>(x, k, lanes) };
-        return;
-    }
-    run_same::<R, RECIP>(x, k, codes, deq, lanes);
-}
-
-/// Whether this CPU runs AVX2 code (std caches the answer).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// The fused pass's metric sums and optional codes and dequantized values.
@@ -574,6 +710,7 @@ fn fused<const R: u8, const RECIP: bool>(
     kp: &[KernelParams],
     split: &Split<'_>,
     want: Outputs,
+    isa: Isa,
     cancel: &Cancel,
 ) -> Result<Fused, QuantError> {
     let n = values.len();
@@ -588,6 +725,11 @@ fn fused<const R: u8, const RECIP: bool>(
         Some(d) => d.chunks_mut(CHUNK).map(Some).collect(),
         None => (0..n.div_ceil(CHUNK)).map(|_| None).collect(),
     };
+    let cols = if matches!(layout.kind, Kind::Channel { inner: 1, .. }) {
+        ParamColumns::new(kp)
+    } else {
+        ParamColumns::default()
+    };
     // usize fits in u64.
     cancel.add_total(n as u64);
     let parts: Vec<MetricAcc> = values
@@ -597,7 +739,7 @@ fn fused<const R: u8, const RECIP: bool>(
         .enumerate()
         .map(|(ci, ((x, c), d))| {
             cancel.check()?;
-            let acc = chunk_pass::<R, RECIP>(layout, ci * CHUNK, x, kp, split, c, d);
+            let acc = chunk_pass::<R, RECIP>(isa, layout, ci * CHUNK, x, kp, &cols, split, c, d);
             cancel.add_done(x.len() as u64);
             Ok(acc)
         })
@@ -610,6 +752,7 @@ fn fused<const R: u8, const RECIP: bool>(
 }
 
 /// Dispatches [`fused`] on the tie rule and the divide/reciprocal choice.
+#[allow(clippy::too_many_arguments)]
 fn fused_dispatch(
     values: &[f32],
     layout: &Layout,
@@ -617,16 +760,18 @@ fn fused_dispatch(
     split: &Split<'_>,
     want: Outputs,
     cfg: &QuantConfig,
+    isa: Isa,
     cancel: &Cancel,
 ) -> Result<Fused, QuantError> {
     let conv = cfg.convention();
+    let (v, l, k, s, w, i, c) = (values, layout, kp, split, want, isa, cancel);
     match (rule_code(conv.rounding), conv.reciprocal) {
-        (RNE, false) => fused::<RNE, false>(values, layout, kp, split, want, cancel),
-        (RNE, true) => fused::<RNE, true>(values, layout, kp, split, want, cancel),
-        (RHAZ, false) => fused::<RHAZ, false>(values, layout, kp, split, want, cancel),
-        (RHAZ, true) => fused::<RHAZ, true>(values, layout, kp, split, want, cancel),
-        (_, false) => fused::<RHU, false>(values, layout, kp, split, want, cancel),
-        (_, true) => fused::<RHU, true>(values, layout, kp, split, want, cancel),
+        (RNE, false) => fused::<RNE, false>(v, l, k, s, w, i, c),
+        (RNE, true) => fused::<RNE, true>(v, l, k, s, w, i, c),
+        (RHAZ, false) => fused::<RHAZ, false>(v, l, k, s, w, i, c),
+        (RHAZ, true) => fused::<RHAZ, true>(v, l, k, s, w, i, c),
+        (_, false) => fused::<RHU, false>(v, l, k, s, w, i, c),
+        (_, true) => fused::<RHU, true>(v, l, k, s, w, i, c),
     }
 }
 
@@ -649,6 +794,7 @@ fn fused_rows<const R: u8, const RECIP: bool>(
     inner: usize,
     cfg: &QuantConfig,
     want: Outputs,
+    isa: Isa,
     cancel: &Cancel,
 ) -> Result<FusedRows, QuantError> {
     let n = values.len();
@@ -688,7 +834,13 @@ fn fused_rows<const R: u8, const RECIP: bool>(
                 let cs = c.as_deref_mut().and_then(|c| c.get_mut(s..e));
                 let ds = d.as_deref_mut().and_then(|d| d.get_mut(s..e));
                 let mut lanes = LaneAcc::default();
-                run_best::<R, RECIP>(row, &k, cs, ds, &mut lanes);
+                let seg = Seg {
+                    start: 0,
+                    end: row.len(),
+                    run: Run::Same(0),
+                };
+                let none = ParamColumns::default();
+                measure_segs::<R, RECIP>(isa, row, &[seg], &[k], &none, cs, ds, &mut lanes);
                 lanes.flush_into(&mut acc);
                 rows.push((range, p));
             }
@@ -713,16 +865,18 @@ fn fused_rows_dispatch(
     inner: usize,
     cfg: &QuantConfig,
     want: Outputs,
+    isa: Isa,
     cancel: &Cancel,
 ) -> Result<FusedRows, QuantError> {
     let conv = cfg.convention();
+    let (v, n, c, w, i, x) = (values, inner, cfg, want, isa, cancel);
     match (rule_code(conv.rounding), conv.reciprocal) {
-        (RNE, false) => fused_rows::<RNE, false>(values, inner, cfg, want, cancel),
-        (RNE, true) => fused_rows::<RNE, true>(values, inner, cfg, want, cancel),
-        (RHAZ, false) => fused_rows::<RHAZ, false>(values, inner, cfg, want, cancel),
-        (RHAZ, true) => fused_rows::<RHAZ, true>(values, inner, cfg, want, cancel),
-        (_, false) => fused_rows::<RHU, false>(values, inner, cfg, want, cancel),
-        (_, true) => fused_rows::<RHU, true>(values, inner, cfg, want, cancel),
+        (RNE, false) => fused_rows::<RNE, false>(v, n, c, w, i, x),
+        (RNE, true) => fused_rows::<RNE, true>(v, n, c, w, i, x),
+        (RHAZ, false) => fused_rows::<RHAZ, false>(v, n, c, w, i, x),
+        (RHAZ, true) => fused_rows::<RHAZ, true>(v, n, c, w, i, x),
+        (_, false) => fused_rows::<RHU, false>(v, n, c, w, i, x),
+        (_, true) => fused_rows::<RHU, true>(v, n, c, w, i, x),
     }
 }
 
@@ -879,6 +1033,22 @@ pub fn quantize_tensor(
     cancel: &Cancel,
 ) -> Result<QuantResult, QuantError> {
     CALLS.with(|c| c.set(c.get() + 1));
+    if let Some(format) = cfg.format {
+        return super::deployed::quantize_deployed(values, shape, format, None, want, cancel);
+    }
+    quantize_with(values, shape, cfg, want, best_isa(), cancel)
+}
+
+/// [`quantize_tensor`] (without a deployed format) with the fused kernels of instruction set
+/// `isa` (which the CPU must run): every `isa` gives the same result, which the tests check.
+fn quantize_with(
+    values: &[f32],
+    shape: &[usize],
+    cfg: &QuantConfig,
+    want: Outputs,
+    isa: Isa,
+    cancel: &Cancel,
+) -> Result<QuantResult, QuantError> {
     cfg.validate(shape)?;
     let layout = Layout::new(shape, cfg.granularity)?;
     if layout.n != values.len() {
@@ -939,7 +1109,7 @@ pub fn quantize_tensor(
     };
     let (ranges, params, curve, calibration_ms, (acc, codes, dequantized)) = if one_pass {
         let (rows, fused, ms) =
-            fused_rows_dispatch(values, layout.cols_of_rows(), cfg, want, cancel)?;
+            fused_rows_dispatch(values, layout.cols_of_rows(), cfg, want, isa, cancel)?;
         let (ranges, params): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
         (ranges, params, None, ms, fused)
     } else {
@@ -951,7 +1121,7 @@ pub fn quantize_tensor(
             .collect();
         let calibration_ms = started.elapsed().as_secs_f64() * 1e3;
         let kp: Vec<KernelParams> = params.iter().map(|p| KernelParams::new(p, cfg)).collect();
-        let fused = fused_dispatch(values, &layout, &kp, &split, want, cfg, cancel)?;
+        let fused = fused_dispatch(values, &layout, &kp, &split, want, cfg, isa, cancel)?;
         (ranges, params, curve, calibration_ms, fused)
     };
 
@@ -970,6 +1140,7 @@ pub fn quantize_tensor(
             &Split::None,
             Outputs::default(),
             cfg,
+            isa,
             cancel,
         )?;
         // Counts below 2^53 convert exactly.
@@ -1026,215 +1197,8 @@ pub fn quantize_tensor(
         tail_group: layout.tail(),
         curve,
         calibration_ms,
+        encoded: None,
     })
-}
-
-/// Hand-vectorised AVX2 kernels (selected at run time; see [`has_avx2`]).
-///
-/// Each one performs, lane for lane, exactly the IEEE operations of its scalar counterpart
-/// (`code_offset`, `LaneAcc::lane`, the select-based min/max) in the same order and without
-/// FMA, so both give the same bits. Element j of every block of 8 is lane j, as in
-/// [`LaneAcc`]. Only value intrinsics are used (no pointer loads or stores): vectors are built
-/// from `&[f32; 8]` and lanes read back with extract intrinsics.
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::{
-        __m256, __m256d, __m256i, _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_LT_OQ, _CMP_UNORD_Q, _mm_cvtsd_f64,
-        _mm_unpackhi_pd, _mm256_add_pd, _mm256_add_ps, _mm256_and_pd, _mm256_and_ps,
-        _mm256_and_si256, _mm256_andnot_ps, _mm256_castpd256_pd128, _mm256_castps_si256,
-        _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_castsi256_ps, _mm256_cmp_ps,
-        _mm256_cmpgt_epi32, _mm256_cvtps_pd, _mm256_div_ps, _mm256_extract_epi32,
-        _mm256_extractf128_pd, _mm256_extractf128_ps, _mm256_max_pd, _mm256_max_ps, _mm256_min_ps,
-        _mm256_mul_pd, _mm256_mul_ps, _mm256_or_ps, _mm256_set1_epi32, _mm256_set1_epi64x,
-        _mm256_set1_ps, _mm256_setr_pd, _mm256_setr_ps, _mm256_setzero_si256, _mm256_sub_epi32,
-        _mm256_sub_pd, _mm256_sub_ps,
-    };
-
-    use super::super::kernel::{KernelParams, RHAZ, RNE, code_offset};
-    use super::super::metrics::{F32_ABS_MASK, F32_INF_BITS, LANES, LaneAcc};
-
-    /// 1.5 * 2^23, the rounding constant of `kernel::round_small` (same value).
-    const MAGIC: f32 = 12_582_912.0;
-
-    /// Blocks of 8 between flushes of the i32 count lanes (far below 2^31 per lane).
-    const COUNT_FLUSH: usize = 1 << 16;
-
-    /// Eight f32 from an array (one unaligned load after optimisation).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn load8(a: &[f32; 8]) -> __m256 {
-        _mm256_setr_ps(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
-    }
-
-    /// Lanes 0..4 or 4..8 of an accumulator array.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn load4(a: &[f64; LANES], hi: bool) -> __m256d {
-        let o = if hi { 4 } else { 0 };
-        _mm256_setr_pd(a[o], a[o + 1], a[o + 2], a[o + 3])
-    }
-
-    /// Writes a vector back to lanes 0..4 or 4..8.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn store4(v: __m256d, a: &mut [f64; LANES], hi: bool) {
-        let o = if hi { 4 } else { 0 };
-        let l = _mm256_castpd256_pd128(v);
-        let h = _mm256_extractf128_pd::<1>(v);
-        a[o] = _mm_cvtsd_f64(l);
-        a[o + 1] = _mm_cvtsd_f64(_mm_unpackhi_pd(l, l));
-        a[o + 2] = _mm_cvtsd_f64(h);
-        a[o + 3] = _mm_cvtsd_f64(_mm_unpackhi_pd(h, h));
-    }
-
-    /// Adds the eight i32 count lanes to u64 lanes.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn flush_counts(c: __m256i, a: &mut [u64; LANES]) {
-        let v = [
-            _mm256_extract_epi32::<0>(c),
-            _mm256_extract_epi32::<1>(c),
-            _mm256_extract_epi32::<2>(c),
-            _mm256_extract_epi32::<3>(c),
-            _mm256_extract_epi32::<4>(c),
-            _mm256_extract_epi32::<5>(c),
-            _mm256_extract_epi32::<6>(c),
-            _mm256_extract_epi32::<7>(c),
-        ];
-        for (slot, n) in a.iter_mut().zip(v) {
-            // Counts are non-negative and below 2^31.
-            *slot += u64::from(n.unsigned_abs());
-        }
-    }
-
-    /// Quantizes `x` with `k` and adds the errors to `lanes` (codes and x_hat not stored):
-    /// the vector form of `run_same` without outputs.
-    #[target_feature(enable = "avx2")]
-    pub(super) fn measure_run<const R: u8, const RECIP: bool>(
-        x: &[f32],
-        k: &KernelParams,
-        lanes: &mut LaneAcc,
-    ) {
-        let scale = _mm256_set1_ps(k.scale);
-        let inv = _mm256_set1_ps(k.inv_scale);
-        let lo1 = _mm256_set1_ps(k.lo - 1.0);
-        let hi1 = _mm256_set1_ps(k.hi + 1.0);
-        let lo = _mm256_set1_ps(k.lo);
-        let hi = _mm256_set1_ps(k.hi);
-        let magic = _mm256_set1_ps(MAGIC);
-        let one = _mm256_set1_ps(1.0);
-        let half = _mm256_set1_ps(0.5);
-        let neg_half = _mm256_set1_ps(-0.5);
-        let zero = _mm256_set1_ps(0.0);
-        // Bit masks: reinterpreting the u32/u64 constants as i32/i64 is the point.
-        let abs_i = _mm256_set1_epi32(F32_ABS_MASK as i32);
-        let inf_i = _mm256_set1_epi32(F32_INF_BITS as i32);
-        let abs_pd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFF_FFFF_FFFF_FFFF));
-
-        let (blocks, tail) = x.as_chunks::<8>();
-        let mut acc = [[_mm256_castsi256_pd(_mm256_setzero_si256()); 2]; 6];
-        for (h, hi_half) in [false, true].into_iter().enumerate() {
-            acc[0][h] = load4(&lanes.e2, hi_half);
-            acc[1][h] = load4(&lanes.abs_e, hi_half);
-            acc[2][h] = load4(&lanes.max_e, hi_half);
-            acc[3][h] = load4(&lanes.x2, hi_half);
-            acc[4][h] = load4(&lanes.xh2, hi_half);
-            acc[5][h] = load4(&lanes.x_xh, hi_half);
-        }
-        for group in blocks.chunks(COUNT_FLUSH) {
-            let mut n_fin = _mm256_setzero_si256();
-            let mut n_nan = _mm256_setzero_si256();
-            let mut n_clip = _mm256_setzero_si256();
-            for x8 in group {
-                let xv = load8(x8);
-                let v = if RECIP {
-                    _mm256_mul_ps(xv, inv)
-                } else {
-                    _mm256_div_ps(xv, scale)
-                };
-                // v.max(lo - 1).min(hi + 1): max_ps returns its second operand for NaN.
-                let vc = _mm256_min_ps(_mm256_max_ps(v, lo1), hi1);
-                let r0 = _mm256_sub_ps(_mm256_add_ps(vc, magic), magic);
-                let r = if R == RNE {
-                    r0
-                } else {
-                    let d = _mm256_sub_ps(vc, r0);
-                    let up = _mm256_cmp_ps::<_CMP_EQ_OQ>(d, half);
-                    if R == RHAZ {
-                        let up = _mm256_and_ps(up, _mm256_cmp_ps::<_CMP_GT_OQ>(vc, zero));
-                        let down = _mm256_and_ps(
-                            _mm256_cmp_ps::<_CMP_EQ_OQ>(d, neg_half),
-                            _mm256_cmp_ps::<_CMP_LT_OQ>(vc, zero),
-                        );
-                        _mm256_sub_ps(
-                            _mm256_add_ps(r0, _mm256_and_ps(up, one)),
-                            _mm256_and_ps(down, one),
-                        )
-                    } else {
-                        _mm256_add_ps(r0, _mm256_and_ps(up, one))
-                    }
-                };
-                let clipped = _mm256_or_ps(
-                    _mm256_cmp_ps::<_CMP_LT_OQ>(r, lo),
-                    _mm256_cmp_ps::<_CMP_GT_OQ>(r, hi),
-                );
-                let rq = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
-                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(xv, xv);
-                let off = _mm256_andnot_ps(nan, rq);
-                let clipped = _mm256_andnot_ps(nan, clipped);
-                let xh = _mm256_mul_ps(scale, off);
-
-                let abs_bits = _mm256_and_si256(_mm256_castps_si256(xv), abs_i);
-                let finite = _mm256_cmpgt_epi32(inf_i, abs_bits);
-                let is_nan = _mm256_cmpgt_epi32(abs_bits, inf_i);
-                let fm = _mm256_castsi256_ps(finite);
-                let xf = _mm256_and_ps(xv, fm);
-                let hf = _mm256_and_ps(xh, fm);
-                let xd = [
-                    _mm256_cvtps_pd(_mm256_castps256_ps128(xf)),
-                    _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(xf)),
-                ];
-                let hd = [
-                    _mm256_cvtps_pd(_mm256_castps256_ps128(hf)),
-                    _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(hf)),
-                ];
-                for h in 0..2 {
-                    let e = _mm256_sub_pd(hd[h], xd[h]);
-                    let ae = _mm256_and_pd(e, abs_pd);
-                    acc[0][h] = _mm256_add_pd(acc[0][h], _mm256_mul_pd(e, e));
-                    acc[1][h] = _mm256_add_pd(acc[1][h], ae);
-                    acc[2][h] = _mm256_max_pd(ae, acc[2][h]);
-                    acc[3][h] = _mm256_add_pd(acc[3][h], _mm256_mul_pd(xd[h], xd[h]));
-                    acc[4][h] = _mm256_add_pd(acc[4][h], _mm256_mul_pd(hd[h], hd[h]));
-                    acc[5][h] = _mm256_add_pd(acc[5][h], _mm256_mul_pd(xd[h], hd[h]));
-                }
-                n_fin = _mm256_sub_epi32(n_fin, finite);
-                n_nan = _mm256_sub_epi32(n_nan, is_nan);
-                n_clip = _mm256_sub_epi32(
-                    n_clip,
-                    _mm256_and_si256(_mm256_castps_si256(clipped), finite),
-                );
-            }
-            flush_counts(n_fin, &mut lanes.finite);
-            flush_counts(n_nan, &mut lanes.nan);
-            flush_counts(n_clip, &mut lanes.clipped);
-        }
-        for (h, hi_half) in [false, true].into_iter().enumerate() {
-            store4(acc[0][h], &mut lanes.e2, hi_half);
-            store4(acc[1][h], &mut lanes.abs_e, hi_half);
-            store4(acc[2][h], &mut lanes.max_e, hi_half);
-            store4(acc[3][h], &mut lanes.x2, hi_half);
-            store4(acc[4][h], &mut lanes.xh2, hi_half);
-            store4(acc[5][h], &mut lanes.x_xh, hi_half);
-        }
-        // usize fits in u64.
-        lanes.seen += (blocks.len() * 8) as u64;
-        for (j, &v) in tail.iter().enumerate() {
-            let (off, cl) = code_offset::<R, RECIP>(v, k);
-            lanes.lane(j, v, k.scale * off, cl);
-        }
-        lanes.seen += tail.len() as u64;
-    }
 }
 
 #[cfg(test)]
@@ -1269,67 +1233,333 @@ mod tests {
         v
     }
 
-    #[test]
-    fn vector_and_scalar_kernels_give_the_same_bits() {
-        let x = awkward(4099);
-        let cases = [
-            (Preset::OnnxRuntime, None),
-            (Preset::PyTorch, None),
-            (Preset::TfLite, None),
-            (Preset::OnnxRuntime, Some(Rounding::HalfUp)),
-        ];
-        for (preset, rounding) in cases {
-            for scheme in [Scheme::Symmetric, Scheme::Asymmetric] {
-                let cfg = QuantConfig {
-                    scheme,
-                    preset,
-                    rounding,
-                    ..QuantConfig::default()
-                };
-                // S = 0.25 (or close) makes x/S land exactly on .5 for the 0.125 steps.
-                let p = params_from_range(-31.75, 31.75, &cfg);
-                let k = KernelParams::new(&p, &cfg);
-                let conv = cfg.convention();
-                let (mut a, mut b) = (LaneAcc::default(), LaneAcc::default());
-                let mut deq = vec![0f32; x.len()];
-                match (rule_code(conv.rounding), conv.reciprocal) {
-                    (RNE, false) => {
-                        run_best::<RNE, false>(&x, &k, None, None, &mut a);
-                        run_same::<RNE, false>(&x, &k, None, Some(&mut deq), &mut b);
-                    }
-                    (RNE, true) => {
-                        run_best::<RNE, true>(&x, &k, None, None, &mut a);
-                        run_same::<RNE, true>(&x, &k, None, Some(&mut deq), &mut b);
-                    }
-                    (RHAZ, false) => {
-                        run_best::<RHAZ, false>(&x, &k, None, None, &mut a);
-                        run_same::<RHAZ, false>(&x, &k, None, Some(&mut deq), &mut b);
-                    }
-                    (RHU, false) => {
-                        run_best::<RHU, false>(&x, &k, None, None, &mut a);
-                        run_same::<RHU, false>(&x, &k, None, Some(&mut deq), &mut b);
-                    }
-                    other => panic!("unexpected convention {other:?}"),
+    /// The vector instruction sets this CPU runs (each is compared with the scalar reference).
+    fn vector_isas() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+
+    /// Every field of `m` as bits, so that equal NaN metrics (a range with an infinity gives
+    /// them) compare equal and any other difference, down to the last bit, does not.
+    fn metric_bits(m: &crate::quant::Metrics) -> [u64; 11] {
+        [
+            m.count,
+            m.mse.to_bits(),
+            m.rmse.to_bits(),
+            m.mae.to_bits(),
+            m.max_abs_error.to_bits(),
+            m.sqnr_db.to_bits(),
+            m.cosine.map_or(u64::MAX, f64::to_bits),
+            m.clipped_fraction.to_bits(),
+            m.clipped,
+            m.nan_count,
+            m.inf_count,
+        ]
+    }
+
+    /// Every (tie rule, divide/reciprocal) pair the kernels are instantiated for.
+    fn conventions() -> Vec<QuantConfig> {
+        let mut out = Vec::new();
+        for preset in [Preset::OnnxRuntime, Preset::PyTorch] {
+            for rounding in [None, Some(Rounding::HalfAway), Some(Rounding::HalfUp)] {
+                for scheme in [Scheme::Symmetric, Scheme::Asymmetric] {
+                    out.push(QuantConfig {
+                        scheme,
+                        preset,
+                        rounding,
+                        ..QuantConfig::default()
+                    });
                 }
-                let (mut ma, mut mb) = (MetricAcc::default(), MetricAcc::default());
-                a.flush_into(&mut ma);
-                b.flush_into(&mut mb);
-                assert_eq!(ma, mb, "{preset:?} {scheme:?}");
-                // And both agree with the per-element reference on every code.
-                for (&v, &d) in x.iter().zip(&deq) {
+            }
+        }
+        out
+    }
+
+    /// [`measure_segs`] with the const parameters of `cfg`'s convention.
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        cfg: &QuantConfig,
+        isa: Isa,
+        x: &[f32],
+        segs: &[Seg],
+        kp: &[KernelParams],
+        codes: Option<&mut [i32]>,
+        deq: Option<&mut [f32]>,
+        lanes: &mut LaneAcc,
+    ) {
+        let cols = ParamColumns::new(kp);
+        let conv = cfg.convention();
+        let (i, c) = (isa, &cols);
+        match (rule_code(conv.rounding), conv.reciprocal) {
+            (RNE, false) => measure_segs::<RNE, false>(i, x, segs, kp, c, codes, deq, lanes),
+            (RNE, true) => measure_segs::<RNE, true>(i, x, segs, kp, c, codes, deq, lanes),
+            (RHAZ, false) => measure_segs::<RHAZ, false>(i, x, segs, kp, c, codes, deq, lanes),
+            (RHAZ, true) => measure_segs::<RHAZ, true>(i, x, segs, kp, c, codes, deq, lanes),
+            (_, false) => measure_segs::<RHU, false>(i, x, segs, kp, c, codes, deq, lanes),
+            (_, true) => measure_segs::<RHU, true>(i, x, segs, kp, c, codes, deq, lanes),
+        }
+    }
+
+    /// Every lane of every sum and count, as bits.
+    fn lane_bits(l: &LaneAcc) -> Vec<u64> {
+        let sums = [&l.e2, &l.abs_e, &l.max_e, &l.x2, &l.xh2, &l.x_xh];
+        let mut v: Vec<u64> = sums.iter().flat_map(|a| a.map(f64::to_bits)).collect();
+        v.extend(l.finite.iter().chain(&l.clipped).chain(&l.nan));
+        v.push(l.seen);
+        v
+    }
+
+    /// Awkward runs over `n` elements: one run of everything; runs of assorted lengths (1 to
+    /// 100, many with a partial last block) each with its own group; and rows of 37 (and a
+    /// first partial row starting at group 5) whose elements use consecutive groups.
+    fn awkward_segs(n: usize) -> Vec<(&'static str, Vec<Seg>)> {
+        let whole = vec![Seg {
+            start: 0,
+            end: n,
+            run: Run::Same(0),
+        }];
+        let mut assorted = Vec::new();
+        let mut at = 0;
+        for (g, len) in [1, 5, 8, 13, 16, 17, 31, 32, 100, 7, 24, 40]
+            .iter()
+            .cycle()
+            .enumerate()
+        {
+            if at >= n {
+                break;
+            }
+            let end = (at + len).min(n);
+            assorted.push(Seg {
+                start: at,
+                end,
+                run: Run::Same(g % 37),
+            });
+            at = end;
+        }
+        let mut rows = vec![Seg {
+            start: 0,
+            end: 32,
+            run: Run::Consecutive(5),
+        }];
+        let mut at = 32;
+        while at < n {
+            let end = (at + 37).min(n);
+            rows.push(Seg {
+                start: at,
+                end,
+                run: Run::Consecutive(0),
+            });
+            at = end;
+        }
+        vec![("whole", whole), ("assorted", assorted), ("rows", rows)]
+    }
+
+    #[test]
+    fn every_kernel_gives_the_scalar_bits_on_awkward_runs() {
+        let x = awkward(4099);
+        let n = x.len();
+        // 37 groups: S = 0.25 (x/S lands exactly on .5 for the 0.125 steps), narrow and wide
+        // ranges, an empty range (the degenerate rule) and a tiny one (v far out of range).
+        let ranges = [
+            (-31.75, 31.75),
+            (-3.0, 5.0),
+            (0.0, 0.0),
+            (-1e-30, 1e-30),
+            (-300.0, 2.0),
+            (-0.5, 1e6),
+        ];
+        for cfg in conventions() {
+            let kp: Vec<KernelParams> = (0..37)
+                .map(|g| {
+                    let (lo, hi) = ranges[g % ranges.len()];
+                    KernelParams::new(&params_from_range(lo, hi, &cfg), &cfg)
+                })
+                .collect();
+            for (name, segs) in awkward_segs(n) {
+                for (want_codes, want_deq) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let run = |isa: Isa| {
+                        let mut lanes = LaneAcc::default();
+                        let mut codes = vec![i32::MIN; n];
+                        let mut deq = vec![-1.0f32; n];
+                        measure(
+                            &cfg,
+                            isa,
+                            &x,
+                            &segs,
+                            &kp,
+                            want_codes.then_some(&mut codes[..]),
+                            want_deq.then_some(&mut deq[..]),
+                            &mut lanes,
+                        );
+                        let deq: Vec<u32> = deq.iter().map(|d| d.to_bits()).collect();
+                        (lane_bits(&lanes), codes, deq)
+                    };
+                    let reference = run(Isa::Scalar);
+                    assert_eq!(
+                        reference.0.last(),
+                        Some(&(n as u64)),
+                        "{name}: every element seen"
+                    );
+                    for isa in vector_isas() {
+                        let got = run(isa);
+                        let what =
+                            format!("{isa:?} {name} {cfg:?} codes {want_codes} deq {want_deq}");
+                        assert_eq!(got.0, reference.0, "lanes, {what}");
+                        assert_eq!(got.1, reference.1, "codes, {what}");
+                        assert_eq!(got.2, reference.2, "dequantized, {what}");
+                    }
+                    // The scalar reference agrees with the per-element kernel on every value.
+                    if want_codes && want_deq {
+                        for s in &segs {
+                            for (j, &v) in x.iter().enumerate().take(s.end).skip(s.start) {
+                                let g = match s.run {
+                                    Run::Same(g) => g,
+                                    Run::Consecutive(g) => g + j - s.start,
+                                };
+                                let (lo, hi) = ranges[g % ranges.len()];
+                                let p = params_from_range(lo, hi, &cfg);
+                                let q = crate::quant::quantize(v, &p, &cfg);
+                                let d = if v.is_nan() {
+                                    f32::NAN
+                                } else {
+                                    p.real_from_code(q)
+                                };
+                                assert_eq!(reference.1[j], q, "{name} {cfg:?} x = {v}");
+                                assert_eq!(reference.2[j], d.to_bits(), "{name} {cfg:?} x = {v}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantize_tensor_gives_the_same_result_on_every_kernel() {
+        let data = awkward(29 * 141);
+        let cases: Vec<(Vec<usize>, Granularity, Calibration)> = vec![
+            (vec![29 * 141], Granularity::PerTensor, Calibration::MinMax),
+            // One pass over contiguous rows (minmax), and the two-pass path (percentile).
+            (
+                vec![29, 141],
+                Granularity::PerChannel { axis: 0 },
+                Calibration::MinMax,
+            ),
+            (
+                vec![29, 141],
+                Granularity::PerChannel { axis: 0 },
+                Calibration::Percentile(99.0),
+            ),
+            // Consecutive groups (inner size 1), and strided channels of 59 (outer 3).
+            (
+                vec![29, 141],
+                Granularity::PerChannel { axis: 1 },
+                Calibration::MinMax,
+            ),
+            (
+                vec![3, 23, 59],
+                Granularity::PerChannel { axis: 1 },
+                Calibration::MinMax,
+            ),
+            // Groups with a tail of 13 and of 1 per row.
+            (
+                vec![29, 141],
+                Granularity::PerGroup { size: 32 },
+                Calibration::MinMax,
+            ),
+            (
+                vec![29, 141],
+                Granularity::PerGroup { size: 7 },
+                Calibration::MinMax,
+            ),
+        ];
+        let all = Outputs {
+            codes: true,
+            dequantized: true,
+        };
+        for base in conventions() {
+            for (shape, granularity, calibration) in &cases {
+                let cfg = QuantConfig {
+                    granularity: *granularity,
+                    calibration: *calibration,
+                    ..base.clone()
+                };
+                let x = &data[..shape.iter().product::<usize>()];
+                let go = |isa: Isa, want: Outputs| {
+                    quantize_with(x, shape, &cfg, want, isa, &Cancel::never()).expect("valid")
+                };
+                let reference = go(Isa::Scalar, all);
+                let lean = go(Isa::Scalar, Outputs::default());
+                assert_eq!(
+                    metric_bits(&lean.metrics),
+                    metric_bits(&reference.metrics),
+                    "{cfg:?}"
+                );
+                let bits = |r: &QuantResult| -> Vec<u32> {
+                    r.dequantized
+                        .iter()
+                        .flatten()
+                        .map(|d| d.to_bits())
+                        .collect()
+                };
+                for isa in vector_isas() {
+                    for want in [
+                        all,
+                        Outputs::default(),
+                        Outputs {
+                            codes: false,
+                            dequantized: true,
+                        },
+                    ] {
+                        let got = go(isa, want);
+                        let what = format!("{isa:?} {cfg:?} {want:?}");
+                        assert_eq!(
+                            metric_bits(&got.metrics),
+                            metric_bits(&reference.metrics),
+                            "{what}"
+                        );
+                        let scale_bits = |r: &QuantResult| -> Vec<u32> {
+                            r.scales.iter().map(|s| s.to_bits()).collect()
+                        };
+                        assert_eq!(scale_bits(&got), scale_bits(&reference), "{what}");
+                        assert_eq!(got.zero_points, reference.zero_points, "{what}");
+                        if want.codes {
+                            assert_eq!(got.codes, reference.codes, "{what}");
+                        }
+                        if want.dequantized {
+                            assert_eq!(bits(&got), bits(&reference), "{what}");
+                        }
+                    }
+                }
+                // Codes and dequantized values are the per-element kernel's.
+                let layout = GroupLayout::new(shape, *granularity).expect("layout");
+                let codes = reference.codes.as_ref().expect("asked for");
+                let deq = reference.dequantized.as_ref().expect("asked for");
+                for (i, &v) in x.iter().enumerate() {
+                    let g = layout.group_of(i);
+                    let p = params_from_range(reference.clip_min[g], reference.clip_max[g], &cfg);
                     let q = crate::quant::quantize(v, &p, &cfg);
-                    let want = if v.is_nan() {
+                    assert_eq!(codes[i], q, "{cfg:?} element {i}");
+                    let d = if v.is_nan() {
                         f32::NAN
                     } else {
                         p.real_from_code(q)
                     };
-                    assert!(
-                        d.to_bits() == want.to_bits() || (d.is_nan() && want.is_nan()),
-                        "{v}: {d} vs {want}"
-                    );
+                    assert_eq!(deq[i].to_bits(), d.to_bits(), "{cfg:?} element {i}");
                 }
-                // The lanes count every element once.
-                assert_eq!(ma.count + ma.nan + ma.inf, x.len() as u64);
             }
         }
     }

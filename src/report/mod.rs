@@ -53,6 +53,9 @@ pub struct SettingsReport {
     pub outlier_threshold: Option<String>,
     /// The code range [qmin, qmax].
     pub code_range: [i32; 2],
+    /// "int" for the affine integer scheme above, else the deployed format's CLI name
+    /// ("q4_k", "nvfp4", …), which then decides every bit and makes the fields above moot.
+    pub format: &'static str,
 }
 
 impl SettingsReport {
@@ -94,6 +97,7 @@ impl SettingsReport {
             outliers,
             outlier_threshold,
             code_range: [qmin, qmax],
+            format: cfg.format.map_or("int", |f| f.name()),
         }
     }
 }
@@ -101,6 +105,9 @@ impl SettingsReport {
 impl SettingsReport {
     /// A few words naming the settings ("int8 symmetric, per group of 128, minmax").
     pub fn short(&self) -> String {
+        if self.format != "int" {
+            return self.format.to_string();
+        }
         let granularity = match (self.granularity, self.axis, self.group_size) {
             ("channel", Some(a), _) => format!("per channel (axis {a})"),
             ("group", _, Some(g)) => format!("per group of {g}"),
@@ -282,6 +289,7 @@ impl TensorReport {
             "name": self.name,
             "dtype": self.dtype,
             "shape": self.shape,
+            "format": self.settings.format,
             "settings": self.settings,
             "clip_min": per_group(&clip_min, per_tensor, detail),
             "clip_max": per_group(&clip_max, per_tensor, detail),
@@ -311,15 +319,23 @@ impl TensorReport {
     }
 
     /// The CSV header matching [`TensorReport::csv_row`].
-    pub const CSV_HEADER: &'static str = "name,dtype,shape,bits,scheme,preset,rounding,granularity,calibration,outliers,clip_min,clip_max,mse,rmse,mae,max_abs_error,sqnr_db,cosine,clipped_fraction,bits_per_weight,outlier_count,outlier_fraction,elapsed_ms";
+    pub const CSV_HEADER: &'static str = "name,dtype,shape,bits,scheme,preset,rounding,granularity,calibration,outliers,clip_min,clip_max,mse,rmse,mae,max_abs_error,sqnr_db,cosine,clipped_fraction,bits_per_weight,outlier_count,outlier_fraction,elapsed_ms,format";
 
     /// One CSV line (per-group clip ranges are summarised by their extremes).
     pub fn csv_row(&self) -> String {
         let r = &self.result;
         let m = &r.metrics;
         let (lows, highs) = self.clip_ranges();
-        let clip_min = lows.into_iter().fold(f64::INFINITY, f64::min);
-        let clip_max = highs.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        // A deployed format has no clip range (its scales live in its blocks): empty cells.
+        let extreme = |values: Vec<f64>, start: f64, pick: fn(f64, f64) -> f64| {
+            if values.is_empty() {
+                String::new()
+            } else {
+                values.into_iter().fold(start, pick).to_string()
+            }
+        };
+        let clip_min = extreme(lows, f64::INFINITY, f64::min);
+        let clip_max = extreme(highs, f64::NEG_INFINITY, f64::max);
         let shape: Vec<String> = self.shape.iter().map(ToString::to_string).collect();
         let s = &self.settings;
         let cells = [
@@ -333,8 +349,8 @@ impl TensorReport {
             s.granularity.to_string(),
             s.calibration.to_string(),
             s.outliers.to_string(),
-            clip_min.to_string(),
-            clip_max.to_string(),
+            clip_min,
+            clip_max,
             m.mse.to_string(),
             m.rmse.to_string(),
             m.mae.to_string(),
@@ -346,6 +362,7 @@ impl TensorReport {
             r.outliers.count.to_string(),
             r.outliers.fraction.to_string(),
             format!("{:.3}", self.elapsed_ms),
+            self.settings.format.to_string(),
         ];
         cells.join(",")
     }
@@ -353,14 +370,21 @@ impl TensorReport {
     /// One line of a Markdown table: name, settings, SQNR, MSE, bits per weight.
     pub fn markdown_row(&self) -> String {
         let m = &self.result.metrics;
+        let settings = if self.settings.format == "int" {
+            format!(
+                "{}-bit {} {} {}",
+                self.settings.bits,
+                self.settings.scheme,
+                self.settings.granularity,
+                self.settings.calibration
+            )
+        } else {
+            self.settings.format.to_string()
+        };
         format!(
-            "| {} | {} | {}-bit {} {} {} | {:.2} | {:.4e} | {:.3} |",
+            "| {} | {} | {settings} | {:.2} | {:.4e} | {:.3} |",
             self.name.replace('|', "\\|"),
             self.dtype,
-            self.settings.bits,
-            self.settings.scheme,
-            self.settings.granularity,
-            self.settings.calibration,
             m.sqnr_db,
             m.mse,
             self.result.bits_per_weight

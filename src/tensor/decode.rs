@@ -23,6 +23,8 @@ pub(crate) const CHUNK: usize = 1 << 16;
 pub(crate) enum DecodeFailure {
     /// The cancel token fired.
     Cancelled,
+    /// The dtype is valid but not decoded by this program.
+    Unsupported(String),
     /// The bytes do not match the element count (a bug or a file changed under us).
     Corrupt(String),
 }
@@ -152,8 +154,39 @@ pub(crate) fn decode_slice(
         | DType::NVFP4 => {
             gguf_blocks::dequantize(dtype, bytes, out).map_err(DecodeFailure::Corrupt)?
         }
+        DType::Q8_1
+        | DType::Q8K
+        | DType::IQ2_XXS
+        | DType::IQ2_XS
+        | DType::IQ3_XXS
+        | DType::IQ1_S
+        | DType::IQ3_S
+        | DType::IQ2_S
+        | DType::IQ4_XS
+        | DType::IQ1_M
+        | DType::Q4_0_4_4
+        | DType::Q4_0_4_8
+        | DType::Q4_0_8_8
+        | DType::TQ1_0
+        | DType::TQ2_0
+        | DType::IQ4_NL_4_4
+        | DType::IQ4_NL_4_8
+        | DType::IQ4_NL_8_8
+        | DType::Q1_0
+        | DType::Q2_0 => return Err(unsupported_block(dtype)),
     }
     Ok(())
+}
+
+/// The refusal for a GGUF block type quantscope lists but has no dequantizer for.
+fn unsupported_block(dtype: DType) -> DecodeFailure {
+    let id = super::ggml_type_id(dtype)
+        .map(|id| format!(" (ggml type {id})"))
+        .unwrap_or_default();
+    DecodeFailure::Unsupported(format!(
+        "{dtype}{id} blocks are not decoded by quantscope: the tensor is listed with its size, \
+         but its values cannot be shown or quantized"
+    ))
 }
 
 /// The 64-entry table of an FP6 dtype (E3M2 for anything but E2M3).
@@ -189,6 +222,7 @@ pub(crate) fn swap_bytes(dtype: DType, bytes: &[u8]) -> Vec<u8> {
 
 /// Decodes a whole tensor of `numel` elements in parallel chunks of [`CHUNK`] elements,
 /// checking `cancel` between chunks and reporting progress in elements.
+#[cfg(test)]
 pub(crate) fn decode_all(
     dtype: DType,
     bytes: &[u8],
@@ -197,6 +231,25 @@ pub(crate) fn decode_all(
     shape: &[usize],
     cancel: &Cancel,
 ) -> Result<Vec<f32>, DecodeFailure> {
+    decode_all_releasing(dtype, bytes, numel, layout, shape, cancel, &|_| {})
+}
+
+/// As `decode_all`, calling `release` with each chunk's source bytes once they are decoded
+/// (the model drops those pages of a memory map from the process, so decoding a file-backed
+/// tensor holds only its f32 copy, not also the mapped file).
+pub(crate) fn decode_all_releasing(
+    dtype: DType,
+    bytes: &[u8],
+    numel: usize,
+    layout: &Layout,
+    shape: &[usize],
+    cancel: &Cancel,
+    release: &(dyn Fn(&[u8]) + Sync),
+) -> Result<Vec<f32>, DecodeFailure> {
+    // Refuse before allocating the output.
+    if dtype.is_block() && !dtype.is_decodable() {
+        return Err(unsupported_block(dtype));
+    }
     let mut out = vec![0.0f32; numel];
     cancel.add_total(u64::try_from(numel).unwrap_or(u64::MAX));
     out.par_chunks_mut(CHUNK)
@@ -217,6 +270,7 @@ pub(crate) fn decode_all(
             } else {
                 decode_slice(dtype, src, chunk)?;
             }
+            release(src);
             cancel.add_done(u64::try_from(chunk.len()).unwrap_or(0));
             Ok(())
         })?;
@@ -513,6 +567,7 @@ mod tests {
                 blocks in 1usize..600,
             ) {
                 let dtype = DType::ALL[dtype_index];
+                prop_assume!(dtype.is_decodable());
                 // Enough elements to span several chunks for small blocks.
                 let numel = match dtype.packing() {
                     Packing::Block { elements, .. } => blocks * elements,

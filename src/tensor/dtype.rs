@@ -4,9 +4,10 @@ use std::fmt;
 
 /// The element type of a stored tensor, as written in the file.
 ///
-/// Scalar types hold one value per element; the GGUF block formats (`Q8_0` … `Q6K`, `IQ4NL`,
-/// `MXFP4`, `NVFP4`) hold a fixed number of elements per block together with the block's
-/// scale(s).
+/// Scalar types hold one value per element; the GGUF block formats (`Q8_0` … `Q2_0`) hold a
+/// fixed number of elements per block together with the block's scale(s). Every ggml type a
+/// GGUF file may hold has a variant, so such a file always opens and lists with correct byte
+/// sizes; [`DType::is_decodable`] says which ones quantscope can turn into f32.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
@@ -69,14 +70,54 @@ pub enum DType {
     Q5K,
     /// GGUF Q6_K: super-blocks of 256 6-bit codes, 16 sub-blocks with int8 scales.
     Q6K,
+    /// GGUF Q8_1: blocks of 32 int8 codes with an f16 scale and an f16 sum (llama.cpp's activation format). Listed, not decoded.
+    Q8_1,
+    /// GGUF Q8_K: super-blocks of 256 int8 codes with an f32 scale and 16 int16 partial sums. Listed, not decoded.
+    Q8K,
+    /// GGUF IQ2_XXS: 2.06-bit importance quantization (E8 lattice codebook). Listed, not decoded.
+    IQ2_XXS,
+    /// GGUF IQ2_XS: 2.31-bit importance quantization. Listed, not decoded.
+    IQ2_XS,
+    /// GGUF IQ3_XXS: 3.06-bit importance quantization. Listed, not decoded.
+    IQ3_XXS,
+    /// GGUF IQ1_S: 1.56-bit importance quantization. Listed, not decoded.
+    IQ1_S,
     /// GGUF IQ4_NL (ggml type 20): blocks of 32 4-bit indices into a fixed non-linear table of
     /// 16 int8 levels, with one f16 scale.
     IQ4NL,
+    /// GGUF IQ3_S: 3.44-bit importance quantization. Listed, not decoded.
+    IQ3_S,
+    /// GGUF IQ2_S: 2.5-bit importance quantization. Listed, not decoded.
+    IQ2_S,
+    /// GGUF IQ4_XS: 4.25-bit non-linear codebook super-blocks. Listed, not decoded.
+    IQ4_XS,
+    /// GGUF IQ1_M: 1.75-bit importance quantization. Listed, not decoded.
+    IQ1_M,
+    /// GGUF Q4_0_4_4 (type 31, since removed from ggml): Q4_0 blocks interleaved 4 rows by 4 bytes. Listed, not decoded.
+    Q4_0_4_4,
+    /// GGUF Q4_0_4_8 (type 32, since removed from ggml): Q4_0 blocks interleaved 4 rows by 8 bytes. Listed, not decoded.
+    Q4_0_4_8,
+    /// GGUF Q4_0_8_8 (type 33, since removed from ggml): Q4_0 blocks interleaved 8 rows by 8 bytes. Listed, not decoded.
+    Q4_0_8_8,
+    /// GGUF TQ1_0: ternary weights, 1.69 bits each. Listed, not decoded.
+    TQ1_0,
+    /// GGUF TQ2_0: ternary weights, 2.06 bits each. Listed, not decoded.
+    TQ2_0,
+    /// GGUF IQ4_NL_4_4 (type 36, since removed from ggml): IQ4_NL blocks interleaved 4 by 4. Listed, not decoded.
+    IQ4_NL_4_4,
+    /// GGUF IQ4_NL_4_8 (type 37, since removed from ggml): IQ4_NL blocks interleaved 4 by 8. Listed, not decoded.
+    IQ4_NL_4_8,
+    /// GGUF IQ4_NL_8_8 (type 38, since removed from ggml): IQ4_NL blocks interleaved 8 by 8. Listed, not decoded.
+    IQ4_NL_8_8,
     /// ggml's MXFP4 (GGUF type 39): blocks of 32 E2M1 codes with one E8M0 scale byte.
     MXFP4,
     /// ggml's NVFP4 (GGUF type 40): blocks of 64 E2M1 codes in 4 sub-blocks of 16, each with a
     /// UE4M3 scale byte (no per-tensor scale).
     NVFP4,
+    /// GGUF Q1_0: blocks of 128 one-bit codes with one f16 scale. Listed, not decoded.
+    Q1_0,
+    /// GGUF Q2_0: blocks of 64 two-bit codes with one f16 scale. Listed, not decoded.
+    Q2_0,
 }
 
 /// How a dtype lays out its elements in bytes.
@@ -96,7 +137,7 @@ pub enum Packing {
 
 impl DType {
     /// Every dtype, in declaration order (handy for tests and menus).
-    pub const ALL: [DType; 32] = [
+    pub const ALL: [DType; 52] = [
         DType::Bool,
         DType::U8,
         DType::I8,
@@ -126,9 +167,29 @@ impl DType {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::Q8_1,
+        DType::Q8K,
+        DType::IQ2_XXS,
+        DType::IQ2_XS,
+        DType::IQ3_XXS,
+        DType::IQ1_S,
         DType::IQ4NL,
+        DType::IQ3_S,
+        DType::IQ2_S,
+        DType::IQ4_XS,
+        DType::IQ1_M,
+        DType::Q4_0_4_4,
+        DType::Q4_0_4_8,
+        DType::Q4_0_8_8,
+        DType::TQ1_0,
+        DType::TQ2_0,
+        DType::IQ4_NL_4_4,
+        DType::IQ4_NL_4_8,
+        DType::IQ4_NL_8_8,
         DType::MXFP4,
         DType::NVFP4,
+        DType::Q1_0,
+        DType::Q2_0,
     ];
 
     /// The name as the file formats spell it: safetensors names (`"F8_E4M3"`, `"BF16"`) and
@@ -164,9 +225,29 @@ impl DType {
             DType::Q4K => "Q4_K",
             DType::Q5K => "Q5_K",
             DType::Q6K => "Q6_K",
+            DType::Q8_1 => "Q8_1",
+            DType::Q8K => "Q8_K",
+            DType::IQ2_XXS => "IQ2_XXS",
+            DType::IQ2_XS => "IQ2_XS",
+            DType::IQ3_XXS => "IQ3_XXS",
+            DType::IQ1_S => "IQ1_S",
             DType::IQ4NL => "IQ4_NL",
+            DType::IQ3_S => "IQ3_S",
+            DType::IQ2_S => "IQ2_S",
+            DType::IQ4_XS => "IQ4_XS",
+            DType::IQ1_M => "IQ1_M",
+            DType::Q4_0_4_4 => "Q4_0_4_4",
+            DType::Q4_0_4_8 => "Q4_0_4_8",
+            DType::Q4_0_8_8 => "Q4_0_8_8",
+            DType::TQ1_0 => "TQ1_0",
+            DType::TQ2_0 => "TQ2_0",
+            DType::IQ4_NL_4_4 => "IQ4_NL_4_4",
+            DType::IQ4_NL_4_8 => "IQ4_NL_4_8",
+            DType::IQ4_NL_8_8 => "IQ4_NL_8_8",
             DType::MXFP4 => "MXFP4",
             DType::NVFP4 => "NVFP4",
+            DType::Q1_0 => "Q1_0",
+            DType::Q2_0 => "Q2_0",
         }
     }
 
@@ -209,9 +290,92 @@ impl DType {
             | DType::Q4K
             | DType::Q5K
             | DType::Q6K
+            | DType::Q8_1
+            | DType::Q8K
+            | DType::IQ2_XXS
+            | DType::IQ2_XS
+            | DType::IQ3_XXS
+            | DType::IQ1_S
+            | DType::IQ4NL
+            | DType::IQ3_S
+            | DType::IQ2_S
+            | DType::IQ4_XS
+            | DType::IQ1_M
+            | DType::Q4_0_4_4
+            | DType::Q4_0_4_8
+            | DType::Q4_0_8_8
+            | DType::TQ1_0
+            | DType::TQ2_0
+            | DType::IQ4_NL_4_4
+            | DType::IQ4_NL_4_8
+            | DType::IQ4_NL_8_8
+            | DType::MXFP4
+            | DType::NVFP4
+            | DType::Q1_0
+            | DType::Q2_0 => true,
+        }
+    }
+
+    /// True when quantscope decodes this type to f32. False for the GGUF block types it has no
+    /// dequantizer for (IQ* but IQ4_NL, TQ*, Q8_1, Q8_K, Q1_0, Q2_0 and the removed interleaved
+    /// Q4_0/IQ4_NL types): tensors of those types are listed with their sizes, and
+    /// decoding one gives [`LoadError::Unsupported`] naming the type.
+    ///
+    /// [`LoadError::Unsupported`]: super::LoadError::Unsupported
+    pub fn is_decodable(&self) -> bool {
+        match self {
+            DType::Bool
+            | DType::U8
+            | DType::I8
+            | DType::I16
+            | DType::U16
+            | DType::I32
+            | DType::U32
+            | DType::I64
+            | DType::U64
+            | DType::F16
+            | DType::BF16
+            | DType::F32
+            | DType::F64
+            | DType::F8E4M3
+            | DType::F8E5M2
+            | DType::F8E8M0
+            | DType::F4
+            | DType::F6E2M3
+            | DType::F6E3M2
+            | DType::Q8_0
+            | DType::Q4_0
+            | DType::Q4_1
+            | DType::Q5_0
+            | DType::Q5_1
+            | DType::Q2K
+            | DType::Q3K
+            | DType::Q4K
+            | DType::Q5K
+            | DType::Q6K
             | DType::IQ4NL
             | DType::MXFP4
             | DType::NVFP4 => true,
+            DType::Q8_1
+            | DType::Q8K
+            | DType::IQ2_XXS
+            | DType::IQ2_XS
+            | DType::IQ3_XXS
+            | DType::IQ1_S
+            | DType::IQ3_S
+            | DType::IQ2_S
+            | DType::IQ4_XS
+            | DType::IQ1_M
+            | DType::Q4_0_4_4
+            | DType::Q4_0_4_8
+            | DType::Q4_0_8_8
+            | DType::TQ1_0
+            | DType::TQ2_0
+            | DType::IQ4_NL_4_4
+            | DType::IQ4_NL_4_8
+            | DType::IQ4_NL_8_8
+            | DType::Q1_0
+            | DType::Q2_0 => false,
         }
     }
 
@@ -271,7 +435,81 @@ impl DType {
                 elements: 256,
                 bytes: 210,
             },
+            // Sizes from ggml_blck_size / ggml_type_size of the ggml library (libggml 0.20.2, see
+            // scripts/ggml_type_sizes.py); the removed interleaved types kept Q4_0's and IQ4_NL's.
+            DType::Q8_1 => Packing::Block {
+                elements: 32,
+                bytes: 36,
+            },
+            DType::Q8K => Packing::Block {
+                elements: 256,
+                bytes: 292,
+            },
+            DType::IQ2_XXS => Packing::Block {
+                elements: 256,
+                bytes: 66,
+            },
+            DType::IQ2_XS => Packing::Block {
+                elements: 256,
+                bytes: 74,
+            },
+            DType::IQ3_XXS => Packing::Block {
+                elements: 256,
+                bytes: 98,
+            },
+            DType::IQ1_S => Packing::Block {
+                elements: 256,
+                bytes: 50,
+            },
             DType::IQ4NL => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::IQ3_S => Packing::Block {
+                elements: 256,
+                bytes: 110,
+            },
+            DType::IQ2_S => Packing::Block {
+                elements: 256,
+                bytes: 82,
+            },
+            DType::IQ4_XS => Packing::Block {
+                elements: 256,
+                bytes: 136,
+            },
+            DType::IQ1_M => Packing::Block {
+                elements: 256,
+                bytes: 56,
+            },
+            DType::Q4_0_4_4 => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::Q4_0_4_8 => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::Q4_0_8_8 => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::TQ1_0 => Packing::Block {
+                elements: 256,
+                bytes: 54,
+            },
+            DType::TQ2_0 => Packing::Block {
+                elements: 256,
+                bytes: 66,
+            },
+            DType::IQ4_NL_4_4 => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::IQ4_NL_4_8 => Packing::Block {
+                elements: 32,
+                bytes: 18,
+            },
+            DType::IQ4_NL_8_8 => Packing::Block {
                 elements: 32,
                 bytes: 18,
             },
@@ -282,6 +520,14 @@ impl DType {
             DType::NVFP4 => Packing::Block {
                 elements: 64,
                 bytes: 36,
+            },
+            DType::Q1_0 => Packing::Block {
+                elements: 128,
+                bytes: 18,
+            },
+            DType::Q2_0 => Packing::Block {
+                elements: 64,
+                bytes: 18,
             },
         }
     }
@@ -307,9 +553,11 @@ impl DType {
             Packing::Block { elements, bytes } => {
                 let elements = u64::try_from(elements).ok()?;
                 let bytes = u64::try_from(bytes).ok()?;
-                numel
-                    .is_multiple_of(elements)
-                    .then(|| numel / elements * bytes)
+                // A header may declare any element count: the byte count must not overflow.
+                if !numel.is_multiple_of(elements) {
+                    return None;
+                }
+                (numel / elements).checked_mul(bytes)
             }
         }
     }
@@ -358,6 +606,84 @@ mod tests {
         assert_eq!(DType::Q4_0.size_bytes_for(64), Some(36));
         assert_eq!(DType::Q4_0.size_bytes_for(48), None);
         assert_eq!(DType::F64.size_bytes_for(u64::MAX), None);
+        // Whole blocks whose byte count overflows u64 (a fuzzed GGUF header, fuzz/regressions/
+        // gguf/): Q8_0 is 32 elements in 34 bytes, so a block count that fits as elements can
+        // overflow as bytes.
+        assert_eq!(DType::Q8_0.size_bytes_for(u64::MAX / 32 * 32), None);
+        let most_blocks = u64::MAX / 34;
+        assert_eq!(
+            DType::Q8_0.size_bytes_for(most_blocks * 32),
+            Some(most_blocks * 34)
+        );
+    }
+
+    #[test]
+    fn ggml_block_sizes_match_the_ggml_library() {
+        // (name, ggml_blck_size, ggml_type_size) as libggml 0.20.2 reports them
+        // (scripts/ggml_type_sizes.py); the removed interleaved types as ggml defined them.
+        let table: [(&str, usize, usize); 33] = [
+            ("Q4_0", 32, 18),
+            ("Q4_1", 32, 20),
+            ("Q5_0", 32, 22),
+            ("Q5_1", 32, 24),
+            ("Q8_0", 32, 34),
+            ("Q8_1", 32, 36),
+            ("Q2_K", 256, 84),
+            ("Q3_K", 256, 110),
+            ("Q4_K", 256, 144),
+            ("Q5_K", 256, 176),
+            ("Q6_K", 256, 210),
+            ("Q8_K", 256, 292),
+            ("IQ2_XXS", 256, 66),
+            ("IQ2_XS", 256, 74),
+            ("IQ3_XXS", 256, 98),
+            ("IQ1_S", 256, 50),
+            ("IQ4_NL", 32, 18),
+            ("IQ3_S", 256, 110),
+            ("IQ2_S", 256, 82),
+            ("IQ4_XS", 256, 136),
+            ("IQ1_M", 256, 56),
+            ("Q4_0_4_4", 32, 18),
+            ("Q4_0_4_8", 32, 18),
+            ("Q4_0_8_8", 32, 18),
+            ("TQ1_0", 256, 54),
+            ("TQ2_0", 256, 66),
+            ("IQ4_NL_4_4", 32, 18),
+            ("IQ4_NL_4_8", 32, 18),
+            ("IQ4_NL_8_8", 32, 18),
+            ("MXFP4", 32, 17),
+            ("NVFP4", 64, 36),
+            ("Q1_0", 128, 18),
+            ("Q2_0", 64, 18),
+        ];
+        for (name, elements, bytes) in table {
+            let dtype = DType::from_name(name).unwrap();
+            assert_eq!(
+                dtype.packing(),
+                Packing::Block { elements, bytes },
+                "{name}"
+            );
+        }
+        let blocks = DType::ALL.iter().filter(|d| d.is_block()).count();
+        assert_eq!(blocks, table.len());
+    }
+
+    #[test]
+    fn undecodable_types_are_the_ones_without_a_decoder() {
+        let undecodable: Vec<&str> = DType::ALL
+            .iter()
+            .filter(|d| !d.is_decodable())
+            .map(|d| d.name())
+            .collect();
+        assert_eq!(undecodable.len(), 20);
+        assert!(undecodable.contains(&"IQ2_XXS") && undecodable.contains(&"TQ1_0"));
+        assert!(DType::IQ4NL.is_decodable() && DType::MXFP4.is_decodable());
+        assert!(DType::Q4K.is_decodable() && DType::F4.is_decodable());
+        assert!(DType::F6E2M3.is_decodable() && DType::F6E3M2.is_decodable());
+        // MXFP4: 32 elements in 17 bytes = 4.25 bits; NVFP4: 64 in 36 = 4.5 bits.
+        assert_eq!(DType::MXFP4.bits_per_element(), 4.25);
+        assert_eq!(DType::NVFP4.bits_per_element(), 4.5);
+        assert_eq!(DType::IQ2_XXS.size_bytes_for(512), Some(132));
     }
 
     #[test]

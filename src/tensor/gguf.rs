@@ -5,6 +5,7 @@
 //! innermost-first, u32 ggml type, u64 offset), then the data section aligned to
 //! `general.alignment` (default 32). Offsets are relative to the data section.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::decode::Layout;
@@ -32,11 +33,12 @@ pub(crate) fn load(path: &Path) -> Result<Part, LoadError> {
     })
 }
 
-/// The dtype of a ggml type id, `Err(name)` for ids that exist in ggml but are not decoded
-/// here, `Err("")` for unknown ids.
-pub(super) fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
+/// The dtype of a ggml type id, `None` for ids ggml does not define (4 and 5 were removed
+/// before GGUF existed). Types quantscope cannot decode still map to a dtype, so their tensors
+/// are listed with correct sizes (see [`DType::is_decodable`]).
+pub(super) fn dtype_of(type_id: u32) -> Option<DType> {
     // Ids from llama.cpp ggml/include/ggml.h `enum ggml_type`.
-    Ok(match type_id {
+    Some(match type_id {
         0 => DType::F32,
         1 => DType::F16,
         2 => DType::Q4_0,
@@ -44,33 +46,41 @@ pub(super) fn dtype_of(type_id: u32) -> Result<DType, &'static str> {
         6 => DType::Q5_0,
         7 => DType::Q5_1,
         8 => DType::Q8_0,
+        9 => DType::Q8_1,
         10 => DType::Q2K,
         11 => DType::Q3K,
         12 => DType::Q4K,
         13 => DType::Q5K,
         14 => DType::Q6K,
+        15 => DType::Q8K,
+        16 => DType::IQ2_XXS,
+        17 => DType::IQ2_XS,
+        18 => DType::IQ3_XXS,
+        19 => DType::IQ1_S,
+        20 => DType::IQ4NL,
+        21 => DType::IQ3_S,
+        22 => DType::IQ2_S,
+        23 => DType::IQ4_XS,
         24 => DType::I8,
         25 => DType::I16,
         26 => DType::I32,
         27 => DType::I64,
         28 => DType::F64,
+        29 => DType::IQ1_M,
         30 => DType::BF16,
-        20 => DType::IQ4NL,
+        31 => DType::Q4_0_4_4,
+        32 => DType::Q4_0_4_8,
+        33 => DType::Q4_0_8_8,
+        34 => DType::TQ1_0,
+        35 => DType::TQ2_0,
+        36 => DType::IQ4_NL_4_4,
+        37 => DType::IQ4_NL_4_8,
+        38 => DType::IQ4_NL_8_8,
         39 => DType::MXFP4,
         40 => DType::NVFP4,
-        9 => return Err("Q8_1"),
-        15 => return Err("Q8_K"),
-        16 => return Err("IQ2_XXS"),
-        17 => return Err("IQ2_XS"),
-        18 => return Err("IQ3_XXS"),
-        19 => return Err("IQ1_S"),
-        21 => return Err("IQ3_S"),
-        22 => return Err("IQ2_S"),
-        23 => return Err("IQ4_XS"),
-        29 => return Err("IQ1_M"),
-        34 => return Err("TQ1_0"),
-        35 => return Err("TQ2_0"),
-        _ => return Err(""),
+        41 => DType::Q1_0,
+        42 => DType::Q2_0,
+        _ => return None,
     })
 }
 
@@ -150,8 +160,24 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one value of GGUF type `ty`, returning it as text (arrays abbreviated) and, for
-    /// unsigned integers, its numeric value.
-    fn value(&mut self, ty: u32, depth: u32) -> Result<(String, Option<u64>), LoadError> {
+    /// unsigned integers, its numeric value. With `render` false the text is left empty: array
+    /// items past the preview are only skipped over (a vocabulary holds 10^5 strings).
+    fn value(
+        &mut self,
+        ty: u32,
+        depth: u32,
+        render: bool,
+    ) -> Result<(String, Option<u64>), LoadError> {
+        let (text, unsigned) = self.value_text(ty, depth, render)?;
+        Ok((if render { text } else { String::new() }, unsigned))
+    }
+
+    fn value_text(
+        &mut self,
+        ty: u32,
+        depth: u32,
+        render: bool,
+    ) -> Result<(String, Option<u64>), LoadError> {
         Ok(match ty {
             0 => {
                 let v = self.array::<1>("u8 value")?[0];
@@ -191,10 +217,15 @@ impl<'a> Reader<'a> {
                 };
                 (text.to_string(), None)
             }
-            8 => (
-                String::from_utf8_lossy(self.bytes("string value")?).into_owned(),
-                None,
-            ),
+            8 => {
+                let bytes = self.bytes("string value")?;
+                let text = if render {
+                    String::from_utf8_lossy(bytes).into_owned()
+                } else {
+                    String::new()
+                };
+                (text, None)
+            }
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
                     return Err(
@@ -206,11 +237,15 @@ impl<'a> Reader<'a> {
                 let mut items = Vec::new();
                 let mut index = 0u64;
                 while index < count {
-                    let (text, _) = self.value(item_type, depth + 1)?;
-                    if items.len() < ARRAY_PREVIEW {
+                    let shown = render && items.len() < ARRAY_PREVIEW;
+                    let (text, _) = self.value(item_type, depth + 1, shown)?;
+                    if shown {
                         items.push(text);
                     }
                     index += 1;
+                }
+                if !render {
+                    return Ok((String::new(), None));
                 }
                 let mut text = format!("[{}", items.join(", "));
                 if count > ARRAY_PREVIEW as u64 {
@@ -267,7 +302,7 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, LoadError> {
     for _ in 0..kv_count {
         let key = r.string("a metadata key")?;
         let ty = r.u32("a metadata value type")?;
-        let (text, unsigned) = r.value(ty, 0)?;
+        let (text, unsigned) = r.value(ty, 0, true)?;
         if key == "general.alignment" {
             alignment = match (ty, unsigned) {
                 (4, Some(a)) if a > 0 && a.is_power_of_two() => a,
@@ -282,6 +317,7 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, LoadError> {
     }
 
     let mut infos: Vec<RawInfo> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for _ in 0..tensor_count {
         let name = r.string("a tensor name")?;
         let n_dims = r.u32("a tensor's dimension count")?;
@@ -296,24 +332,11 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, LoadError> {
         }
         let type_id = r.u32("a tensor type")?;
         let offset = r.u64("a tensor offset")?;
-        let dtype = match dtype_of(type_id) {
-            Ok(d) => d,
-            Err("") => {
-                return Err(LoadError::UnknownDtype {
-                    path: path.to_path_buf(),
-                    tensor: name,
-                    dtype: format!("ggml type {type_id}"),
-                });
-            }
-            Err(known) => {
-                return Err(LoadError::Unsupported {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "tensor '{name}' has ggml type {known}, which is not decoded yet"
-                    ),
-                });
-            }
-        };
+        let dtype = dtype_of(type_id).ok_or_else(|| LoadError::UnknownDtype {
+            path: path.to_path_buf(),
+            tensor: name.clone(),
+            dtype: format!("ggml type {type_id}"),
+        })?;
         let numel = dims
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
@@ -346,7 +369,8 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Parsed, LoadError> {
                     "tensor '{name}': dimension too large for this machine"
                 ))
             })?;
-        if infos.iter().any(|i| i.name == name) {
+        // A set, not a scan of `infos`: a small file can hold 10^5 tensor infos.
+        if !seen.insert(name.clone()) {
             return Err(r.malformed(format!("tensor name '{name}' appears twice")));
         }
         infos.push(RawInfo {
@@ -569,10 +593,10 @@ mod tests {
             parse(p(), &unknown).unwrap_err(),
             LoadError::UnknownDtype { .. }
         ));
-        let iq2 = to_bytes(&[], &[("t", vec![256], 16, vec![0; 66])], 32);
-        let e = parse(p(), &iq2).unwrap_err();
+        let removed = to_bytes(&[], &[("t", vec![32], 4, vec![0; 32])], 32);
+        let e = parse(p(), &removed).unwrap_err();
         assert!(
-            matches!(&e, LoadError::Unsupported { message, .. } if message.contains("IQ2_XXS")),
+            matches!(&e, LoadError::UnknownDtype { dtype, .. } if dtype == "ggml type 4"),
             "{e}"
         );
         let short_row = to_bytes(&[], &[("t", vec![16], 8, vec![0; 17])], 32);
@@ -585,6 +609,37 @@ mod tests {
             parse(p(), &bad_align).unwrap_err(),
             LoadError::Malformed { .. }
         ));
+    }
+
+    #[test]
+    fn undecodable_types_list_with_their_sizes() {
+        // One tensor of every ggml type id 0..=42 that ggml defines, 512 elements each (a
+        // multiple of every block size), in id order.
+        let ids: Vec<u32> = (0..=42).filter(|&id| dtype_of(id).is_some()).collect();
+        assert_eq!(ids.len(), 41);
+        let names: Vec<String> = ids.iter().map(|id| format!("t{id}")).collect();
+        let tensors: Vec<(&str, Vec<u64>, u32, Vec<u8>)> = ids
+            .iter()
+            .zip(&names)
+            .map(|(&id, name)| {
+                let size = dtype_of(id).and_then(|d| d.size_bytes_for(512)).unwrap();
+                (name.as_str(), vec![512], id, vec![0u8; size as usize])
+            })
+            .collect();
+        let buf = to_bytes(&[], &tensors, 32);
+        let (loaded, _) = parse(p(), &buf).unwrap();
+        assert_eq!(loaded.len(), 41);
+        let by_id = |id: u32| &loaded[ids.iter().position(|&i| i == id).unwrap()];
+        // IQ2_XXS: 2 super-blocks of 66 bytes; MXFP4: 16 blocks of 17; NVFP4: 8 blocks of 36;
+        // Q8_1: 16 blocks of 36 (ggml's block_q8_1, not gguf-py's 40).
+        assert_eq!((by_id(16).dtype, by_id(16).len), (DType::IQ2_XXS, 132));
+        assert_eq!((by_id(39).dtype, by_id(39).len), (DType::MXFP4, 272));
+        assert_eq!((by_id(40).dtype, by_id(40).len), (DType::NVFP4, 288));
+        assert_eq!((by_id(9).dtype, by_id(9).len), (DType::Q8_1, 576));
+        for id in ids {
+            let dtype = dtype_of(id).unwrap();
+            assert_eq!(super::super::ggml_type_id(dtype), Some(id), "{dtype}");
+        }
     }
 
     #[test]

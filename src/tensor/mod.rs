@@ -186,6 +186,31 @@ impl Model {
         Self::assemble(name, parts)
     }
 
+    /// Opens one model file whose bytes are already in memory, exactly as [`Model::open`] opens
+    /// that file from disk: the format comes from `file_name`'s extension, else from the magic
+    /// bytes; the same parser validates it; error messages name `file_name`. An index file
+    /// (`*.index.json`) names other files and cannot be opened this way.
+    pub fn from_file_bytes(file_name: &str, bytes: Vec<u8>) -> Result<Model, LoadError> {
+        let path = PathBuf::from(file_name);
+        let format = match format_from_name(&path) {
+            Some(format) => format,
+            None => format_from_magic(&path, bytes.get(..9).unwrap_or(&bytes))?,
+        };
+        let part = match format {
+            Format::Safetensors => store::part_from(safetensors::parse(&path, &bytes)?, bytes),
+            Format::Gguf => store::part_from(gguf::parse(&path, &bytes)?, bytes),
+            Format::Npy => npy::npy_part(&path, Store::Owned(bytes))?,
+            Format::Npz => npy::npz_part(&path, Store::Owned(bytes))?,
+            Format::SafetensorsIndex => {
+                return Err(LoadError::Unsupported {
+                    path,
+                    message: "an index file names other files; open it from disk".into(),
+                });
+            }
+        };
+        Self::assemble(display_name(&path), vec![(path, part)])
+    }
+
     /// An in-memory model (the app's built-in demo, tests). Byte sizes must match dtype and
     /// shape, and names must be unique.
     pub fn from_tensors(
@@ -315,8 +340,22 @@ impl Model {
             numel,
         })?;
         let bytes = self.raw_bytes(index)?;
-        decode::decode_all(info.dtype, bytes, count, &slot.layout, &info.shape, cancel)
-            .map_err(|f| self.failure(info, f))
+        let store = self.stores.get(slot.store);
+        let release = |done: &[u8]| {
+            if let Some(store) = store {
+                store.release(done);
+            }
+        };
+        decode::decode_all_releasing(
+            info.dtype,
+            bytes,
+            count,
+            &slot.layout,
+            &info.shape,
+            cancel,
+            &release,
+        )
+        .map_err(|f| self.failure(info, f))
     }
 
     /// Element `flat` (row-major index) of tensor `index`, decoding only what it needs (one
@@ -348,6 +387,10 @@ impl Model {
     fn failure(&self, info: &TensorInfo, failure: DecodeFailure) -> LoadError {
         match failure {
             DecodeFailure::Cancelled => LoadError::Cancelled,
+            DecodeFailure::Unsupported(message) => LoadError::Unsupported {
+                path: self.path_of(info),
+                message: format!("tensor '{}': {message}", info.name),
+            },
             DecodeFailure::Corrupt(message) => LoadError::Malformed {
                 path: self.path_of(info),
                 message: format!("tensor '{}': {message}", info.name),
@@ -395,10 +438,29 @@ impl Model {
     }
 
     fn open_index(index: &Path) -> Result<Model, LoadError> {
-        let text = std::fs::read_to_string(index).map_err(|source| LoadError::Io {
+        let io = |source| LoadError::Io {
             path: index.to_path_buf(),
             source,
-        })?;
+        };
+        let file = store::open_regular_file(index)?;
+        let len = file.metadata().map_err(io)?.len();
+        // Real index files are kilobytes to a few megabytes; refuse to read a huge one.
+        if len > MAX_INDEX_LEN {
+            return Err(LoadError::Malformed {
+                path: index.to_path_buf(),
+                message: format!(
+                    "index file of {len} bytes is over the {MAX_INDEX_LEN}-byte limit"
+                ),
+            });
+        }
+        let mut text = String::new();
+        {
+            use std::io::Read;
+            // `take` bounds the read even if the file grows after the length check.
+            file.take(MAX_INDEX_LEN)
+                .read_to_string(&mut text)
+                .map_err(io)?;
+        }
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| LoadError::BadJson {
                 path: index.to_path_buf(),
@@ -423,6 +485,18 @@ impl Model {
         shard_names.sort();
         shard_names.dedup();
         let dir = index.parent().unwrap_or(Path::new("."));
+        // Shards live beside the index: a name that is absolute or climbs out with `..` could
+        // make a downloaded index open any file on the machine.
+        for file in &shard_names {
+            let plain = Path::new(file)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain || file.is_empty() {
+                return Err(malformed(format!(
+                    "weight_map names shard '{file}', which is not a relative path inside the index's folder"
+                )));
+            }
+        }
         let shards: Vec<PathBuf> = shard_names.iter().map(|f| dir.join(f)).collect();
         let mut model = Self::open_many(&shards)?;
         for (tensor, file) in &wanted {
@@ -519,29 +593,54 @@ fn load_part(path: &Path, format: Format) -> Result<Part, LoadError> {
     }
 }
 
-/// The format of `path`, by extension, else by its first bytes.
-fn detect_format(path: &Path) -> Result<Format, LoadError> {
+/// The longest `*.safetensors.index.json` file [`Model::open`] reads (100 MB, the limit the
+/// safetensors format sets for a header).
+const MAX_INDEX_LEN: u64 = 100_000_000;
+
+/// The format of `path` by its name alone, if the name says.
+fn format_from_name(path: &Path) -> Option<Format> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     if file_name.ends_with(".index.json") {
-        return Ok(Format::SafetensorsIndex);
+        return Some(Format::SafetensorsIndex);
     }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => return Ok(Format::Safetensors),
-        Some("gguf") => return Ok(Format::Gguf),
-        Some("npy") => return Ok(Format::Npy),
-        Some("npz") => return Ok(Format::Npz),
-        _ => {}
+        Some("safetensors") => Some(Format::Safetensors),
+        Some("gguf") => Some(Format::Gguf),
+        Some("npy") => Some(Format::Npy),
+        Some("npz") => Some(Format::Npz),
+        _ => None,
+    }
+}
+
+/// The format whose magic bytes start `head` (up to the first 9 bytes of the file).
+fn format_from_magic(path: &Path, head: &[u8]) -> Result<Format, LoadError> {
+    if head.starts_with(b"GGUF") {
+        Ok(Format::Gguf)
+    } else if head.starts_with(b"\x93NUMPY") {
+        Ok(Format::Npy)
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Ok(Format::Npz)
+    } else if head.len() == 9 && head[8] == b'{' {
+        Ok(Format::Safetensors)
+    } else {
+        Err(LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The format of `path`, by extension, else by its first bytes.
+fn detect_format(path: &Path) -> Result<Format, LoadError> {
+    if let Some(format) = format_from_name(path) {
+        return Ok(format);
     }
     let mut head = [0u8; 9];
     let n = {
         use std::io::Read;
-        let mut file = std::fs::File::open(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut file = store::open_regular_file(path)?;
         let mut filled = 0;
         while filled < head.len() {
             match file.read(&mut head[filled..]) {
@@ -558,20 +657,7 @@ fn detect_format(path: &Path) -> Result<Format, LoadError> {
         }
         filled
     };
-    let head = &head[..n];
-    if head.starts_with(b"GGUF") {
-        Ok(Format::Gguf)
-    } else if head.starts_with(b"\x93NUMPY") {
-        Ok(Format::Npy)
-    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        Ok(Format::Npz)
-    } else if head.len() == 9 && head[8] == b'{' {
-        Ok(Format::Safetensors)
-    } else {
-        Err(LoadError::UnknownFormat {
-            path: path.to_path_buf(),
-        })
-    }
+    format_from_magic(path, &head[..n])
 }
 
 #[cfg(test)]

@@ -34,8 +34,12 @@ pub(crate) struct NpyHeader {
 
 /// Maps a `.npy` file read-only and parses its header; the tensor is named after the file stem.
 pub(crate) fn load_npy(path: &Path) -> Result<Part, LoadError> {
-    let map = super::store::map_file(path)?;
-    let header = parse_header(path, &map)?;
+    npy_part(path, Store::Mapped(super::store::map_file(path)?))
+}
+
+/// The tensor of a whole `.npy` file held in `store`, named after the file stem of `path`.
+pub(crate) fn npy_part(path: &Path, store: Store) -> Result<Part, LoadError> {
+    let header = parse_header(path, store.bytes())?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -50,7 +54,7 @@ pub(crate) fn load_npy(path: &Path) -> Result<Part, LoadError> {
             len: header.size_bytes,
             layout: header.layout,
         }],
-        stores: vec![Store::Mapped(map)],
+        stores: vec![store],
         metadata: Vec::new(),
     })
 }
@@ -66,15 +70,16 @@ pub(crate) fn load_npz_bytes(path: &Path, bytes: Vec<u8>) -> Result<Part, LoadEr
     npz_part(path, Store::Owned(bytes))
 }
 
-/// The `.npz` archive in `archive_store`: stored members are read in place, deflated ones
-/// inflated into stores of their own.
-fn npz_part(path: &Path, archive_store: Store) -> Result<Part, LoadError> {
-    let map = archive_store.bytes();
+/// The `.npy` members of the `.npz` archive in `archive_store` (store 0 of the part): stored
+/// members are read in place, deflated ones inflated into stores of their own.
+pub(crate) fn npz_part(path: &Path, archive_store: Store) -> Result<Part, LoadError> {
+    let archive_bytes = archive_store.bytes();
     let zip_error = |e: zip::result::ZipError| LoadError::Malformed {
         path: path.to_path_buf(),
         message: format!("bad zip archive: {e}"),
     };
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(map)).map_err(zip_error)?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(archive_bytes)).map_err(zip_error)?;
     let mut tensors = Vec::new();
     let mut owned: Vec<Store> = Vec::new();
     for i in 0..archive.len() {
@@ -98,7 +103,7 @@ fn npz_part(path: &Path, archive_store: Store) -> Result<Part, LoadError> {
                 let start = usize::try_from(start).ok()?;
                 let len = usize::try_from(member.size()).ok()?;
                 let end = start.checked_add(len)?;
-                (end <= map.len()).then_some(start..end)
+                (end <= archive_bytes.len()).then_some(start..end)
             }),
             _ => None,
         };
@@ -112,16 +117,35 @@ fn npz_part(path: &Path, archive_store: Store) -> Result<Part, LoadError> {
             layout: header.layout,
         };
         if let Some(range) = stored_range {
-            let header = parse_header(&member_path, map.get(range.clone()).unwrap_or_default())?;
+            let header = parse_header(
+                &member_path,
+                archive_bytes.get(range.clone()).unwrap_or_default(),
+            )?;
             tensors.push(tensor(0, range.start, header));
         } else {
+            // Inflate at most the size the archive declares (plus one byte to notice a member
+            // that inflates past it): the buffer grows with the bytes actually produced, never
+            // to a size read from the header up front, and a deflate bomb stops at the
+            // declared size.
+            let declared = member.size();
             let mut buf = Vec::new();
-            member
+            (&mut member)
+                .take(declared.saturating_add(1))
                 .read_to_end(&mut buf)
                 .map_err(|e| LoadError::Malformed {
                     path: member_path.clone(),
                     message: format!("cannot read zip member: {e}"),
                 })?;
+            if buf.len() as u64 != declared {
+                return Err(LoadError::Malformed {
+                    path: member_path,
+                    message: format!(
+                        "zip member inflates to {}{} bytes but the archive declares {declared}",
+                        buf.len(),
+                        if buf.len() as u64 > declared { "+" } else { "" }
+                    ),
+                });
+            }
             let header = parse_header(&member_path, &buf)?;
             tensors.push(tensor(1 + owned.len(), 0, header));
             owned.push(Store::Owned(buf));

@@ -304,8 +304,16 @@ impl Derived {
             .and_then(|i| model.model.tensors().get(i).map(|t| (i, t.clone())));
         if state.show_lessons {
             // The lessons replace the main views: only their real-tensor runs are needed.
-            view.lesson = selected
+            // Lessons 7 and 8 prefer the built-in captured activations when the model has them.
+            let preferred = state
+                .settings
+                .lessons
+                .preferred_real_tensor()
+                .and_then(|name| model.model.find(name))
+                .and_then(|i| model.model.tensors().get(i).map(|t| (i, t.clone())));
+            view.lesson = preferred
                 .as_ref()
+                .or(selected.as_ref())
                 .filter(|(_, info)| info.dtype.is_float())
                 .map(|(index, info)| self.lesson_real(state, &model, *index, info));
             view.tensor = selected;

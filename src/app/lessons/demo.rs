@@ -1,11 +1,8 @@
-//! Deterministic stand-in data for the real-tensor parts of the lessons (used until the app
-//! passes the selected tensor), and the bounded sample the lessons compute on.
+//! A deterministic weight-like demo vector for the lessons' own tests of the real-tensor parts
+//! (in the app those parts run on the whole selected tensor through the derived layer's jobs).
 
 /// Values in the demo vector.
 pub const DEMO_LEN: usize = 20_000;
-
-/// The most values a lesson computes on; larger tensors are sampled with a fixed stride.
-pub const SAMPLE_MAX: usize = 65_536;
 
 /// splitmix64: a tiny, well-mixed deterministic generator (Steele, Lea, Flood 2014).
 #[derive(Debug, Clone)]
@@ -50,13 +47,6 @@ pub fn demo_vector() -> Vec<f32> {
     out
 }
 
-/// At most [`SAMPLE_MAX`] values taken with a fixed stride (every value when there are fewer),
-/// so lesson computations stay cheap on any tensor.
-pub fn strided_sample(values: &[f32]) -> Vec<f32> {
-    let stride = values.len().div_ceil(SAMPLE_MAX).max(1);
-    values.iter().step_by(stride).copied().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,14 +70,5 @@ mod tests {
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "var {var}");
         assert_eq!(a.iter().fold(0.0f32, |m, v| m.max(v.abs())), 20.0);
-    }
-
-    #[test]
-    fn sample_is_bounded_and_strided() {
-        assert_eq!(strided_sample(&[1.0, 2.0, 3.0]), vec![1.0, 2.0, 3.0]);
-        let big: Vec<f32> = (0..200_000).map(|i| i as f32).collect();
-        let s = strided_sample(&big);
-        assert!(s.len() <= SAMPLE_MAX);
-        assert_eq!(s.get(1), Some(&4.0));
     }
 }

@@ -12,6 +12,7 @@ pub mod asymmetric;
 pub mod compute;
 pub mod data_types;
 pub mod demo;
+pub mod derivation;
 pub mod entropy;
 pub mod minmax;
 pub mod mixed_precision;
@@ -143,7 +144,16 @@ pub struct LessonsState {
     pub symmetric: symmetric::SymmetricLesson,
     /// Lesson 10.
     pub asymmetric: asymmetric::AsymmetricLesson,
+    /// Whether lessons 7 and 8 run on the tensor selected in the main views even when the open
+    /// model holds the built-in captured activations (by default they run on those, so the
+    /// calibration lessons start from real activations).
+    pub on_selected_tensor: bool,
 }
+
+/// The captured activation lessons 7 and 8 run on when the open model holds it: the input of
+/// layer 1's FFN, whose few outlier dimensions (max |x| ≈ 30 against a 99th percentile of |x|
+/// ≈ 2.2) are what percentile and KL calibration are for.
+pub const LESSON_ACTIVATION: &str = "activations.encoder.layer.1.intermediate.dense.input";
 
 impl LessonsState {
     /// The runs on the selected tensor the open lesson shows (through the app's jobs): none
@@ -154,6 +164,14 @@ impl LessonsState {
             LessonId::Entropy => self.entropy.real_configs(),
             _ => Vec::new(),
         }
+    }
+
+    /// The tensor the open lesson's real-tensor part prefers to the selected one, when the
+    /// model holds it: the captured activation for lessons 7 and 8 (unless the learner asked
+    /// for the selected tensor).
+    pub fn preferred_real_tensor(&self) -> Option<&'static str> {
+        let calibration = matches!(self.current, LessonId::Percentile | LessonId::Entropy);
+        (calibration && !self.on_selected_tensor).then_some(LESSON_ACTIVATION)
     }
 
     /// Opens lesson `id`.
@@ -246,8 +264,8 @@ impl LessonsState {
             LessonId::VectorWise => self.vector_wise.ui(ui),
             LessonId::Outliers => self.outliers.ui(ui),
             LessonId::MinMax => self.minmax.ui(ui),
-            LessonId::Percentile => self.percentile.ui(ui, real),
-            LessonId::Entropy => self.entropy.ui(ui, real),
+            LessonId::Percentile => self.percentile.ui(ui, real, &mut self.on_selected_tensor),
+            LessonId::Entropy => self.entropy.ui(ui, real, &mut self.on_selected_tensor),
             LessonId::Symmetric => self.symmetric.ui(ui),
             LessonId::Asymmetric => self.asymmetric.ui(ui),
         }

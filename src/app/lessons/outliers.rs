@@ -1,16 +1,22 @@
 //! Lesson 5: one outlier blows up the range; keeping it in FP16 (the outlier split, as in
 //! LLM.int8()) and quantizing the rest with their own range, with the error before and after.
+//! The sentences say how many values were split off, whether the error really dropped and what
+//! the split costs, from the numbers shown.
 
 use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
 
 use super::compute::{Quantized, min_max, quantize_range};
+use super::derivation::derive;
 use super::widgets::{
-    self, Memo, VectorField, bits_key, fmt_f32, fmt_g, formula, note, para, section,
+    self, Memo, VectorField, bits_key, count, fmt_f32, fmt_g, formula, note, para, section,
 };
 use crate::cancel::Cancel;
 use crate::quant::tensor::Outputs;
 use crate::quant::{OutlierMode, OutlierThreshold, QuantConfig, Scheme, metrics, quantize_tensor};
+
+/// The thresholds the lesson accepts (the core needs τ > 0).
+pub const TAU_LIMIT: std::ops::RangeInclusive<f64> = 1.0e-6..=1.0e6;
 
 /// Lesson 5's inputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,10 +24,10 @@ use crate::quant::{OutlierMode, OutlierThreshold, QuantConfig, Scheme, metrics, 
 pub struct OutliersLesson {
     /// The vector (one value far from the rest by default).
     pub x: VectorField,
-    /// Threshold τ: values with |x| ≥ τ stay in FP16.
-    pub tau: f32,
-    /// Code width.
-    pub bits: u8,
+    /// Threshold τ: values with |x| ≥ τ stay in FP16 (as typed).
+    pub tau: f64,
+    /// Code width, as typed (limited to 2..=8).
+    pub bits: i32,
     #[serde(skip)]
     memo: Memo<(Vec<u32>, u32, u8), OutliersResult>,
 }
@@ -60,26 +66,36 @@ pub struct OutliersResult {
 }
 
 impl OutliersLesson {
+    /// τ in use: as typed, limited to [`TAU_LIMIT`], as the f32 the core compares with.
+    pub fn tau(&self) -> f32 {
+        // Within 1e-6..=1e6 after the limit: the f32 rounding is the core's own storage.
+        widgets::limit_real(self.tau, &TAU_LIMIT) as f32
+    }
+
     /// The quantization settings.
     pub fn config(&self) -> QuantConfig {
         QuantConfig {
-            bits: self.bits,
+            bits: widgets::bits_of(self.bits),
             scheme: Scheme::Symmetric,
             outliers: OutlierMode::Elements,
-            outlier_threshold: OutlierThreshold::Absolute(self.tau),
+            outlier_threshold: OutlierThreshold::Absolute(self.tau()),
             ..QuantConfig::default()
         }
     }
 
     /// The computed values for the current inputs (cached).
     pub fn result(&mut self) -> std::sync::Arc<OutliersResult> {
-        let key = (bits_key(self.x.values()), self.tau.to_bits(), self.bits);
+        let tau = self.tau();
+        let key = (
+            bits_key(self.x.values()),
+            tau.to_bits(),
+            widgets::bits_of(self.bits),
+        );
         let x = self.x.values().to_vec();
         let cfg = QuantConfig {
             outliers: OutlierMode::None,
             ..self.config()
         };
-        let tau = self.tau;
         let split_cfg = self.config();
         self.memo.get(key, |_| {
             let (lo, hi) = min_max(&x);
@@ -91,6 +107,7 @@ impl OutliersLesson {
                 .filter(|(_, o)| !**o)
                 .map(|(v, _)| *v)
                 .collect();
+            // No inliers: the range [0, 0] (nothing is quantized; the page says so).
             let (ilo, ihi) = min_max(&inlier_values);
             let inliers = quantize_range(&inlier_values, ilo, ihi, &cfg);
             // The after-split reconstruction is the core's fused pass with the outlier split.
@@ -154,16 +171,12 @@ impl OutliersLesson {
         section(ui, "Inputs");
         self.x.ui(ui, "Vector x:");
         ui.horizontal_wrapped(|ui| {
-            widgets::drag_f32(
-                ui,
-                "Outlier threshold τ:",
-                &mut self.tau,
-                0.001..=1.0e6,
-                0.1,
-            );
-            widgets::drag_u8(ui, "Bits b:", &mut self.bits, 2..=8);
+            widgets::real_input(ui, "Outlier threshold τ:", &mut self.tau, TAU_LIMIT, 0.1);
+            widgets::int_input(ui, "Bits b:", &mut self.bits, widgets::BITS);
         });
+        let cfg = self.config();
         let r = self.result();
+        let n = r.is_outlier.len();
         let k = r.is_outlier.iter().filter(|&&o| o).count();
         if let Some(e) = &r.error {
             ui.label(RichText::new(format!("Error: {e}")).color(ui.visuals().error_fg_color));
@@ -173,25 +186,44 @@ impl OutliersLesson {
         formula(
             ui,
             &format!(
-                "range [{}, {}] → S = {}",
+                "range [{}, {}]",
                 fmt_g(r.before.range.0, 5),
-                fmt_g(r.before.range.1, 5),
-                fmt_f32(r.before.params.scale)
+                fmt_g(r.before.range.1, 5)
             ),
         );
+        derivation_ui(ui, &cfg, &r.before);
         widgets::metrics_line(ui, &r.before);
 
         section(ui, "After: outliers in FP16, the rest quantized");
-        formula(
-            ui,
-            &format!(
-                "{} outlier(s) kept;  inlier range [{}, {}] → S = {}",
-                k,
-                fmt_g(r.inliers.range.0, 5),
-                fmt_g(r.inliers.range.1, 5),
-                fmt_f32(r.inliers.params.scale)
-            ),
-        );
+        if k == 0 {
+            para(
+                ui,
+                &format!(
+                    "No value has |x| ≥ τ = {}: nothing is split off, so after is the same as before.",
+                    fmt_g(f64::from(self.tau()), 6)
+                ),
+            );
+        } else if k == n {
+            para(
+                ui,
+                &format!(
+                    "Every value has |x| ≥ τ = {}: all {} are kept in FP16 and nothing is quantized.",
+                    fmt_g(f64::from(self.tau()), 6),
+                    n
+                ),
+            );
+        } else {
+            formula(
+                ui,
+                &format!(
+                    "{} kept in FP16;  inlier range [{}, {}]",
+                    count(k, "outlier", "outliers"),
+                    fmt_g(r.inliers.range.0, 5),
+                    fmt_g(r.inliers.range.1, 5),
+                ),
+            );
+            derivation_ui(ui, &cfg, &r.inliers);
+        }
         ui.label(format!(
             "MSE {}   ·   SQNR {} dB   ·   max |e| {}   ·   {} bits per value (codes, scale, and each outlier as FP16 value + 32-bit index)",
             fmt_g(r.after_metrics.mse, 6),
@@ -199,27 +231,8 @@ impl OutliersLesson {
             fmt_g(r.after_metrics.max_abs_error, 4),
             fmt_g(r.bits_per_value, 4)
         ));
-        let before_s = r.before.params.scale;
-        let after_s = r.inliers.params.scale;
-        if k > 0 && after_s > 0.0 {
-            note(
-                ui,
-                &format!(
-                    "The outlier made the step {}× wider. Without it the inliers get a step of {} \
-                     and the MSE drops by a factor of {}. The price: {} bits per value instead of {} \
-                     (each outlier is stored as a 16-bit value plus a 32-bit position; on a vector \
-                     this short one outlier is expensive, on a real tensor with 0.1 % outliers it \
-                     adds about 0.05 bits).",
-                    fmt_g(f64::from(before_s / after_s), 3),
-                    fmt_f32(after_s),
-                    fmt_g(
-                        r.before.metrics.mse / r.after_metrics.mse.max(f64::MIN_POSITIVE),
-                        3
-                    ),
-                    fmt_g(r.bits_per_value, 4),
-                    fmt_g(r.base_bits, 4)
-                ),
-            );
+        if k > 0 && r.error.is_none() {
+            note(ui, &split_sentence(&r, k, n));
         }
 
         section(ui, "Element by element");
@@ -273,13 +286,104 @@ impl OutliersLesson {
                 ui.end_row();
             }
         });
-        widgets::try_button(ui, &self.config())
+        widgets::try_button(ui, &cfg)
     }
+}
+
+/// The derivation of S for one range (symmetric, so z = 0).
+fn derivation_ui(ui: &mut Ui, cfg: &QuantConfig, q: &Quantized) {
+    let d = derive(cfg, q.range, &q.params);
+    if let Some(remark) = d.remark {
+        para(ui, &remark);
+    }
+    for line in d.lines {
+        formula(ui, &line);
+    }
+}
+
+/// What splitting off `k` of `n` values did to the step, the error and the size.
+pub fn split_sentence(r: &OutliersResult, k: usize, n: usize) -> String {
+    let (before_s, after_s) = (r.before.params.scale, r.inliers.params.scale);
+    let (before, after) = (r.before.metrics.mse, r.after_metrics.mse);
+    let who = if k == 1 {
+        "The outlier".to_string()
+    } else {
+        format!("The {k} outliers")
+    };
+    let mut s = if k < n && r.inliers.params.degenerate {
+        "The remaining values are all 0: they need no step at all. ".to_string()
+    } else if k < n && after_s > 0.0 {
+        format!(
+            "{who} made the step {}× wider: without {} the inliers get a step of {} instead of \
+             {}. ",
+            fmt_g(f64::from(before_s / after_s), 3),
+            if k == 1 { "it" } else { "them" },
+            fmt_f32(after_s),
+            fmt_f32(before_s)
+        )
+    } else {
+        String::new()
+    };
+    s.push_str(&if after < before {
+        if after == 0.0 {
+            format!("The MSE drops from {} to 0. ", fmt_g(before, 4))
+        } else {
+            format!(
+                "The MSE drops from {} to {}, a factor of {}. ",
+                fmt_g(before, 4),
+                fmt_g(after, 4),
+                fmt_g(before / after, 3)
+            )
+        }
+    } else if after > before {
+        format!(
+            "The MSE rises from {} to {}: FP16 rounds the kept values more coarsely than the \
+             codes did. ",
+            fmt_g(before, 4),
+            fmt_g(after, 4)
+        )
+    } else {
+        format!("The MSE stays {}. ", fmt_g(before, 4))
+    });
+    // The core's cost of each kept value, from its own bit counts.
+    let per_outlier = (r.bits_per_value - r.base_bits) * n as f64 / k as f64;
+    s.push_str(&format!(
+        "The price: {} bits per value instead of {}. Each outlier is stored as a 16-bit value \
+         plus a 32-bit position ({} bits): {} among {} values add {} bits per value here; on a \
+         real tensor with 0.1 % outliers they would add {} bits.",
+        fmt_g(r.bits_per_value, 4),
+        fmt_g(r.base_bits, 4),
+        fmt_g(per_outlier, 4),
+        count(k, "outlier", "outliers"),
+        n,
+        fmt_g(r.bits_per_value - r.base_bits, 4),
+        fmt_g(per_outlier * 0.001, 3)
+    ));
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentences_follow_the_split() {
+        let mut l = OutliersLesson::default();
+        let r = l.result();
+        let s = split_sentence(&r, 1, 8);
+        assert!(s.starts_with("The outlier made the step"), "{s}");
+        assert!(s.contains("The MSE drops from"), "{s}");
+        assert!(s.contains("(48 bits)"), "{s}");
+        assert!(s.contains("they would add 0.048 bits"), "{s}");
+        // [127, 0] at 8 bits: S = 1 is exact before; τ = 100 keeps 127 (exact in FP16) and the
+        // rest is all 0: the MSE stays 0 and no step is claimed.
+        l.x.set_text("127, 0");
+        l.tau = 100.0;
+        let r = l.result();
+        let s = split_sentence(&r, 1, 2);
+        assert!(s.contains("The MSE stays 0."), "{s}");
+        assert!(s.contains("need no step"), "{s}");
+    }
 
     #[test]
     fn split_keeps_outlier_and_shrinks_the_error() {

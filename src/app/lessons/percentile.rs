@@ -1,6 +1,9 @@
-//! Lesson 7: percentile calibration on the seed's x = [−0.2, 0.1, 0.3, 5.0], what an exact
-//! (numpy-linear) percentile of four values really is, how much data the seed's idealised
-//! P1 = −0.2, P99 = 0.3 needs, and the same calibration on a real tensor.
+//! Lesson 7: percentile calibration on the textbook example's x = [−0.2, 0.1, 0.3, 5.0], what
+//! an exact (numpy-linear) percentile of four values really is, how much data the textbook's
+//! idealised P1 = −0.2, P99 = 0.3 needs, and the same calibration on the whole selected tensor
+//! (through the app's jobs, the same runs as the main views). Every sentence is written from the
+//! numbers shown: whether the clip range leaves the outlier out, how many copies it takes, and
+//! whether percentile beats min-max on the real tensor.
 
 use std::sync::Arc;
 
@@ -10,13 +13,24 @@ use serde::{Deserialize, Serialize};
 
 use super::super::derived::LessonReal;
 use super::compute::{Quantized, quantize_range};
+use super::derivation::derive;
 use super::widgets::{
-    self, Memo, VectorField, bits_key, fmt_f32, fmt_g, fmt_list, formula, note, para, section,
+    self, Memo, VectorField, bits_key, count, fmt_f32, fmt_g, fmt_list, formula, note, para,
+    section,
 };
-use crate::quant::{Calibration, QuantConfig, Scheme, percentile_range};
+use crate::quant::{Calibration, QuantConfig, QuantResult, Scheme, percentile_range};
 use crate::stats;
 
-/// Lesson 7's inputs.
+/// The upper percentiles the lesson accepts (the lower one is 100 − p).
+pub const P_LIMIT: std::ops::RangeInclusive<f64> = 50.0..=100.0;
+
+/// The copy counts the lesson accepts.
+pub const COPIES_LIMIT: std::ops::RangeInclusive<i32> = 1..=200;
+
+/// The textbook example's vector.
+pub const TEXTBOOK_X: [f32; 4] = [-0.2, 0.1, 0.3, 5.0];
+
+/// Lesson 7's inputs, as typed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PercentileLesson {
@@ -25,17 +39,17 @@ pub struct PercentileLesson {
     /// Upper percentile p (the lower one is 100 − p).
     pub p: f64,
     /// How many copies of the non-outlier values the percentile sees (1 = just the vector).
-    pub copies: u8,
-    /// Code width.
-    pub bits: u8,
+    pub copies: i32,
+    /// Code width (limited to 2..=8).
+    pub bits: i32,
     #[serde(skip)]
-    memo: Memo<(Vec<u32>, u64, u8, u8), PercentileResult>,
+    memo: Memo<(Vec<u32>, u64, i32, u8), PercentileResult>,
 }
 
 impl Default for PercentileLesson {
     fn default() -> Self {
         Self {
-            x: VectorField::new(&[-0.2, 0.1, 0.3, 5.0]),
+            x: VectorField::new(&TEXTBOOK_X),
             p: 99.0,
             copies: 1,
             bits: 8,
@@ -57,37 +71,57 @@ pub struct Interp {
     pub t: f64,
 }
 
-/// Lesson 7's numbers on the small vector.
+/// The percentile run on the vector with some number of copies.
 #[derive(Debug, Clone)]
-pub struct PercentileResult {
+pub struct PaddedRun {
+    /// Copies of the ordinary values.
+    pub copies: i32,
     /// Values the percentiles see (n = copies · (len − 1) + 1).
     pub n: usize,
     /// P(100 − p) from the core.
     pub p_lo: f64,
     /// P(p) from the core.
     pub p_hi: f64,
+    /// The clip range the core's percentile calibration uses.
+    pub range: (f64, f64),
+}
+
+/// Lesson 7's numbers on the small vector.
+#[derive(Debug, Clone)]
+pub struct PercentileResult {
+    /// The run with the copies chosen.
+    pub run: PaddedRun,
     /// How P(100 − p) was read.
     pub interp_lo: Interp,
     /// How P(p) was read.
     pub interp_hi: Interp,
     /// The vector quantized with the percentile range (clipped outside it).
     pub quantized: Quantized,
+    /// The outlier (the value of largest magnitude) and whether it lies outside the clip range.
+    pub outlier: Option<(f32, bool)>,
+    /// The fewest copies (within the lesson's range) for which the clip range leaves the outlier
+    /// out, with that run and its scale.
+    pub enough: Option<(PaddedRun, f32)>,
 }
 
 /// The vector the percentiles see: the value with the largest magnitude once, every other value
 /// `copies` times (more ordinary data around one outlier).
-pub fn padded(x: &[f32], copies: u8) -> Vec<f32> {
-    let outlier = x
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-        .map(|(i, _)| i);
-    let mut out = Vec::with_capacity(x.len() * usize::from(copies.max(1)));
+pub fn padded(x: &[f32], copies: usize) -> Vec<f32> {
+    let outlier = outlier_index(x);
+    let mut out = Vec::with_capacity(x.len() * copies.max(1));
     for (i, &v) in x.iter().enumerate() {
         let reps = if Some(i) == outlier { 1 } else { copies.max(1) };
-        out.extend(std::iter::repeat_n(v, usize::from(reps)));
+        out.extend(std::iter::repeat_n(v, reps));
     }
     out
+}
+
+/// The index of the value with the largest magnitude (the first of equals).
+fn outlier_index(x: &[f32]) -> Option<usize> {
+    x.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
 }
 
 /// numpy's reading position for percentile `p` of the sorted values (display only; the value
@@ -106,13 +140,92 @@ fn interp(sorted: &[f32], p: f64) -> Interp {
     }
 }
 
+/// The percentiles and clip range of `x` with `copies` copies of its ordinary values.
+fn padded_run(x: &[f32], copies: i32, p: f64) -> PaddedRun {
+    let data = padded(x, usize::try_from(copies).unwrap_or(1));
+    let ps = stats::percentiles(&data, &[100.0 - p, p]).unwrap_or_default();
+    PaddedRun {
+        copies,
+        n: data.len(),
+        p_lo: ps.first().copied().unwrap_or(0.0),
+        p_hi: ps.get(1).copied().unwrap_or(0.0),
+        range: percentile_range(&data, p, Scheme::Asymmetric).unwrap_or((0.0, 0.0)),
+    }
+}
+
+/// Whether the clip range of `run` leaves the outlier `o` of `x` out: the range ends at or
+/// inside the nearest other value on the outlier's side.
+fn leaves_out(x: &[f32], o: f32, run: &PaddedRun) -> bool {
+    let others = x.iter().filter(|&&v| v != o);
+    if o >= 0.0 {
+        let next = others.fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+        run.range.1 <= next && f64::from(o) > next
+    } else {
+        let next = others.fold(f64::INFINITY, |m, &v| m.min(f64::from(v)));
+        run.range.0 >= next && f64::from(o) < next
+    }
+}
+
+/// Computes lesson 7 for `x`, percentile `p`, `copies` and the settings `cfg`.
+pub fn percentile_lesson(x: &[f32], p: f64, copies: i32, cfg: &QuantConfig) -> PercentileResult {
+    let run = padded_run(x, copies, p);
+    let data = padded(x, usize::try_from(copies).unwrap_or(1));
+    let mut sorted = data;
+    sorted.sort_by(f32::total_cmp);
+    let outlier = outlier_index(x)
+        .and_then(|i| x.get(i).copied())
+        .map(|o| (o, leaves_out(x, o, &run)));
+    // The fewest copies: (n − 1)(100 − p)/100 ≥ 1 puts the percentile on ordinary values, so
+    // start from c = ceil(100 / ((100 − p)(len − 1))) and let the core confirm (ties and
+    // rounding can move it by one).
+    let enough = outlier.and_then(|(o, _)| {
+        let others = x.len().checked_sub(1).filter(|&k| k > 0)?;
+        if p >= 100.0 {
+            return None;
+        }
+        // Small positive numbers: the guess is a copy count in 1..=200 after the clamp.
+        let guess = (100.0 / ((100.0 - p) * others as f64)).ceil();
+        let mut c = (guess.clamp(1.0, 200.0)) as i32;
+        while c > 1 && leaves_out(x, o, &padded_run(x, c - 1, p)) {
+            c -= 1;
+        }
+        while c <= *COPIES_LIMIT.end() && !leaves_out(x, o, &padded_run(x, c, p)) {
+            c += 1;
+        }
+        if c > *COPIES_LIMIT.end() {
+            return None;
+        }
+        let r = padded_run(x, c, p);
+        let scale = crate::quant::params_from_range(r.range.0, r.range.1, cfg).scale;
+        Some((r, scale))
+    });
+    PercentileResult {
+        interp_lo: interp(&sorted, 100.0 - p),
+        interp_hi: interp(&sorted, p),
+        quantized: quantize_range(x, run.range.0, run.range.1, cfg),
+        run,
+        outlier,
+        enough,
+    }
+}
+
 impl PercentileLesson {
+    /// The upper percentile in use (limited to [`P_LIMIT`]).
+    pub fn p(&self) -> f64 {
+        widgets::limit_real(self.p, &P_LIMIT)
+    }
+
+    /// The copies in use (limited to [`COPIES_LIMIT`]).
+    pub fn copies(&self) -> i32 {
+        widgets::limit_int(self.copies, &COPIES_LIMIT)
+    }
+
     /// The quantization settings.
     pub fn config(&self) -> QuantConfig {
         QuantConfig {
-            bits: self.bits,
+            bits: widgets::bits_of(self.bits),
             scheme: Scheme::Asymmetric,
-            calibration: Calibration::Percentile(self.p),
+            calibration: Calibration::Percentile(self.p()),
             ..QuantConfig::default()
         }
     }
@@ -120,28 +233,11 @@ impl PercentileLesson {
     /// The computed values for the current inputs (cached).
     pub fn result(&mut self) -> Arc<PercentileResult> {
         let x = self.x.values().to_vec();
-        let key = (bits_key(&x), self.p.to_bits(), self.copies, self.bits);
         let cfg = self.config();
-        let (p, copies) = (self.p, self.copies);
-        self.memo.get(key, |_| {
-            let data = padded(&x, copies);
-            let ps = stats::percentiles(&data, &[100.0 - p, p]).unwrap_or_default();
-            let (p_lo, p_hi) = (
-                ps.first().copied().unwrap_or(0.0),
-                ps.get(1).copied().unwrap_or(0.0),
-            );
-            let mut sorted = data.clone();
-            sorted.sort_by(f32::total_cmp);
-            let (lo, hi) = percentile_range(&data, p, Scheme::Asymmetric).unwrap_or((0.0, 0.0));
-            PercentileResult {
-                n: data.len(),
-                p_lo,
-                p_hi,
-                interp_lo: interp(&sorted, 100.0 - p),
-                interp_hi: interp(&sorted, p),
-                quantized: quantize_range(&x, lo, hi, &cfg),
-            }
-        })
+        let (p, copies) = (self.p(), self.copies());
+        let key = (bits_key(&x), p.to_bits(), copies, cfg.bits);
+        self.memo
+            .get(key, |_| percentile_lesson(&x, p, copies, &cfg))
     }
 
     /// The runs the real-tensor part needs: min-max, then the percentile, under this
@@ -158,39 +254,51 @@ impl PercentileLesson {
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
-    pub fn ui(&mut self, ui: &mut Ui, real: Option<&LessonReal>) -> Option<QuantConfig> {
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        real: Option<&LessonReal>,
+        on_selected: &mut bool,
+    ) -> Option<QuantConfig> {
+        let p = self.p();
         para(
             ui,
-            "One extreme value makes min-max spend almost all codes on empty space. Percentile \
-             calibration ignores the most extreme sliver of the data: it clips to the values below \
-             which 1 % and 99 % of the data lie, and accepts a large error on the few clipped values \
-             in exchange for fine steps everywhere else.",
+            &format!(
+                "One extreme value makes min-max spend almost all codes on empty space. Percentile \
+                 calibration ignores the most extreme sliver of the data: it clips to the values \
+                 below which {} % and {} % of the data lie, and accepts a large error on the few \
+                 clipped values in exchange for fine steps everywhere else.",
+                fmt_g(100.0 - p, 4),
+                fmt_g(p, 4)
+            ),
         );
         formula(
             ui,
-            "S = (P_{p} − P_{100−p}) / (2^{b} − 1),   q = ⌊clip(x, P_{100−p}, P_{p}) / S⌉ + z",
+            "min′ = min(P_{100−p}, 0),   max′ = max(P_{p}, 0),   S = (max′ − min′) / (2^{b} − 1),   \
+             q = clamp(⌊x / S⌉ + z, 0, 2^{b} − 1)",
         );
         section(ui, "Inputs");
         self.x.ui(ui, "Vector x:");
         ui.horizontal_wrapped(|ui| {
-            ui.horizontal(|ui| {
-                let l = ui.label("Upper percentile p:");
-                ui.add(
-                    egui::DragValue::new(&mut self.p)
-                        .range(50.0..=100.0)
-                        .speed(0.05),
-                )
-                .labelled_by(l.id);
-            });
-            widgets::drag_u8(
+            widgets::real_input(ui, "Upper percentile p:", &mut self.p, P_LIMIT, 0.05);
+            widgets::int_input(
                 ui,
                 "Copies of the ordinary values:",
                 &mut self.copies,
-                1..=200,
+                COPIES_LIMIT,
             );
-            widgets::drag_u8(ui, "Bits b:", &mut self.bits, 2..=8);
+            widgets::int_input(ui, "Bits b:", &mut self.bits, widgets::BITS);
         });
+        let p = self.p();
+        let cfg = self.config();
         let r = self.result();
+        // Real data first (p and b above apply to it), then the small vector worked by hand.
+        section(ui, "On real data");
+        if let Some(real) = widgets::real_header(ui, real, on_selected) {
+            real_table(ui, real);
+            para(ui, &real_sentence(real));
+            real_plot(ui, real);
+        }
         section(ui, "Exact percentiles (numpy's linear method)");
         formula(
             ui,
@@ -200,16 +308,16 @@ impl PercentileLesson {
             ui,
             &format!(
                 "n = {} values;  x_{{(k)}} is the k-th smallest, counting from 0",
-                r.n
+                r.run.n
             ),
         );
         for (name, pv, it) in [
             (
-                format!("P_{{{}}}", fmt_g(100.0 - self.p, 4)),
-                r.p_lo,
+                format!("P_{{{}}}", fmt_g(100.0 - p, 4)),
+                r.run.p_lo,
                 r.interp_lo,
             ),
-            (format!("P_{{{}}}", fmt_g(self.p, 4)), r.p_hi, r.interp_hi),
+            (format!("P_{{{}}}", fmt_g(p, 4)), r.run.p_hi, r.interp_hi),
         ] {
             formula(
                 ui,
@@ -225,41 +333,158 @@ impl PercentileLesson {
             );
         }
         let q = &r.quantized;
-        formula(
-            ui,
-            &format!(
-                "S = ({} − ({})) / {} = {},   z = {}",
-                fmt_g(q.range.1.max(0.0), 5),
-                fmt_g(q.range.0.min(0.0), 5),
-                q.params.qmax - q.params.qmin,
-                fmt_f32(q.params.scale),
-                q.params.zero_point
-            ),
-        );
+        let d = derive(&cfg, q.range, &q.params);
+        if let Some(remark) = &d.remark {
+            para(ui, remark);
+        }
+        for line in &d.lines {
+            formula(ui, line);
+        }
         widgets::steps_table(ui, "l7_steps", q, true);
         formula(ui, &format!("q = {}", fmt_list(&q.codes)));
-        ui.label(format!("{} value(s) clipped", q.clipped));
+        ui.label(format!("{} clipped", count(q.clipped, "value", "values")));
         widgets::metrics_line(ui, q);
-        note(
-            ui,
-            "The seed says P1 ≈ −0.2 and P99 ≈ 0.3, so S = 0.5/255 ≈ 0.0020. With only four values \
-             that is not what a percentile gives: the 99th percentile sits 99 % of the way from the \
-             third to the fourth sorted value, right next to the outlier, so it barely clips anything. \
-             The seed's numbers are what percentiles mean for a large sample where the outlier is one \
-             value in over a hundred. Raise the copies to 34 (n = 103): P1 becomes −0.2, P99 becomes \
-             0.3, and S = 0.5/255 exactly as the seed says.",
-        );
+        let textbook = self.x.values() == TEXTBOOK_X && p == 99.0;
+        note(ui, &small_note(&r, p, self.copies(), textbook));
 
-        section(ui, "The same on a real tensor");
-        if let Some(real) = widgets::real_header(ui, real) {
-            real_table(ui, real);
-            real_plot(ui, real);
-        }
-        widgets::try_button(ui, &self.config())
+        widgets::try_button(ui, &cfg)
     }
 }
 
-/// Min-max versus percentile on the real data.
+/// The note on the small vector: does the clip range leave the outlier out, and how many
+/// copies of the ordinary values it takes.
+pub fn small_note(r: &PercentileResult, p: f64, copies: i32, textbook: bool) -> String {
+    let mut s = String::new();
+    if textbook {
+        s.push_str(
+            "The textbook example says P1 ≈ −0.2 and P99 ≈ 0.3, so S = 0.5/255 ≈ 0.0020: what \
+             percentiles give on a large sample where the outlier is one value in over a hundred. ",
+        );
+    }
+    let (lo, hi) = (r.run.range.0, r.run.range.1);
+    let Some((o, out)) = r.outlier else {
+        return s;
+    };
+    if out {
+        s.push_str(&format!(
+            "With n = {} values the clip range [{}, {}] leaves the outlier {} outside: it is \
+             clipped, and the other values get fine steps (S = {}).",
+            r.run.n,
+            fmt_g(lo, 6),
+            fmt_g(hi, 6),
+            fmt_f32(o),
+            fmt_f32(r.quantized.params.scale)
+        ));
+        if let Some((e, _)) = &r.enough
+            && e.copies < copies
+        {
+            s.push_str(&format!(
+                " {} would already do.",
+                count(usize::try_from(e.copies).unwrap_or(1), "copy", "copies")
+            ));
+        }
+        return s;
+    }
+    let reaches = if o >= 0.0 {
+        hi >= f64::from(o)
+    } else {
+        lo <= f64::from(o)
+    };
+    if reaches {
+        s.push_str(&format!(
+            "With n = {} values the clip range [{}, {}] reaches the outlier {} itself: nothing \
+             is ignored, and {} clipped.",
+            r.run.n,
+            fmt_g(lo, 6),
+            fmt_g(hi, 6),
+            fmt_f32(o),
+            count(r.quantized.clipped, "value is", "values are")
+        ));
+    } else {
+        s.push_str(&format!(
+        "With n = {} values the clip range [{}, {}] still reaches toward the outlier {}: {} % of \
+         {} values is less than one value, so the percentile reads between the outlier and its \
+         neighbour, and {} clipped.",
+        r.run.n,
+        fmt_g(lo, 6),
+        fmt_g(hi, 6),
+        fmt_f32(o),
+        fmt_g(100.0 - p, 4),
+        r.run.n,
+        count(r.quantized.clipped, "value is", "values are")
+    ));
+    }
+    match &r.enough {
+        Some((e, scale)) => s.push_str(&format!(
+            " Raise the copies to {} (n = {}): P_{} becomes {}, P_{} becomes {}, and S = {}.",
+            e.copies,
+            e.n,
+            fmt_g(100.0 - p, 4),
+            fmt_g(e.p_lo, 6),
+            fmt_g(p, 4),
+            fmt_g(e.p_hi, 6),
+            fmt_f32(*scale)
+        )),
+        None if p >= 100.0 => s.push_str(
+            " At p = 100 the percentile is the extreme value itself: no amount of data lets it \
+             ignore the outlier.",
+        ),
+        None => s.push_str(&format!(
+            " Even {} copies are not enough at p = {}.",
+            COPIES_LIMIT.end(),
+            fmt_g(p, 6)
+        )),
+    }
+    s
+}
+
+/// The finished runs on the real tensor, when both are for the current settings.
+fn current_runs(real: &LessonReal) -> Option<(&QuantResult, &QuantResult)> {
+    let get = |i: usize| {
+        real.runs
+            .get(i)
+            .filter(|(_, run)| run.current)
+            .and_then(|(_, run)| run.value.as_deref())
+    };
+    Some((get(0)?, get(1)?))
+}
+
+/// Min-max against percentile on the real tensor, in one sentence from the two runs.
+pub fn real_sentence(real: &LessonReal) -> String {
+    let Some((mm, pc)) = current_runs(real) else {
+        return "Computing both runs for the current settings…".to_string();
+    };
+    let (a, b) = (mm.metrics.sqnr_db, pc.metrics.sqnr_db);
+    let lo = pc.clip_min.first().copied().unwrap_or(0.0);
+    let hi = pc.clip_max.first().copied().unwrap_or(0.0);
+    let verdict = if b > a {
+        format!(
+            "percentile wins: {} dB against {} dB for min-max — clipping the rare extremes buys \
+             finer steps for everything else",
+            fmt_g(b, 4),
+            fmt_g(a, 4)
+        )
+    } else if b < a {
+        format!(
+            "min-max wins: {} dB against {} dB for percentile — on this tensor the error on the \
+             clipped values outweighs what the finer steps save",
+            fmt_g(a, 4),
+            fmt_g(b, 4)
+        )
+    } else {
+        format!("both give {} dB", fmt_g(a, 4))
+    };
+    format!(
+        "On {}, the percentile range [{}, {}] clips {} % of the values, and {verdict}.",
+        real.name,
+        fmt_g(lo, 4),
+        fmt_g(hi, 4),
+        fmt_g(pc.metrics.clipped_fraction * 100.0, 3)
+    )
+}
+
+/// Min-max versus percentile on the real data (a run still computing for the current
+/// settings is drawn dimmed).
 fn real_table(ui: &mut Ui, real: &LessonReal) {
     egui::Grid::new("l7_real").striped(true).show(ui, |ui| {
         for h in ["calibration", "clip range", "S", "clipped", "MSE", "SQNR"] {
@@ -268,18 +493,22 @@ fn real_table(ui: &mut Ui, real: &LessonReal) {
         ui.end_row();
         for (name, (_, run)) in ["min-max", "percentile"].iter().zip(&real.runs) {
             ui.label(*name);
+            let cell = |ui: &mut Ui, text: String| {
+                let t = RichText::new(text);
+                ui.label(if run.current { t } else { t.weak() });
+            };
             match (run.value.as_deref(), &run.error) {
                 (Some(r), _) => {
                     let lo = r.clip_min.first().copied().unwrap_or(0.0);
                     let hi = r.clip_max.first().copied().unwrap_or(0.0);
-                    ui.label(format!("[{}, {}]", fmt_g(lo, 4), fmt_g(hi, 4)));
-                    ui.label(r.scales.first().map_or("—".into(), |&s| fmt_f32(s)));
-                    ui.label(format!(
-                        "{} %",
-                        fmt_g(r.metrics.clipped_fraction * 100.0, 3)
-                    ));
-                    ui.label(fmt_g(r.metrics.mse, 4));
-                    ui.label(format!("{} dB", fmt_g(r.metrics.sqnr_db, 4)));
+                    cell(ui, format!("[{}, {}]", fmt_g(lo, 4), fmt_g(hi, 4)));
+                    cell(ui, r.scales.first().map_or("—".into(), |&s| fmt_f32(s)));
+                    cell(
+                        ui,
+                        format!("{} %", fmt_g(r.metrics.clipped_fraction * 100.0, 3)),
+                    );
+                    cell(ui, fmt_g(r.metrics.mse, 4));
+                    cell(ui, format!("{} dB", fmt_g(r.metrics.sqnr_db, 4)));
                 }
                 (None, Some(e)) => {
                     ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
@@ -346,13 +575,25 @@ mod tests {
         let r = l.result();
         // Sorted [−0.2, 0.1, 0.3, 5.0]; P1: i = 0.03 → −0.2 + 0.03 · 0.3 = −0.191;
         // P99: i = 2.97 → 5.0 − 0.03 · (5.0 − 0.3) = 4.859 (numpy, f64 of the f32 values).
-        assert!((r.p_lo - -0.191).abs() < 1e-6, "{}", r.p_lo);
-        assert!((r.p_hi - 4.859).abs() < 1e-6, "{}", r.p_hi);
-        assert_eq!(r.n, 4);
+        assert!((r.run.p_lo - -0.191).abs() < 1e-6, "{}", r.run.p_lo);
+        assert!((r.run.p_hi - 4.859).abs() < 1e-6, "{}", r.run.p_hi);
+        assert_eq!(r.run.n, 4);
+        // The outlier is inside the range; 34 copies are the fewest that leave it out.
+        assert_eq!(r.outlier, Some((5.0, false)));
+        assert_eq!(
+            r.enough.as_ref().map(|e| (e.0.copies, e.0.n)),
+            Some((34, 103))
+        );
+        let n = small_note(&r, 99.0, 1, true);
+        assert!(n.contains("still reaches toward the outlier 5"), "{n}");
+        assert!(
+            n.contains("Raise the copies to 34 (n = 103): P_1 becomes −0.2, P_99 becomes 0.3"),
+            "{n}"
+        );
     }
 
     #[test]
-    fn enough_data_gives_the_seed_idealised_numbers() {
+    fn enough_data_gives_the_textbook_idealised_numbers() {
         let mut l = PercentileLesson {
             copies: 34,
             ..Default::default()
@@ -360,9 +601,11 @@ mod tests {
         let r = l.result();
         // n = 34·3 + 1 = 103: P99 reads i = 100.98, between two copies of 0.3; P1 reads
         // i = 1.02, between two copies of −0.2.
-        assert_eq!(r.n, 103);
-        assert_eq!(r.p_hi, f64::from(0.3f32));
-        assert_eq!(r.p_lo, f64::from(-0.2f32));
+        assert_eq!(r.run.n, 103);
+        assert_eq!(r.run.p_hi, f64::from(0.3f32));
+        assert_eq!(r.run.p_lo, f64::from(-0.2f32));
+        assert_eq!(r.outlier, Some((5.0, true)));
+        assert!(small_note(&r, 99.0, 34, true).contains("leaves the outlier 5 outside"));
         assert!((f64::from(r.quantized.params.scale) - 0.5 / 255.0).abs() < 1e-9);
         // 5.0 is clipped to the top code.
         assert_eq!(r.quantized.codes.last(), Some(&255));

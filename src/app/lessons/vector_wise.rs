@@ -1,10 +1,13 @@
 //! Lesson 4: one scale for everything versus one scale per group (vector-wise quantization),
-//! on the seed's groups A = [30, 10, 20, 30] and B = [0, 2, 2, 0].
+//! on the textbook example's groups A = [30, 10, 20, 30] and B = [0, 2, 2, 0]. The sentences
+//! under the tables say, group by group, whether the shared scale wipes it out and what its own
+//! scale changes, from the codes and errors shown.
 
 use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
 
 use super::compute::{Quantized, min_max, quantize_params, quantize_range};
+use super::derivation::{derive, general_formula};
 use super::widgets::{
     self, Memo, VectorField, bits_key, fmt_f32, fmt_g, fmt_list, formula, note, para, section,
 };
@@ -18,8 +21,8 @@ pub struct VectorWiseLesson {
     pub a: VectorField,
     /// Group B.
     pub b: VectorField,
-    /// Code width.
-    pub bits: u8,
+    /// Code width, as typed (limited to 2..=8).
+    pub bits: i32,
     #[serde(skip)]
     memo: Memo<(Vec<u32>, Vec<u32>, u8), VectorWiseResult>,
 }
@@ -52,7 +55,7 @@ impl VectorWiseLesson {
     /// The quantization settings (symmetric, the lesson's bits, one scale per group).
     pub fn config(&self) -> QuantConfig {
         QuantConfig {
-            bits: self.bits,
+            bits: widgets::bits_of(self.bits),
             scheme: Scheme::Symmetric,
             ..QuantConfig::default()
         }
@@ -63,7 +66,7 @@ impl VectorWiseLesson {
         let key = (
             bits_key(self.a.values()),
             bits_key(self.b.values()),
-            self.bits,
+            widgets::bits_of(self.bits),
         );
         let (a, b, cfg) = (
             self.a.values().to_vec(),
@@ -97,67 +100,129 @@ impl VectorWiseLesson {
         );
         formula(
             ui,
-            "S = max|x| / q_{max},   q = ⌊x / S⌉,   x\u{302} = S · q",
+            &format!("{},   x\u{302} = S · q", general_formula(&self.config())),
         );
         section(ui, "Inputs");
         self.a.ui(ui, "Group A:");
         self.b.ui(ui, "Group B:");
-        widgets::drag_u8(ui, "Bits b:", &mut self.bits, 2..=8);
+        widgets::int_input(ui, "Bits b:", &mut self.bits, widgets::BITS);
+        let cfg = self.config();
         let r = self.result();
-        let qmax = r.a_own.params.qmax;
         formula(
             ui,
             &format!(
                 "signed {}-bit codes: q ∈ [{}, {}]",
-                self.bits,
+                cfg.bits,
                 widgets::minus(&r.a_own.params.qmin.to_string()),
-                qmax
+                r.a_own.params.qmax
             ),
         );
 
         section(ui, "One rule for both groups");
-        formula(
-            ui,
-            &format!(
-                "S = {} / {} = {}",
-                fmt_g(r.a_global.range.0.abs().max(r.a_global.range.1.abs()), 6),
-                qmax,
-                fmt_f32(r.a_global.params.scale)
-            ),
-        );
+        derivation_ui(ui, &cfg, &r.a_global, "");
         group_rows(ui, "l4_global", &[("A", &r.a_global), ("B", &r.b_global)]);
 
         section(ui, "One rule per group");
-        formula(
-            ui,
-            &format!(
-                "S_{{A}} = {},   S_{{B}} = {}",
-                fmt_f32(r.a_own.params.scale),
-                fmt_f32(r.b_own.params.scale)
-            ),
-        );
+        derivation_ui(ui, &cfg, &r.a_own, "A");
+        derivation_ui(ui, &cfg, &r.b_own, "B");
         group_rows(ui, "l4_own", &[("A", &r.a_own), ("B", &r.b_own)]);
-        if r.b_global.codes.iter().all(|&c| c == 0) && r.b_own.codes.iter().any(|&c| c != 0) {
-            note(
-                ui,
-                "With the shared scale every value of B is smaller than half a step, so all of B \
-                 rounds to code 0: the group is wiped out. Its own scale spends the full code range on \
-                 B, and B comes back exactly.",
-            );
-        }
+        let sentences = [
+            group_sentence("A", self.a.values(), &r.a_global, &r.a_own),
+            group_sentence("B", self.b.values(), &r.b_global, &r.b_own),
+        ];
+        note(ui, &sentences.join("\n"));
         para(
             ui,
-            "The seed calls this vector-wise quantization. In practice it is per-channel (one scale per \
-             output row of a weight matrix) or per-group (one scale per 32, 64 or 128 consecutive \
-             weights, as GPTQ, AWQ and llama.cpp do). The cost is the stored scales: 16 bits per group \
-             of 128 adds 0.125 bits per weight.",
+            "The textbook example calls this vector-wise quantization. In practice it is \
+             per-channel (one scale per output row of a weight matrix) or per-group (one scale per \
+             32, 64 or 128 consecutive weights, as GPTQ, AWQ and llama.cpp do). The cost is the \
+             stored scales: 16 bits per group of 128 adds 0.125 bits per weight.",
         );
         let cfg = QuantConfig {
             granularity: Granularity::DEFAULT_GROUP,
-            ..self.config()
+            ..cfg
         };
         widgets::try_button(ui, &cfg)
     }
+}
+
+/// The derivation of one scale, its symbol subscripted with `group` (none for the shared one).
+fn derivation_ui(ui: &mut Ui, cfg: &QuantConfig, q: &Quantized, group: &str) {
+    let d = derive(cfg, q.range, &q.params);
+    let name = if group.is_empty() {
+        "Shared scale".to_string()
+    } else {
+        format!("Group {group}")
+    };
+    if let Some(remark) = d.remark {
+        para(ui, &format!("{name}: {remark}"));
+    }
+    for line in d.lines {
+        let line = if group.is_empty() {
+            line
+        } else {
+            line.replacen("S = ", &format!("S_{{{group}}} = "), 1)
+        };
+        formula(ui, &line);
+    }
+}
+
+/// What the shared scale does to one group and what its own scale changes, from the numbers.
+pub fn group_sentence(name: &str, values: &[f32], global: &Quantized, own: &Quantized) -> String {
+    let max_abs = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max_abs == 0.0 {
+        return format!("Group {name} is all zeros: every scale gives it codes 0 and no error.");
+    }
+    let (g, o) = (global.metrics.mse, own.metrics.mse);
+    let s = global.params.scale;
+    let mut out = if global.codes.iter().all(|&c| c == 0) {
+        format!(
+            "With the shared scale S = {}, every value of {name} is at most half a step \
+             (max|{name}| = {} ≤ S/2 = {}), so all of {name} rounds to code 0: the group is \
+             wiped out (MSE {}). ",
+            fmt_f32(s),
+            fmt_g(f64::from(max_abs), 4),
+            fmt_g(f64::from(s) / 2.0, 4),
+            fmt_g(g, 4)
+        )
+    } else {
+        let lo = global.codes.iter().copied().min().unwrap_or(0);
+        let hi = global.codes.iter().copied().max().unwrap_or(0);
+        format!(
+            "With the shared scale, {name} uses codes {} … {} of {} … {} (MSE {}). ",
+            widgets::minus(&lo.to_string()),
+            hi,
+            widgets::minus(&global.params.qmin.to_string()),
+            global.params.qmax,
+            fmt_g(g, 4)
+        )
+    };
+    if own.params.scale == global.params.scale {
+        out.push_str(&format!(
+            "{name} holds the largest magnitude, so it sets the shared scale: its own scale is the \
+             same and nothing changes."
+        ));
+        return out;
+    }
+    let verdict = if o < g {
+        if o == 0.0 {
+            format!(
+                "its MSE drops from {} to 0: {name} comes back exactly",
+                fmt_g(g, 4)
+            )
+        } else {
+            format!("its MSE drops from {} to {}", fmt_g(g, 4), fmt_g(o, 4))
+        }
+    } else if o > g {
+        format!("its MSE rises from {} to {}", fmt_g(g, 4), fmt_g(o, 4))
+    } else {
+        format!("its MSE stays {}", fmt_g(g, 4))
+    };
+    out.push_str(&format!(
+        "Its own scale S_{name} = {} spends the whole code range on {name}: {verdict}.",
+        fmt_f32(own.params.scale)
+    ));
+    out
 }
 
 /// Codes, dequantized values and error of each group.
@@ -181,6 +246,23 @@ fn group_rows(ui: &mut Ui, id: &str, rows: &[(&str, &Quantized)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentences_follow_the_groups() {
+        let mut l = VectorWiseLesson::default();
+        let r = l.result();
+        let b = group_sentence("B", l.b.values(), &r.b_global, &r.b_own);
+        assert!(b.contains("wiped out (MSE 2)"), "{b}");
+        assert!(b.contains("drops from 2 to 0: B comes back exactly"), "{b}");
+        let a = group_sentence("A", l.a.values(), &r.a_global, &r.a_own);
+        assert!(a.contains("nothing changes"), "{a}");
+        // B = [0, 2, 2, 0.3]: own scale 2/7; 0.3 / S = 1.05 → 1, back 0.286: not exact.
+        l.b.set_text("0, 2, 2, 0.3");
+        let r = l.result();
+        let b = group_sentence("B", l.b.values(), &r.b_global, &r.b_own);
+        assert!(!b.contains("exactly"), "{b}");
+        assert!(b.contains("drops from"), "{b}");
+    }
 
     #[test]
     fn shared_scale_wipes_out_group_b_at_4_bits() {

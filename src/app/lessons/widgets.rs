@@ -1,10 +1,10 @@
 //! Building blocks shared by the lesson pages: typeset formulas, the vector text field with its
-//! parser, labelled inputs, number formatting and a small result cache.
+//! parser, labelled inputs that never clamp silently, number formatting and a small result cache.
 
 use std::sync::Arc;
 
 use egui::text::{CCursor, LayoutJob, TextFormat};
-use egui::{Align, Color32, FontFamily, FontId, Response, RichText, Sense, Stroke, Ui, Vec2};
+use egui::{Align, FontFamily, FontId, Response, RichText, Sense, Stroke, TextStyle, Ui, Vec2};
 use serde::{Deserialize, Serialize};
 
 use crate::quant::{Preset, QuantConfig, Scheme};
@@ -231,13 +231,27 @@ impl<K: PartialEq, V> Memo<K, V> {
 pub fn real_header<'a>(
     ui: &mut egui::Ui,
     real: Option<&'a super::super::derived::LessonReal>,
+    on_selected: &mut bool,
 ) -> Option<&'a super::super::derived::LessonReal> {
+    ui.checkbox(
+        on_selected,
+        "Run on the tensor selected in the main views instead of the built-in activations",
+    );
     match real {
         Some(r) => {
-            ui.label(format!(
-                "Data: {} — all {} values, the same runs as the main views.",
-                r.name, r.numel
-            ));
+            let activations = r.name.starts_with(super::super::demo::ACTIVATIONS_PREFIX);
+            if activations {
+                ui.label(format!(
+                    "Data: {} — real activations captured from all-MiniLM-L6-v2 on 32 sentences \
+                     (the input of a Linear layer); all {} values, the same runs as the main views.",
+                    r.name, r.numel
+                ));
+            } else {
+                ui.label(format!(
+                    "Data: {} — all {} values, the same runs as the main views.",
+                    r.name, r.numel
+                ));
+            }
             Some(r)
         }
         None => {
@@ -406,11 +420,12 @@ pub fn formula_sized(ui: &mut Ui, src: &str, size: f32) -> Response {
     };
     let mut hats: Vec<usize> = Vec::new();
     let mut n_chars = 0usize;
+    let script = script_size(size, small_size(ui));
     for piece in parse_formula(src) {
         let (text, font_size, valign) = match &piece {
             Piece::Normal(t) => (t, size, Align::Center),
-            Piece::Sub(t) => (t, size * 0.68, Align::BOTTOM),
-            Piece::Sup(t) => (t, size * 0.68, Align::TOP),
+            Piece::Sub(t) => (t, script, Align::BOTTOM),
+            Piece::Sup(t) => (t, script, Align::TOP),
         };
         for c in text.chars() {
             if c == HAT {
@@ -470,6 +485,20 @@ pub fn formula_sized(ui: &mut Ui, src: &str, size: f32) -> Response {
     response
 }
 
+/// The theme's small text size: the floor for every caption, sub- and superscript of a lesson.
+pub fn small_size(ui: &Ui) -> f32 {
+    ui.style()
+        .text_styles
+        .get(&TextStyle::Small)
+        .map_or(9.0, |f| f.size)
+}
+
+/// The size of sub- and superscripts in a formula of `size`: two thirds of it, never below the
+/// theme's small size `small` (so they stay readable).
+pub fn script_size(size: f32, small: f32) -> f32 {
+    (size * 0.68).max(small)
+}
+
 /// A heading for one part of a lesson.
 pub fn section(ui: &mut Ui, title: &str) {
     ui.add_space(10.0);
@@ -481,7 +510,7 @@ pub fn para(ui: &mut Ui, text: &str) {
     ui.add(egui::Label::new(text).wrap());
 }
 
-/// A highlighted note, e.g. where the seed's arithmetic is loose.
+/// A highlighted note, e.g. where the textbook example's arithmetic is loose.
 pub fn note(ui: &mut Ui, text: &str) {
     let fill = ui.visuals().faint_bg_color;
     let stroke = Stroke::new(1.0, ui.visuals().warn_fg_color);
@@ -495,38 +524,126 @@ pub fn note(ui: &mut Ui, text: &str) {
         });
 }
 
-/// A labelled f32 drag value; the label names the widget. Returns whether it changed.
-pub fn drag_f32(
+/// A labelled integer input that never clamps silently: the field keeps what was typed or
+/// dragged, and while that lies outside `allowed` a warning beside it says which value the
+/// lesson uses instead ([`limit_int`]). The label names the widget. Returns whether it changed.
+pub fn int_input(
     ui: &mut Ui,
     label: &str,
-    value: &mut f32,
-    range: std::ops::RangeInclusive<f32>,
-    speed: f64,
+    raw: &mut i32,
+    allowed: std::ops::RangeInclusive<i32>,
 ) -> bool {
     ui.horizontal(|ui| {
         let l = ui.label(label);
-        ui.add(egui::DragValue::new(value).range(range).speed(speed))
+        let changed = ui
+            .add(egui::DragValue::new(raw).speed(0.05))
             .labelled_by(l.id)
-            .changed()
+            .on_hover_text(format!(
+                "From {} to {}",
+                minus(&allowed.start().to_string()),
+                minus(&allowed.end().to_string())
+            ))
+            .changed();
+        let used = limit_int(*raw, &allowed);
+        if used != *raw {
+            clamp_warning(
+                ui,
+                &format!(
+                    "{} is outside {} … {}: this lesson uses {}",
+                    minus(&raw.to_string()),
+                    minus(&allowed.start().to_string()),
+                    minus(&allowed.end().to_string()),
+                    minus(&used.to_string())
+                ),
+            );
+        }
+        changed
     })
     .inner
 }
 
-/// A labelled integer drag value. Returns whether it changed.
-pub fn drag_u8(
+/// The value an integer input stands for: `raw` clamped into `allowed` (the warning of
+/// [`int_input`] says so on screen).
+pub fn limit_int(raw: i32, allowed: &std::ops::RangeInclusive<i32>) -> i32 {
+    raw.clamp(*allowed.start(), *allowed.end())
+}
+
+/// A labelled real-number input that never clamps silently: the field shows the parsed decimal
+/// in its shortest exact form and keeps what was typed; while that lies outside `allowed` (or is
+/// not finite) a warning beside it says which value the lesson uses ([`limit_real`]). Returns
+/// whether it changed.
+pub fn real_input(
     ui: &mut Ui,
     label: &str,
-    value: &mut u8,
-    range: std::ops::RangeInclusive<u8>,
+    raw: &mut f64,
+    allowed: std::ops::RangeInclusive<f64>,
+    speed: f64,
 ) -> bool {
     ui.horizontal(|ui| {
         let l = ui.label(label);
-        ui.add(egui::DragValue::new(value).range(range).speed(0.05))
+        let changed = ui
+            .add(
+                egui::DragValue::new(raw)
+                    .speed(speed)
+                    .custom_formatter(|v, _| crate::float::format_exact(v))
+                    .custom_parser(|t| t.trim().replace('−', "-").parse::<f64>().ok()),
+            )
             .labelled_by(l.id)
-            .changed()
+            .on_hover_text(format!(
+                "From {} to {}",
+                fmt_g(*allowed.start(), 6),
+                fmt_g(*allowed.end(), 6)
+            ))
+            .changed();
+        let used = limit_real(*raw, &allowed);
+        if used.to_bits() != raw.to_bits() {
+            clamp_warning(
+                ui,
+                &format!(
+                    "{} is outside {} … {}: this lesson uses {}",
+                    fmt_g(*raw, 6),
+                    fmt_g(*allowed.start(), 6),
+                    fmt_g(*allowed.end(), 6),
+                    fmt_g(used, 6)
+                ),
+            );
+        }
+        changed
     })
     .inner
 }
+
+/// The value a real input stands for: `raw` clamped into `allowed`; NaN counts as the lower end
+/// (the warning of [`real_input`] says so on screen).
+pub fn limit_real(raw: f64, allowed: &std::ops::RangeInclusive<f64>) -> f64 {
+    if raw.is_nan() {
+        *allowed.start()
+    } else {
+        raw.clamp(*allowed.start(), *allowed.end())
+    }
+}
+
+/// A warning in the theme's warning colour, e.g. that an input was clamped.
+pub fn clamp_warning(ui: &mut Ui, text: &str) {
+    ui.label(RichText::new(text).color(ui.visuals().warn_fg_color));
+}
+
+/// "1 value" / "3 values": `n` with the singular or plural noun.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The code width of a lesson's bits input: `raw` limited to 2..=8 (the lessons' widths).
+pub fn bits_of(raw: i32) -> u8 {
+    u8::try_from(limit_int(raw, &BITS)).unwrap_or(8)
+}
+
+/// The code widths the lessons offer.
+pub const BITS: std::ops::RangeInclusive<i32> = 2..=8;
 
 /// Radio buttons for the scheme. Returns whether it changed.
 pub fn scheme_ui(ui: &mut Ui, scheme: &mut Scheme) -> bool {
@@ -621,15 +738,6 @@ pub fn metrics_line(ui: &mut Ui, q: &super::compute::Quantized) {
     ));
 }
 
-/// Colours for the three float fields that read well on dark and light backgrounds.
-pub fn field_colors() -> [Color32; 3] {
-    [
-        Color32::from_rgb(0xD9, 0x5F, 0x5F),
-        Color32::from_rgb(0x4C, 0x9A, 0xD9),
-        Color32::from_rgb(0x5F, 0xB0, 0x5F),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,6 +811,24 @@ mod tests {
                 Piece::Normal(" − 1".into()),
             ]
         );
+    }
+
+    #[test]
+    fn scripts_never_go_below_the_small_size() {
+        assert_eq!(script_size(17.0, 9.0), 17.0 * 0.68);
+        assert_eq!(script_size(12.0, 9.0), 9.0);
+    }
+
+    #[test]
+    fn inputs_are_limited_visibly_not_silently() {
+        assert_eq!(limit_int(24, &(0..=64)), 24);
+        assert_eq!(limit_int(90, &(0..=64)), 64);
+        assert_eq!(limit_real(f64::NAN, &(1.0..=2.0)), 1.0);
+        assert_eq!(limit_real(f64::INFINITY, &(1.0..=2.0)), 2.0);
+        assert_eq!(bits_of(12), 8);
+        assert_eq!(bits_of(4), 4);
+        assert_eq!(count(1, "value", "values"), "1 value");
+        assert_eq!(count(0, "value", "values"), "0 values");
     }
 
     #[test]

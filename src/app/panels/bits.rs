@@ -12,13 +12,37 @@ use super::super::derived::results::TensorStats;
 use super::super::state::{BitsState, Command, short_float};
 use crate::float::{FloatClass, FloatFormat, Overflow, format_exact, parse_input};
 
-/// Colour of a bit field (the same in both themes; text on it is white).
+/// Colour of a bit field: the one colour language of every float view (this panel and the
+/// lessons) — sign red, exponent green, mantissa blue, the same in both themes; text on it is
+/// white. [`field_legend`] names them.
 pub fn field_colour(field: Field) -> Color32 {
     match field {
         Field::Sign => Color32::from_rgb(200, 70, 70),
         Field::Exponent => Color32::from_rgb(60, 150, 80),
         Field::Mantissa => Color32::from_rgb(60, 105, 200),
     }
+}
+
+/// The fill of one bit cell: the field's colour for a 1, a dimmed version of it for a 0.
+pub fn bit_fill(field: Field, bit: u32) -> Color32 {
+    let base = field_colour(field);
+    if bit == 1 {
+        base
+    } else {
+        base.gamma_multiply(0.35)
+    }
+}
+
+/// The legend of the field colours: a swatch and the name of each field.
+pub fn field_legend(ui: &mut Ui) {
+    ui.horizontal(|ui| {
+        for field in Field::ALL {
+            let (rect, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
+            ui.painter().rect_filled(rect, 2.0, field_colour(field));
+            ui.label(field.name());
+            ui.add_space(6.0);
+        }
+    });
 }
 
 /// The three bit fields.
@@ -30,6 +54,20 @@ pub enum Field {
     Exponent,
     /// Mantissa (fraction) bits.
     Mantissa,
+}
+
+impl Field {
+    /// The fields from the most significant bit down.
+    pub const ALL: [Field; 3] = [Field::Sign, Field::Exponent, Field::Mantissa];
+
+    /// The field's name ("sign", "exponent", "mantissa").
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Sign => "sign",
+            Field::Exponent => "exponent",
+            Field::Mantissa => "mantissa",
+        }
+    }
 }
 
 /// Which field bit `pos` (0 = least significant) of `format` belongs to.
@@ -84,6 +122,7 @@ pub fn bits_ui(ui: &mut Ui, state: &BitsState, view: &FrameView) -> Vec<Command>
         }
     });
     ui.add_space(4.0);
+    field_legend(ui);
     for format in FloatFormat::ALL {
         format_row_ui(ui, &format, state, &mut out);
         ui.add_space(2.0);
@@ -261,12 +300,7 @@ fn bit_cell_ui(
     let label = format!("{} bit {pos}", format.name);
     response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));
     if ui.is_rect_visible(rect) {
-        let base = field_colour(field);
-        let fill = if bit == 1 {
-            base
-        } else {
-            base.gamma_multiply(0.35)
-        };
+        let fill = bit_fill(field, bit);
         let fill = if response.hovered() {
             fill.gamma_multiply(1.3)
         } else {
@@ -281,12 +315,7 @@ fn bit_cell_ui(
             Color32::WHITE,
         );
     }
-    let field_name = match field {
-        Field::Sign => "sign",
-        Field::Exponent => "exponent",
-        Field::Mantissa => "mantissa",
-    };
-    response.on_hover_text(format!("{label} ({field_name}): click to flip"))
+    response.on_hover_text(format!("{label} ({}): click to flip", field.name()))
 }
 
 fn ranges_table_ui(ui: &mut Ui) {

@@ -247,7 +247,8 @@ impl Codec for GgufCodec {
     ) -> Vec<std::ops::Range<usize>> {
         let (per, bytes) = block_layout(format).unwrap_or((1, 0));
         // Chunks are whole rows and rows whole blocks, so both ends are block boundaries.
-        vec![first / per * bytes..(first + elements) / per * bytes]
+        let range = first / per * bytes..(first + elements) / per * bytes;
+        vec![range]
     }
 
     fn part_shapes(&self, format: QuantFormat, shape: &[usize]) -> Vec<Vec<usize>> {

@@ -35,8 +35,7 @@ use crate::cancel::{Cancel, Cancelled};
 /// A deployed quantization format (NUMERICS.md §8). The CLI spells each one as
 /// [`QuantFormat::name`] returns it.
 #[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QuantFormat {
     /// GGUF Q8_0: 32 int8 codes + f16 scale (8.5 bpw).
     Q8_0,
@@ -286,6 +285,22 @@ impl QuantFormat {
             Family::Nf4 => &nf4::Nf4Codec,
             Family::Fp8 => &fp8::Fp8Codec,
         }
+    }
+}
+
+/// Serialised as its CLI name ("q4_k"), the spelling every report and recipe uses.
+impl Serialize for QuantFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for QuantFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown format '{name}' (see quantize --help)"))
+        })
     }
 }
 

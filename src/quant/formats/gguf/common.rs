@@ -235,10 +235,10 @@ pub(super) fn signed_absmax<const N: usize>(x: &[f32; N]) -> (f32, f32) {
     for a in lanes.into_iter().chain(tail.iter().map(|v| v.abs())) {
         amax = if a > amax { a } else { amax };
     }
-    if amax > 0.0 {
-        if let Some(&v) = x.iter().find(|v| v.abs() == amax) {
-            return (amax, v);
-        }
+    if amax > 0.0
+        && let Some(&v) = x.iter().find(|v| v.abs() == amax)
+    {
+        return (amax, v);
     }
     (amax, 0.0)
 }

@@ -172,6 +172,10 @@ fn q8_0(b: &[u8]) -> Parts {
     }
 }
 
+#[allow(
+    clippy::needless_range_loop,
+    reason = "indexes several arrays by the same position, as ggml's C does"
+)]
 fn q2_k(b: &[u8]) -> Parts {
     let (fd, d) = f16_field("d", b, 80);
     let (fm, dmin) = f16_field("dmin", b, 82);
@@ -393,6 +397,10 @@ fn mxfp4(b: &[u8]) -> Parts {
     }
 }
 
+#[allow(
+    clippy::needless_range_loop,
+    reason = "indexes several arrays by the same position, as ggml's C does"
+)]
 fn nvfp4(b: &[u8]) -> Parts {
     let mut fields = Vec::new();
     let mut grid = Vec::new();

@@ -141,6 +141,10 @@ pub(super) fn mxfp4_row(x: &[f32], out: &mut [u8]) {
 /// ggml `ggml_fp32_to_ue4m3`: an unsigned E4M3 byte for a positive scale, mantissa rounded
 /// half up (bit 19 of the f32), subnormals `(int)(x·512 + 0.5)` clamped to 7, everything
 /// from 256 up stored as 0x7E (448); x ≤ 0 or NaN gives 0.
+#[allow(
+    clippy::neg_cmp_op_on_partial_ord,
+    reason = "one test that NaN fails too, as ggml's `!(x > 0)`"
+)]
 pub(super) fn ue4m3_from_f32(x: f32) -> u8 {
     // NaN fails the comparison too.
     if !(x > 0.0) {

@@ -257,6 +257,10 @@ fn q2_k_imatrix(x: &[f32; QK_K], qw: &[f32; QK_K], y: &mut [u8; 84]) {
 // ------------------------------------------------------------------------------------ Q3_K
 
 /// ggml `quantize_row_q3_K_ref` on one super-block.
+#[allow(
+    clippy::needless_range_loop,
+    reason = "indexes several arrays by the same position, as ggml's C does"
+)]
 fn q3_k_ref(x: &[f32; QK_K], y: &mut [u8; 110]) {
     let mut signed = [0i8; QK_K];
     let scales = make_q3_quants_x16(x, &mut signed);
@@ -337,6 +341,10 @@ impl K45 {
 }
 
 /// Writes d, dmin, the packed scales, requantizes and packs the codes of a Q4_K/Q5_K block.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the block's parts as ggml's C passes them"
+)]
 fn k45_finish(
     kind: K45,
     x: &[f32; QK_K],
