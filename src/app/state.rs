@@ -178,7 +178,7 @@ pub enum CandidateSet {
     /// The min-max affine family (2–8 bits × channel/g32/g64/g128) and every deployed format.
     #[default]
     Quick,
-    /// Those plus the MSE-calibrated affine family (about 100 times slower to measure).
+    /// Those plus the MSE-calibrated affine family (on MiniLM 53 s for the 28 of them against 9 s for everything else).
     WithMse,
 }
 

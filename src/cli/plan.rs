@@ -36,8 +36,8 @@ fn format_is_known(name: &str) -> bool {
 }
 
 /// The default candidates: the min-max affine family, then every deployed format (the MSE
-/// half of the affine family is asked for with "affine" or "mse": it is about 100 times slower
-/// to measure).
+/// half of the affine family is asked for with "affine" or "mse": on all-MiniLM-L6-v2 it takes
+/// 53 s where the default list takes 9 s).
 fn default_list() -> Vec<Candidate> {
     let mut out = minmax_affine();
     out.extend(QuantFormats::names().into_iter().map(Candidate::format));
