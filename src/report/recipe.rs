@@ -109,7 +109,7 @@ pub struct AgainstReport {
 /// The plan: settings, totals, one entry per tensor, the uniform recipes and the curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {
-    /// "quantscope <version>".
+    /// "quantscope VERSION" (the crate version).
     pub producer: String,
     /// The model's display name.
     pub model: String,

@@ -8,7 +8,7 @@
 //!   expert) and an F32 tensor `<name>.counts` of shape [1, n_mat] (how many activation rows
 //!   were summed). `<name>.in_sum` (plain sums) may also be present and is ignored. Keys
 //!   `imatrix.datasets`, `imatrix.chunk_count`, `imatrix.chunk_size` are metadata.
-//!   llama-quantize's weights: count = lround(counts[m]); w = in_sum2 / (float) count when
+//!   llama-quantize's weights: count = lround(counts\[m\]); w = in_sum2 / (float) count when
 //!   count > 0, else 1 for that matrix's columns.
 //! - Legacy `.dat` (all little-endian): i32 n_entries (>= 1); per entry i32 name length, the
 //!   name bytes, i32 ncall, i32 nval (>= 1), nval f32 values (already mean squares times
