@@ -5,8 +5,7 @@
 //! writes OUT_DIR/FORMAT.safetensors holding, per tensor NAME the format can store,
 //! "NAME.PART" (U8, the part's bytes) and "NAME.dequantized" (F32, NAME's shape), and prints one
 //! line per format: tensors, elements, and the summed `elapsed_ms` of `quantize_format`.
-
-// An example's output is its report: the per-format lines the crosscheck script reads.
+// Printing the per-format lines is this example's output (scripts/crosscheck_formats_mx.py reads it).
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;

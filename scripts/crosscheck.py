@@ -214,8 +214,8 @@ class Setting:
 
 ORT_INT4_NOTE = (
     "ORT's quantizer has no narrow INT4 range (quant_utils.ONNX_INT_TYPE_SYMMETRIC_RANGE lists INT8 "
-    "and INT16 only): symmetric INT4 uses [-8, 7] and S = 2 absmax / 15 = absmax / 7.5, while "
-    "NUMERICS.md's onnxruntime preset says narrow, S = absmax / (2^(b-1) - 1) = absmax / 7"
+    "and INT16 only): symmetric INT4 uses [-8, 7] and S = 2 absmax / 15 = absmax / 7.5, and so does "
+    "NUMERICS.md's onnxruntime preset (section 2); int8 stays narrow, S = absmax / 127"
 )
 F32_EPS = np.float32(2.0**-23)
 F32_TINY = np.finfo(np.float32).tiny
@@ -225,7 +225,8 @@ def code_range(s: Setting) -> tuple[int, int]:
     b = s.bits
     if s.scheme == "asymmetric":
         return 0, (1 << b) - 1
-    if s.preset == "pytorch":
+    if s.preset == "pytorch" or (s.preset == "onnxruntime" and b == 4):
+        # PyTorch's qint8; ORT's int4 (get_qmin_qmax_for_qType: -8..7, NUMERICS.md section 2).
         return -(1 << (b - 1)), (1 << (b - 1)) - 1
     return -((1 << (b - 1)) - 1), (1 << (b - 1)) - 1
 
@@ -260,8 +261,9 @@ def numpy_params(x2: np.ndarray, s: Setting) -> tuple[np.ndarray, np.ndarray]:
     # onnxruntime (quant_utils.compute_scale_zp): f64 arithmetic, stored as f32; the zero point
     # uses the f64 scale; a scale below f32 tiny becomes (1, 0).
     if s.scheme == "symmetric":
-        absmax = np.maximum(np.abs(rmin), np.abs(rmax)).astype(np.float64)
-        s64 = absmax / float(qmax)
+        # compute_scale_zp: dr = 2 absmax in f32, over qmax - qmin (= absmax / qmax when narrow).
+        dr = (np.maximum(np.abs(rmin), np.abs(rmax)) * np.float32(2)).astype(np.float64)
+        s64 = dr / float(qmax - qmin)
         zp = np.zeros(len(s64), np.int64)
     else:
         s64 = (rmax.astype(np.float64) - rmin.astype(np.float64)) / float(qmax - qmin)

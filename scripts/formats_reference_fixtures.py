@@ -174,7 +174,9 @@ def mxint8_case(x: torch.Tensor, report: list):
 # ------------------------------------------------------------------------------------ NVFP4
 
 
-def nvfp4_case(x: torch.Tensor, report: list):
+def nvfp4_case(x_in: torch.Tensor, report: list):
+    # torchao's nvfp4_quantize takes [rows, cols]: a 1-D tensor is one row.
+    x = x_in.reshape(-1, x_in.shape[-1])
     amax = torch.max(torch.abs(x))
     if amax == 0:
         rows, cols = x.shape
@@ -184,7 +186,8 @@ def nvfp4_case(x: torch.Tensor, report: list):
         report.append("nvfp4: all-zero tensor takes the guard (torchao gives NaN)")
         return (
             {"codes": u8(codes), "scales": u8(scales), "tensor_scale": u8(np.float32([0.0]))},
-            torch.zeros_like(x) * torch.sign(x),
+            # e * (pts * s) = (+-0) * 0: each zero keeps its sign, as its code does.
+            (x * 0.0).reshape(x_in.shape),
         )
     pts = per_tensor_amax_to_scale(amax)
     scales, data = nvfp4_quantize(x, 16, pts)
@@ -204,7 +207,7 @@ def nvfp4_case(x: torch.Tensor, report: list):
             "scales": u8(scales),
             "tensor_scale": u8(pts.reshape(1).to(torch.float32)),
         },
-        deq,
+        deq.reshape(x_in.shape),
     )
 
 
@@ -418,6 +421,29 @@ def inf_tensor() -> torch.Tensor:
     return torch.from_numpy(x)
 
 
+def zeros_row() -> torch.Tensor:
+    """A 1-D all-zero bias of 384 (all-MiniLM-L6-v2's pooler.dense.bias), one -0 in it."""
+    x = np.zeros(384, np.float32)
+    x[5] = -0.0
+    return torch.from_numpy(x)
+
+
+def nvfp4_underflow() -> torch.Tensor:
+    """max|x| < 2688 * 2^-150: the tensor scale rounds to 0 although the tensor is not all zero,
+    so torchao divides by 0 (block scale 448, infinite multipliers, 0 * Inf = NaN codes) and a
+    block whose amax / 6 underflows too, or that is all zero, gets 0 / 0 = NaN scales."""
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((2, 32)) * 3e-43).astype(np.float32)
+    x[0, 3] = 0.0
+    x[0, 4] = -0.0
+    x[1, :16] = 0.0
+    x[1, 2] = f32(1)  # 2^-149: 2^-149 / 6 underflows to 0
+    x[1, 7] = -f32(1)
+    x[1, 16:] = 0.0  # an all-zero block
+    x[1, 20] = -0.0
+    return torch.from_numpy(x)
+
+
 def fp8_ties() -> torch.Tensor:
     """amax 448 (E4M3 scale 1) in row 0, 57344 (E5M2 scale 1) in row 1, per-row ties."""
     r0 = [448.0, 1.0625, 1.1875, 17.0, 19.0, 2.0**-10, 3 * 2.0**-10, 232.0, 240.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, 447.9, -440.0]
@@ -432,6 +458,8 @@ def main() -> int:
         "mixed": (mixed(), "all"),
         "edges": (edges(), "mx nf4 fp8"),
         "zeros": (torch.zeros(2, 32), "all"),
+        "zeros_row": (zeros_row(), "nvfp4"),
+        "nvfp4_underflow": (nvfp4_underflow(), "nvfp4"),
         "nan": (nan_tensor(), "nvfp4 nf4"),
         "inf": (inf_tensor(), "nvfp4 nf4"),
         "ragged": (ragged(), "nf4"),

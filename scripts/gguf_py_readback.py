@@ -11,6 +11,12 @@ Python on CI. Regenerate with:
     QUANTSCOPE_BLESS=1 cargo test --no-default-features --lib gguf_write
     /work/venv/bin/python scripts/gguf_py_readback.py \
         tests/fixtures/gguf_writer/sample.gguf > tests/fixtures/gguf_writer/sample.gguf_py.json
+
+The CLI's GGUF output (tests/cli.rs, `quantize --format q4_0 --output X.gguf`) likewise:
+
+    QUANTSCOPE_BLESS=1 cargo test --no-default-features --test cli quantize_q4_0
+    /work/venv/bin/python scripts/gguf_py_readback.py \
+        tests/fixtures/formats/cli_q4_0.gguf > tests/fixtures/formats/cli_q4_0.gguf_py.json
 """
 
 import json

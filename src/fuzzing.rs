@@ -48,7 +48,7 @@ pub const FIXED_SHARD: &str = "model-00001-of-00002.safetensors";
 
 /// A sharded model: `bytes` up to the first NUL is `model.safetensors.index.json`; what follows
 /// the NUL (if any) is written as [`FUZZED_SHARD`]. A fixed valid shard [`FIXED_SHARD`] holding
-/// tensors `a` (F32 [2]) and `b` (BF16 [2]) sits beside them. The folder is a fresh temporary
+/// tensors `a` (`F32 [2]`) and `b` (`BF16 [2]`) sits beside them. The folder is a fresh temporary
 /// one per call; the model is opened from the index file and from the folder, as a user would.
 pub fn sharded_index(bytes: &[u8]) -> bool {
     let (index, shard) = match bytes.iter().position(|&b| b == 0) {
@@ -109,7 +109,7 @@ const FORMATS: [FormatArg; 11] = [
 ];
 
 /// The `bits` command's VALUE parser and analyses: the first byte picks `--format` (its low 7
-/// bits, see [`FORMATS`]) and the overflow policy (its high bit), the rest (as UTF-8, lossily)
+/// bits, see `FORMATS`) and the overflow policy (its high bit), the rest (as UTF-8, lossily)
 /// is the VALUE text.
 pub fn bits_value(bytes: &[u8]) -> bool {
     let Some((&selector, text)) = bytes.split_first() else {

@@ -337,7 +337,7 @@ fn lesson3_what_is_quantization() {
 fn lesson4_vector_wise() {
     let mut h = harness(LessonId::VectorWise);
     let r = h.state_mut().lessons.vector_wise.result();
-    // 4 bits: S = 30/7 wipes B out (2/S = 0.47 → 0); B's own scale keeps it.
+    // 4 bits: S = 2·30/15 = 4 wipes B out (2/S = 0.5 → 0, even); B's own scale keeps it.
     assert_eq!(r.b_global.codes, vec![0, 0, 0, 0]);
     assert_eq!(r.b_own.codes, vec![0, 7, 7, 0]);
     assert_shows(&h, "every value of B is at most half a step");

@@ -1,5 +1,5 @@
 //! The lessons inside the whole app: the menu toggle opens them, "Try it on a real tensor"
-//! carries the lesson's settings back to the main views, lessons 7 and 8 start on the demo's
+//! carries the lesson's settings back to the main views, lessons 5, 7 and 8 start on the demo's
 //! real captured activations (or the selected tensor when asked), all of it through the same
 //! jobs as the main view so they agree with it, and their sentences about the real tensor
 //! follow its numbers.
@@ -7,9 +7,13 @@
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use quantscope::app::lessons::{LESSON_ACTIVATION, LessonId, LessonsState};
+use quantscope::app::lessons::{LESSON_ACTIVATION, LessonId, LessonsState, OUTLIER_ACTIVATION};
 use quantscope::app::{Command, QuantscopeApp};
-use quantscope::quant::{Calibration, QuantConfig, QuantResult, Scheme};
+use quantscope::cancel::Cancel;
+use quantscope::quant::tensor::Outputs;
+use quantscope::quant::{
+    Calibration, OutlierMode, OutlierThreshold, QuantConfig, QuantResult, Scheme, quantize_tensor,
+};
 
 fn app_harness() -> Harness<'static, QuantscopeApp> {
     let mut app = QuantscopeApp::new_for_tests();
@@ -239,4 +243,110 @@ fn lesson_8_real_sentence_follows_the_runs() {
         ) || shows(&h, winner2),
         "{winner2}"
     );
+}
+
+#[test]
+fn lesson_5_splits_the_real_activation_as_the_main_view_and_the_core_do() {
+    let mut app = QuantscopeApp::new_for_tests();
+    assert!(app.select_by_name(OUTLIER_ACTIVATION));
+    let mut lessons = app.state.settings.lessons.clone();
+    lessons.open(LessonId::Outliers);
+    let cfg = lessons.outliers.real_config();
+    assert_eq!(cfg.outliers, OutlierMode::Columns);
+    assert_eq!(cfg.outlier_threshold, OutlierThreshold::Absolute(6.0));
+    let (main, lesson) = main_and_lesson(&mut app, lessons, &cfg, 0);
+    // The core on the same values with the same column split and τ.
+    let values = app
+        .derived
+        .values(
+            app.state.model.as_ref().expect("model"),
+            app.state.selected.expect("sel"),
+        )
+        .expect("values");
+    let core = quantize_tensor(
+        &values,
+        &[429, 1536],
+        &cfg,
+        Outputs::default(),
+        &Cancel::never(),
+    )
+    .expect("core run");
+    for other in [&main, &core] {
+        assert_eq!(lesson.outliers, other.outliers);
+        assert_eq!(lesson.metrics, other.metrics);
+        assert_eq!(lesson.bits_per_weight, other.bits_per_weight);
+        assert_eq!(lesson.scales, other.scales);
+    }
+    // At τ = 6 only feature 856 (max |x| = 24.69; the next is 5.95) is split: one whole column
+    // of 429 tokens, and the finer step for the rest raises the SQNR.
+    assert_eq!(lesson.outliers.columns, 1);
+    assert_eq!(lesson.outliers.count, 429);
+    let before = lesson
+        .outliers
+        .without_split
+        .expect("error without the split");
+    assert!(lesson.metrics.sqnr_db > before.sqnr_db);
+    // 8-bit codes + one 16-bit scale; the column costs 16 − 8 bits per value plus its index.
+    let n = 429.0 * 1536.0;
+    assert_eq!(
+        lesson.outliers.bits_per_weight_without_split,
+        8.0 + 16.0 / n
+    );
+    let f = 429.0 / n;
+    assert_eq!(
+        lesson.bits_per_weight,
+        (1.0 - f) * (8.0 + 16.0 / n) + f * 16.0 + 32.0 / n
+    );
+}
+
+#[test]
+fn lesson_5_real_sentence_follows_the_split() {
+    let mut lessons = LessonsState::default();
+    lessons.open(LessonId::Outliers);
+    let mut h = lessons_harness(
+        "encoder.layer.0.attention.output.LayerNorm.weight",
+        lessons.clone(),
+    );
+    let view = h.state_mut().view();
+    let real = view.lesson.as_ref().expect("real part");
+    assert_eq!(real.name, OUTLIER_ACTIVATION);
+    assert!(shows(
+        &h,
+        &format!("On {OUTLIER_ACTIVATION}, 1 of its 1536 columns holds a value with |x| ≥ τ = 6")
+    ));
+    assert!(shows(&h, "and the error drops: SQNR"));
+    assert!(!shows(&h, "no column is split off"));
+    // τ above every |x| of the tensor: nothing is split and the sentence says so.
+    lessons.outliers.tau = 1000.0;
+    h.state_mut().apply(Command::SetLessons(Box::new(lessons)));
+    h.run();
+    let view = h.state_mut().view();
+    let real = view.lesson.as_ref().expect("real part");
+    let run = real.runs[0].1.value.as_deref().expect("ran inline");
+    assert_eq!(run.outliers.columns, 0);
+    // With nothing split the error is the one without the split (the two passes sum in a
+    // different order: equal to NUMERICS.md's 1e-9 relative).
+    let without = run.outliers.without_split.expect("error without the split");
+    assert!((run.metrics.mse - without.mse).abs() <= 1e-9 * without.mse);
+    assert!(shows(
+        &h,
+        "no value reaches |x| ≥ τ = 1000: no column is split off"
+    ));
+    assert!(!shows(&h, "the error drops"));
+}
+
+#[test]
+fn snapshot_lesson_5_on_real_activations() {
+    let mut app = QuantscopeApp::new_for_tests();
+    assert!(app.select_by_name("encoder.layer.0.attention.output.LayerNorm.weight"));
+    let mut lessons = LessonsState::default();
+    lessons.open(LessonId::Outliers);
+    app.apply(Command::SetLessons(Box::new(lessons)));
+    app.apply(Command::ShowLessons(true));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1500.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut QuantscopeApp| app.ui_root(ui), app);
+    h.run();
+    h.snapshot("lesson_05_outliers_real");
 }

@@ -460,6 +460,10 @@ fn dropped_files_open_and_a_bad_one_shows_an_error_and_keeps_the_model() {
     let bad = dir.path().join("broken.safetensors");
     std::fs::write(&bad, [255u8, 0, 0, 0, 0, 0, 0, 0, b'{']).expect("written");
     drop_file(&mut h, &bad);
+    // With a file open, a dropped file first offers to compare; the user opens it instead.
+    assert!(h.state().state.compare.offer.is_some());
+    h.get_by_label("Open instead").click();
+    h.run();
     let app = &h.state().state;
     assert!(
         app.errors.iter().any(|e| e.contains("broken.safetensors")),

@@ -719,3 +719,165 @@ fn an_integer_tensor_is_listed_but_not_quantized() {
         "{err}"
     );
 }
+
+// ------------------------------------------------------------------------- deployed formats
+
+/// "w" [4, 64] and "wide" [2, 384]: irregular sawtooth values (no ties, no zero blocks).
+fn formats_model(dir: &Path) -> PathBuf {
+    let path = dir.join("formats.safetensors");
+    // u16 arithmetic: 255 * 37 and 767 * 53 stay below 65,536; every value is exact in f32.
+    let w: Vec<f32> = (0..256u16)
+        .map(|i| (f32::from(i * 37 % 101) - 50.0) / 7.0)
+        .collect();
+    let wide: Vec<f32> = (0..768u16)
+        .map(|i| (f32::from(i * 53 % 97) - 48.0) / 13.0)
+        .collect();
+    write_f32(
+        &path,
+        &[("w", vec![4, 64], w), ("wide", vec![2, 384], wide)],
+    );
+    path
+}
+
+/// `quantize FILE --json ARGS...`, its one JSON array.
+fn quantize_json(file: &Path, args: &[&str]) -> Vec<Value> {
+    let out = quantscope()
+        .arg("quantize")
+        .arg(file)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "quantize {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&out.stdout)
+        .as_array()
+        .cloned()
+        .expect("a JSON array")
+}
+
+#[test]
+fn quantize_format_q8_0_reports_the_format_and_its_true_storage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = formats_model(dir.path());
+    let rows = quantize_json(&file, &["--format", "q8_0", "--tensor", "w"]);
+    let [row] = rows.as_slice() else {
+        panic!("one tensor: {rows:?}")
+    };
+    assert_eq!(row["format"], "q8_0");
+    assert_eq!(row["settings"]["format"], "q8_0");
+    // 34 bytes (an f16 scale + 32 int8) per 32 weights.
+    assert_eq!(row["bits_per_weight"], 8.5);
+    assert!(row.get("fallback_from").is_none(), "{row}");
+}
+
+#[test]
+fn quantize_format_q4_k_on_384_columns_falls_back_to_q5_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = formats_model(dir.path());
+    let rows = quantize_json(&file, &["--format", "q4_k", "--tensor", "wide"]);
+    let [row] = rows.as_slice() else {
+        panic!("one tensor: {rows:?}")
+    };
+    // 384 is not a multiple of Q4_K's 256-element super-block: llama-quantize takes Q5_0.
+    assert_eq!(row["name"], "wide");
+    assert_eq!(row["format"], "q5_0");
+    assert_eq!(row["fallback_from"], "q4_k");
+    assert_eq!(row["bits_per_weight"], 5.5);
+}
+
+#[test]
+fn a_format_gguf_cannot_store_is_a_usage_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = formats_model(dir.path());
+    let gguf = dir.path().join("x.gguf");
+    let out = quantscope()
+        .arg("quantize")
+        .arg(&file)
+        .args(["--format", "mxfp4", "--output"])
+        .arg(&gguf)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GGUF"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!gguf.exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("formats.safetensors")]);
+}
+
+/// The committed known bytes of `quantize --format q4_0 --tensor w --output X.gguf` and what
+/// gguf-py reads back from them (scripts/gguf_py_readback.py).
+const Q4_0_GGUF: &str = "tests/fixtures/formats/cli_q4_0.gguf";
+const Q4_0_GGUF_PY: &str = "tests/fixtures/formats/cli_q4_0.gguf_py.json";
+
+#[test]
+fn quantize_q4_0_to_gguf_writes_known_bytes_that_gguf_py_reads_back_to_our_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = formats_model(dir.path());
+    let gguf = dir.path().join("x.gguf");
+    quantscope()
+        .arg("quantize")
+        .arg(&file)
+        .args(["--format", "q4_0", "--tensor", "w", "--output"])
+        .arg(&gguf)
+        .assert()
+        .success();
+    let got = std::fs::read(&gguf).expect("written");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(Q4_0_GGUF);
+    if std::env::var_os("QUANTSCOPE_BLESS").is_some() {
+        std::fs::write(&fixture, &got).expect("blessed");
+    }
+    let want = std::fs::read(&fixture).expect("committed fixture");
+    assert!(
+        got == want,
+        "the GGUF bytes changed: rerun with QUANTSCOPE_BLESS=1, then scripts/gguf_py_readback.py"
+    );
+
+    // The same run to safetensors keeps w.dequantized: gguf-py's values, bit for bit.
+    let st = dir.path().join("x.safetensors");
+    quantscope()
+        .arg("quantize")
+        .arg(&file)
+        .args(["--format", "q4_0", "--tensor", "w", "--output"])
+        .arg(&st)
+        .assert()
+        .success();
+    let bytes = std::fs::read(&st).expect("written");
+    let tensors = SafeTensors::deserialize(&bytes).expect("valid safetensors");
+    let view = tensors.tensor("w.dequantized").expect("dequantized kept");
+    assert_eq!(view.dtype(), Dtype::F32);
+    let ours: Vec<u32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let readback: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(Q4_0_GGUF_PY))
+            .expect("committed readback"),
+    )
+    .expect("json");
+    let tensor = readback["tensors"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "w"))
+        .expect("gguf-py saw w");
+    assert_eq!(tensor["type"], "Q4_0");
+    assert_eq!(tensor["dims_innermost_first"], serde_json::json!([64, 4]));
+    let theirs: Vec<u32> = tensor["values_f32_bits"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v.as_u64().and_then(|b| u32::try_from(b).ok()).expect("u32"))
+        .collect();
+    assert_eq!(ours.len(), 256);
+    assert_eq!(ours, theirs);
+}

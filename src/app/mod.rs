@@ -12,6 +12,7 @@ pub mod derived;
 pub mod export;
 pub mod jobs;
 pub mod lessons;
+pub mod pairing;
 pub mod panels;
 pub mod settings;
 pub mod state;
@@ -216,7 +217,13 @@ impl QuantscopeApp {
         self.apply_look(ui);
         let mut commands = Vec::new();
         self.keyboard(ui, &view, &mut commands);
-        dropped_files(ui, &mut commands);
+        // The demo is not a model one compares with: a file dropped on it opens.
+        let file_open = self
+            .state
+            .model
+            .as_ref()
+            .is_some_and(|m| !m.paths.is_empty());
+        dropped_files(ui, file_open, &mut commands);
         egui::Panel::top("menu").show(ui, |ui| {
             commands.extend(panels::menu::menu_ui(ui, &self.state, &view));
         });
@@ -229,6 +236,7 @@ impl QuantscopeApp {
             ));
         });
         commands.extend(panels::open_path::open_path_ui(ui, &self.state));
+        commands.extend(panels::compare::offer_ui(ui, &self.state));
         if self.state.show_lessons {
             commands.extend(self.lessons_ui(ui, &view));
         } else if self.state.show_model {
@@ -245,6 +253,15 @@ impl QuantscopeApp {
     /// The browser, the quantization panel and the tensor view.
     fn main_views_ui(&mut self, ui: &mut Ui, view: &FrameView, out: &mut Vec<Command>) {
         let state = &self.state;
+        if view.compare.is_some() {
+            egui::Panel::bottom("compare")
+                .resizable(true)
+                .default_size(320.0)
+                .min_size(120.0)
+                .show(ui, |ui| {
+                    out.extend(panels::compare::compare_ui(ui, state, view))
+                });
+        }
         egui::Panel::left("browser")
             .default_size(575.0)
             .min_size(260.0)
@@ -406,15 +423,17 @@ impl QuantscopeApp {
         for effect in std::mem::take(&mut self.state.effects) {
             match effect {
                 Effect::Copy(text) => ctx.copy_text(text),
-                Effect::OpenDialog => self.open_dialog(ctx),
+                Effect::OpenDialog => self.open_dialog(ctx, false),
+                Effect::CompareDialog => self.open_dialog(ctx, true),
             }
         }
     }
 
-    /// Shows the native file dialog on its own thread; its answer comes back as a command.
-    /// Without a desktop portal (a bare X server) rfd returns at once with nothing: then the
-    /// app offers a path field and says why.
-    fn open_dialog(&mut self, ctx: &egui::Context) {
+    /// Shows the native file dialog on its own thread; its answer comes back as a command
+    /// (open the files, or with `compare` compare the open model with them). Without a
+    /// desktop portal (a bare X server) rfd returns at once with nothing: then the app offers
+    /// a path field and says why.
+    fn open_dialog(&mut self, ctx: &egui::Context, compare: bool) {
         if self.dialog_open.load(Ordering::Relaxed) || self.derived.is_inline() {
             return;
         }
@@ -427,7 +446,11 @@ impl QuantscopeApp {
             .spawn(move || {
                 let start = std::time::Instant::now();
                 let picked = rfd::FileDialog::new()
-                    .set_title("Open model files")
+                    .set_title(if compare {
+                        "Compare with: the quantized model's files"
+                    } else {
+                        "Open model files"
+                    })
                     .add_filter(
                         "model files",
                         &["safetensors", "json", "gguf", "npy", "npz"],
@@ -435,10 +458,18 @@ impl QuantscopeApp {
                     .add_filter("all files", &["*"])
                     .pick_files();
                 let news = match picked {
+                    Some(paths) if compare => {
+                        Some(Command::Compare(pairing::CompareCommand::Start(paths)))
+                    }
                     Some(paths) => Some(Command::Open(paths)),
                     // Nobody cancels a dialog within a quarter of a second: there was none.
                     None if start.elapsed() < std::time::Duration::from_millis(250) => {
-                        Some(Command::ShowOpenPath(Some(NO_DIALOG.to_string())))
+                        let note = Some(NO_DIALOG.to_string());
+                        Some(if compare {
+                            Command::Compare(pairing::CompareCommand::ShowPath(note))
+                        } else {
+                            Command::ShowOpenPath(note)
+                        })
                     }
                     None => None,
                 };
@@ -461,8 +492,9 @@ impl QuantscopeApp {
 const NO_DIALOG: &str = "No file dialog is available on this desktop (no XDG desktop portal \
                          answered). Type the path of a model file, an index or a folder.";
 
-/// Files dropped on the window become an open command.
-fn dropped_files(ui: &Ui, out: &mut Vec<Command>) {
+/// Files dropped on the window become an open command, or, while a model is open, the
+/// prompt offering to compare them with it.
+fn dropped_files(ui: &Ui, model_open: bool, out: &mut Vec<Command>) {
     let dropped: Vec<PathBuf> = ui.input(|i| {
         i.raw
             .dropped_files
@@ -471,9 +503,14 @@ fn dropped_files(ui: &Ui, out: &mut Vec<Command>) {
             .filter(|p| !p.as_os_str().is_empty())
             .collect()
     });
-    if !dropped.is_empty() {
-        out.push(Command::Open(dropped));
+    if dropped.is_empty() {
+        return;
     }
+    out.push(if model_open {
+        Command::Compare(pairing::CompareCommand::Offer(dropped))
+    } else {
+        Command::Open(dropped)
+    });
 }
 
 impl eframe::App for QuantscopeApp {

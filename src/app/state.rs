@@ -362,6 +362,8 @@ pub enum Effect {
     Copy(String),
     /// Show the native file dialog.
     OpenDialog,
+    /// Show the native file dialog for the quantized file to compare with the open model.
+    CompareDialog,
 }
 
 /// A change the user (or a finished job) asked for; [`AppState::handle`] performs it.
@@ -491,6 +493,8 @@ pub enum Command {
     },
     /// Open a tensor in the tensor view (a click on the sensitivity strip).
     OpenTensor(usize),
+    /// Compare the open model with a quantized file of it (see `super::pairing`).
+    Compare(super::pairing::CompareCommand),
 }
 
 /// The "Open path" field: typing a path instead of using the file dialog.
@@ -500,6 +504,8 @@ pub struct OpenPath {
     pub text: String,
     /// Why the field is shown instead of the dialog, if that is the reason.
     pub note: Option<String>,
+    /// Whether the typed path is the quantized file to compare with the open model.
+    pub for_compare: bool,
 }
 
 /// Everything the app knows that is not derived from something else.
@@ -512,6 +518,8 @@ pub struct AppState {
     pub opening: Option<OpenRequest>,
     /// The "Open path" field, when shown.
     pub open_path: Option<OpenPath>,
+    /// The comparison with a quantized file of the open model.
+    pub compare: super::pairing::CompareState,
     /// The selected tensor.
     pub selected: Option<usize>,
     /// The picked element of the selected tensor (row-major index).
@@ -558,6 +566,7 @@ impl AppState {
             model: None,
             opening: None,
             open_path: None,
+            compare: super::pairing::CompareState::default(),
             selected: None,
             picked: None,
             clip: None,
@@ -609,7 +618,11 @@ impl AppState {
             Command::OpenDialog => self.effects.push(Effect::OpenDialog),
             Command::ShowOpenPath(note) => {
                 let text = self.open_path.take().map(|o| o.text).unwrap_or_default();
-                self.open_path = Some(OpenPath { text, note });
+                self.open_path = Some(OpenPath {
+                    text,
+                    note,
+                    for_compare: false,
+                });
             }
             Command::SetOpenPathText(text) => {
                 if let Some(o) = &mut self.open_path {
@@ -732,6 +745,7 @@ impl AppState {
                 self.select(index);
                 self.browser.scroll_to_selected = true;
             }
+            Command::Compare(c) => self.handle_compare(c),
         }
     }
 
@@ -783,6 +797,7 @@ impl AppState {
         self.all_stats = false;
         self.model_view.pins.clear();
         self.model_view.sweep_on = true;
+        self.forget_comparison();
         self.title_stale = true;
         self.selected = None;
         self.heat_zoom = [None, None];

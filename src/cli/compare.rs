@@ -8,7 +8,7 @@ use super::progress::tensor_bar;
 use crate::cancel::Cancel;
 use crate::plan::compare::compare_models;
 use crate::plan::pair::pair;
-use crate::report::compare::{CompareReport, SortKey};
+use crate::report::compare::{CompareReport, SortKey, no_pairs_message};
 use crate::tensor::Model;
 
 /// Runs `compare`.
@@ -19,17 +19,15 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the quantized model {}", args.quantized.display()))?;
     let plan = pair(&original, &quantized);
     if plan.pairs.is_empty() {
-        let why = plan
-            .notes
-            .first()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default();
         bail!(
-            "no tensor of {} pairs with a tensor of {} ({} and {} tensors){why}",
-            args.original.display(),
-            args.quantized.display(),
-            original.tensors().len(),
-            quantized.tensors().len()
+            "{}",
+            no_pairs_message(
+                &args.original.display().to_string(),
+                &args.quantized.display().to_string(),
+                original.tensors().len(),
+                quantized.tensors().len(),
+                &plan
+            )
         );
     }
     let bar = tensor_bar(plan.pairs.len(), !args.json);

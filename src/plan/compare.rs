@@ -194,13 +194,29 @@ fn decoded(result: Result<Vec<f32>, LoadError>) -> Result<Result<Vec<f32>, Strin
     }
 }
 
-/// Decodes, fixes and measures one pair.
-fn measure(
+/// The two sides of one pair as they are compared: the original's values and the quantized
+/// file's dequantized values, with the pair's layout fixes applied (Q/K rows unpermuted, the
+/// Gemma norm shift undone, FP8 scales multiplied, the original cut to the GGUF's rows), in
+/// the original's element order and of equal length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlignedPair {
+    /// The original's values.
+    pub original: Vec<f32>,
+    /// The quantized file's dequantized values, element for element.
+    pub dequantized: Vec<f32>,
+}
+
+/// Decodes and fixes one pair (a per-tensor failure is a message, not an error): what
+/// [`compare_pair`] measures, for views that show the deployed error element by element.
+pub fn aligned_values(
     original: &Model,
     quantized: &Model,
     pair: &TensorPair,
     cancel: &Cancel,
-) -> Result<Result<TensorError, String>, Cancelled> {
+) -> Result<Result<AlignedPair, String>, Cancelled> {
+    if let Some(problem) = &pair.problem {
+        return Ok(Err(problem.clone()));
+    }
     let mut reference = match decoded(original.values_f32(pair.original_index, cancel))? {
         Ok(v) => v,
         Err(message) => return Ok(Err(message)),
@@ -237,7 +253,29 @@ fn measure(
             approx.len()
         )));
     }
-    let acc = parallel_metrics(&reference, &approx, cancel)?;
+    Ok(Ok(AlignedPair {
+        original: reference,
+        dequantized: approx,
+    }))
+}
+
+/// Decodes, fixes and measures one pair.
+fn measure(
+    original: &Model,
+    quantized: &Model,
+    pair: &TensorPair,
+    cancel: &Cancel,
+) -> Result<Result<TensorError, String>, Cancelled> {
+    let aligned = match aligned_values(original, quantized, pair, cancel)? {
+        Ok(a) => a,
+        Err(message) => return Ok(Err(message)),
+    };
+    Ok(Ok(error_of(&aligned, cancel)?))
+}
+
+/// The error of an aligned pair: the metrics of NUMERICS.md §6 and the relative MSE of §9.
+pub fn error_of(aligned: &AlignedPair, cancel: &Cancel) -> Result<TensorError, Cancelled> {
+    let acc = parallel_metrics(&aligned.original, &aligned.dequantized, cancel)?;
     let rel_mse = if acc.sum_e2 == 0.0 {
         0.0
     } else if acc.sum_x2 == 0.0 {
@@ -245,10 +283,10 @@ fn measure(
     } else {
         acc.sum_e2 / acc.sum_x2
     };
-    Ok(Ok(TensorError {
+    Ok(TensorError {
         metrics: acc.finish(),
         rel_mse,
-    }))
+    })
 }
 
 /// Applies the layout fixes that belong to `side`: on the GGUF side the Q/K row

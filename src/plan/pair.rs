@@ -437,6 +437,12 @@ fn gguf_row_of(hf_row: usize, head_dim: usize) -> usize {
     head * head_dim + 2 * j + i
 }
 
+/// The GGUF row holding Hugging Face row `hf_row` of a Q/K tensor of `rows` rows that
+/// llama.cpp's converter permuted with `n_head` heads (for pointing at a stored block).
+pub fn gguf_row_for(hf_row: usize, rows: usize, n_head: usize) -> Result<usize, String> {
+    Ok(gguf_row_of(hf_row, head_dim(rows, n_head)?))
+}
+
 /// Checks that `rows` rows split into `n_head` heads of an even size.
 fn head_dim(rows: usize, n_head: usize) -> Result<usize, String> {
     if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {

@@ -98,7 +98,8 @@ impl Preset {
         }
     }
 
-    /// The convention this preset bundles (the table in NUMERICS.md §2).
+    /// The convention this preset bundles (the table in NUMERICS.md §2) at every width but
+    /// ONNX Runtime's int4 (see [`Preset::convention_at`]).
     pub fn convention(self) -> Convention {
         match self {
             Self::OnnxRuntime => Convention {
@@ -142,6 +143,19 @@ impl Preset {
                 symmetric_only: false,
             },
         }
+    }
+}
+
+impl Preset {
+    /// The convention at `bits` bits. ONNX Runtime's quantizer (`get_qmin_qmax_for_qType`)
+    /// gives symmetric int8 the narrow -127..127 but int4 the full -8..7, so its int4 scale is
+    /// S = 2·absmax/15 (NUMERICS.md §2); every other preset and width is [`Preset::convention`].
+    pub fn convention_at(self, bits: u8) -> Convention {
+        let mut c = self.convention();
+        if self == Self::OnnxRuntime && bits == 4 {
+            c.symmetric_range = SymmetricRange::Full;
+        }
+        c
     }
 }
 
@@ -394,9 +408,9 @@ pub fn code_range(bits: u8, signed: bool, range: SymmetricRange) -> (i32, i32) {
 }
 
 impl QuantConfig {
-    /// The preset's convention with this config's overrides applied.
+    /// The preset's convention at this config's bits, with this config's overrides applied.
     pub fn convention(&self) -> Convention {
-        let mut c = self.preset.convention();
+        let mut c = self.preset.convention_at(self.bits);
         if let Some(r) = self.rounding {
             c.rounding = r;
         }
@@ -499,6 +513,35 @@ mod tests {
         assert_eq!(cfg.code_range(), (-127, 127));
         cfg.scheme = Scheme::Asymmetric;
         assert_eq!(cfg.code_range(), (0, 255));
+    }
+
+    #[test]
+    fn onnxruntime_int4_takes_the_full_range_as_ort_does() {
+        // ORT's get_qmin_qmax_for_qType: int8 symmetric -127..127, int4 symmetric -8..7.
+        let mut cfg = QuantConfig {
+            bits: 4,
+            ..QuantConfig::default()
+        };
+        assert_eq!(cfg.code_range(), (-8, 7));
+        assert_eq!(cfg.convention().symmetric_range, SymmetricRange::Full);
+        // Other widths keep the preset's narrow range; so do the other presets at 4 bits.
+        for (bits, range) in [(2, (-1, 1)), (3, (-3, 3)), (5, (-15, 15)), (8, (-127, 127))] {
+            cfg.bits = bits;
+            assert_eq!(cfg.code_range(), range, "{bits} bits");
+        }
+        cfg.bits = 4;
+        for preset in [Preset::TensorRt, Preset::TfLite, Preset::Textbook] {
+            cfg.preset = preset;
+            assert_eq!(cfg.code_range(), (-7, 7), "{preset:?}");
+        }
+        // An explicit range still overrides the preset.
+        cfg.preset = Preset::OnnxRuntime;
+        cfg.symmetric_range = Some(SymmetricRange::Narrow);
+        assert_eq!(cfg.code_range(), (-7, 7));
+        // Asymmetric int4 is unsigned whatever the preset.
+        cfg.symmetric_range = None;
+        cfg.scheme = Scheme::Asymmetric;
+        assert_eq!(cfg.code_range(), (0, 15));
     }
 
     #[test]

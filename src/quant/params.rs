@@ -295,6 +295,22 @@ mod tests {
     }
 
     #[test]
+    fn onnxruntime_int4_symmetric_scale_is_two_absmax_over_15() {
+        // ORT: int4 symmetric is -8..7 and S = (rmax - rmin) / 15 = 7 / 15 for absmax 3.5
+        // (dr in f32, divided in f64), not the narrow 3.5 / 7 = 0.5.
+        let mut c = cfg(Preset::OnnxRuntime, Scheme::Symmetric);
+        c.bits = 4;
+        let p = params_from_range(-2.5, 3.5, &c);
+        assert_eq!(p.scale, (7.0f64 / 15.0) as f32);
+        assert_eq!(p.scale.to_bits(), 0x3EEE_EEEF);
+        assert_eq!((p.qmin, p.qmax, p.zero_point), (-8, 7, 0));
+        // TFLite keeps the narrow range and absmax / 7 at 4 bits.
+        c.preset = Preset::TfLite;
+        let p = params_from_range(-2.5, 3.5, &c);
+        assert_eq!((p.scale, p.qmin, p.qmax), (0.5, -7, 7));
+    }
+
+    #[test]
     fn full_range_override_changes_symmetric_scale_formula() {
         let mut c = cfg(Preset::OnnxRuntime, Scheme::Symmetric);
         c.symmetric_range = Some(SymmetricRange::Full);

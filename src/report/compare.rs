@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{human_bytes, json_float};
 use crate::plan::compare::{Comparison, TensorComparison};
-use crate::plan::pair::{Architecture, Mapping};
+use crate::plan::pair::{Architecture, Mapping, PairPlan};
 
 /// How the text table is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -193,6 +193,26 @@ impl CompareReport {
         }
         out
     }
+}
+
+/// The one-line message when no tensor of `original` (with `original_tensors` tensors) pairs
+/// with one of `quantized` (`quantized_tensors`): the CLI exits with it, the app shows it.
+pub fn no_pairs_message(
+    original: &str,
+    quantized: &str,
+    original_tensors: usize,
+    quantized_tensors: usize,
+    plan: &PairPlan,
+) -> String {
+    let why = plan
+        .notes
+        .first()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    format!(
+        "no tensor of {original} pairs with a tensor of {quantized} ({original_tensors} and \
+         {quantized_tensors} tensors){why}"
+    )
 }
 
 fn list(out: &mut String, title: &str, names: &[String]) {

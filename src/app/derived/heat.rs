@@ -104,11 +104,68 @@ pub fn colormap(t: f32) -> Color32 {
     Color32::from_rgb(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// What a heatmap is drawn from: original and reconstructed values of one tensor and the
+/// scale each element was stored with (a simulated quantization, or a deployed file's tensor
+/// against its original).
+pub trait HeatSource: Sync {
+    /// The tensor's shape (row-major).
+    fn shape(&self) -> &[usize];
+    /// The original values.
+    fn original(&self) -> &[f32];
+    /// The reconstructed values, element for element.
+    fn reconstructed(&self) -> &[f32];
+    /// The scale element `flat` was stored with (NaN when there is none).
+    fn scale_at(&self, flat: usize) -> f32;
+    /// Whether one scale covers the whole tensor (the scale heatmap is then one colour).
+    fn one_scale(&self) -> bool;
+    /// The hover text of the scale heatmap at element `flat`.
+    fn describe_scale(&self, flat: usize) -> String;
+}
+
+impl HeatSource for Quantized {
+    fn shape(&self) -> &[usize] {
+        &self.result.shape
+    }
+
+    fn original(&self) -> &[f32] {
+        &self.values
+    }
+
+    fn reconstructed(&self) -> &[f32] {
+        self.dequantized()
+    }
+
+    fn scale_at(&self, flat: usize) -> f32 {
+        self.params_of(flat).map_or(f32::NAN, |p| p.scale)
+    }
+
+    fn one_scale(&self) -> bool {
+        self.layout.is_per_tensor()
+    }
+
+    fn describe_scale(&self, flat: usize) -> String {
+        format!(
+            "group {}  S = {:.4e}",
+            self.layout.group_of(flat),
+            self.scale_at(flat)
+        )
+    }
+}
+
 /// Builds the heatmap of `key` from its quantization.
 pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
-    let q = &*key.from.0;
-    let (rows, cols) = rows_cols(&q.result.shape);
-    let Region { r0, r1, c0, c1 } = key.region;
+    heat_image(&*key.from.0, key.kind, key.region, cancel)
+}
+
+/// Builds the heatmap of `kind` over `region` of `source`'s 2-D view.
+pub fn heat_image(
+    source: &dyn HeatSource,
+    kind: HeatKind,
+    region: Region,
+    cancel: &Cancel,
+) -> Result<HeatImage, String> {
+    let (rows, cols) = rows_cols(source.shape());
+    let Region { r0, r1, c0, c1 } = region;
     let (r1, c1) = (r1.min(rows), c1.min(cols));
     if r0 >= r1 || c0 >= c1 {
         return Err("empty heatmap region".into());
@@ -116,17 +173,17 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
     let (h_rows, w_cols) = (r1 - r0, c1 - c0);
     let h = h_rows.min(MAX_HEAT_SIDE);
     let w = w_cols.min(MAX_HEAT_SIDE);
-    let deq = q.dequantized();
+    let (values, deq) = (source.original(), source.reconstructed());
     let cell_value = |flat: usize| -> f32 {
-        match key.kind {
-            HeatKind::AbsError => match (q.values.get(flat), deq.get(flat)) {
+        match kind {
+            HeatKind::AbsError => match (values.get(flat), deq.get(flat)) {
                 (Some(&x), Some(&xh)) if x.is_finite() => (xh - x).abs(),
                 _ => f32::NAN,
             },
-            HeatKind::Scale => q.params_of(flat).map_or(f32::NAN, |p| p.scale),
+            HeatKind::Scale => source.scale_at(flat),
         }
     };
-    let per_tensor = q.layout.is_per_tensor();
+    let per_tensor = source.one_scale();
     let values: Vec<f32> = (0..h)
         .into_par_iter()
         .map(|y| {
@@ -139,7 +196,7 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
                 .map(|x| {
                     let xa = c0 + x * w_cols / w;
                     let xb = (c0 + (x + 1) * w_cols / w).max(xa + 1);
-                    if key.kind == HeatKind::Scale && per_tensor {
+                    if kind == HeatKind::Scale && per_tensor {
                         return cell_value(0);
                     }
                     // Mean of the finite values of the cell (f64 sums), NaN when there is none.
@@ -173,7 +230,7 @@ pub fn build_heat(key: &HeatKey, cancel: &Cancel) -> Result<HeatImage, String> {
     if !vmin.is_finite() {
         (vmin, vmax) = (0.0, 1.0);
     }
-    if key.kind == HeatKind::AbsError {
+    if kind == HeatKind::AbsError {
         vmin = 0.0;
     }
     let span = if vmax > vmin { vmax - vmin } else { 1.0 };

@@ -6,6 +6,7 @@
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
 pub mod channels;
+pub mod compare;
 pub mod heat;
 pub mod plan;
 pub mod results;
@@ -164,6 +165,9 @@ pub struct FrameView {
     pub channels: Shown<channels::ChannelRanges>,
     /// The Model view's data (Model view only).
     pub model_view: Option<ModelViewData>,
+    /// The comparison with a quantized file, when one is asked for (its deployed error then
+    /// feeds `detail` and `heat` for a paired tensor).
+    pub compare: Option<compare::CompareView>,
 }
 
 /// The result caches and the job lanes.
@@ -183,6 +187,7 @@ pub struct Derived {
     channels: Jobs<channels::ChannelKey, channels::ChannelRanges>,
     shapes: Jobs<plan::ShapeKey, plan::ShapeStats>,
     plan_memo: plan::PlanMemo,
+    compare: compare::CompareJobs,
     /// The model the caches hold results of.
     model_id: Option<u64>,
 }
@@ -207,6 +212,7 @@ impl Derived {
             stats: Jobs::new("statistics", background.clone(), 100_000, move |k, c| {
                 results::tensor_stats(&s1, k, c)
             }),
+            compare: compare::CompareJobs::new(runner.clone(), background.clone()),
             rows: Jobs::new("row errors", background.clone(), 100_000, move |k, c| {
                 results::row_error(&s2, k, c)
             }),
@@ -263,6 +269,7 @@ impl Derived {
         self.sweeps.poll();
         self.shapes.poll();
         self.channels.poll();
+        self.compare.poll();
         let mut out = Vec::new();
         if let Some(key) = &state.opening {
             match self.open.request(key) {
@@ -304,7 +311,7 @@ impl Derived {
             .and_then(|i| model.model.tensors().get(i).map(|t| (i, t.clone())));
         if state.show_lessons {
             // The lessons replace the main views: only their real-tensor runs are needed.
-            // Lessons 7 and 8 prefer the built-in captured activations when the model has them.
+            // Lessons 5, 7 and 8 prefer the built-in captured activations when the model has them.
             let preferred = state
                 .settings
                 .lessons
@@ -384,6 +391,7 @@ impl Derived {
         view.visible_order = rows::visible_order(&view.rows, &state.browser);
         view.stats_busy = self.stats.is_busy() || self.rows.is_busy();
         view.tensor = selected;
+        self.compare_view(state, &model, &mut view);
         view
     }
 
@@ -430,6 +438,26 @@ impl Derived {
             sweep,
             plan,
             shapes,
+        }
+    }
+
+    /// The comparison, and for a paired tensor its deployed error as the source of the error
+    /// distributions and heatmaps.
+    fn compare_view(&mut self, state: &AppState, model: &ModelRef, view: &mut FrameView) {
+        view.compare = self.compare.view(state, model);
+        let Some(c) = view.compare.as_mut() else {
+            return;
+        };
+        view.stats_busy |= self.compare.is_busy();
+        if let Some(d) = &c.deployed.value {
+            view.detail = Shown {
+                value: Some(Arc::clone(&d.detail)),
+                current: c.deployed.current,
+                progress: c.deployed.progress,
+                error: None,
+                requested: true,
+            };
+            view.heat = std::mem::take(&mut c.heat);
         }
     }
 
@@ -638,6 +666,7 @@ impl Derived {
         self.shapes.clear();
         self.channels.clear();
         self.plan_memo.clear();
+        self.compare.clear();
     }
 
     /// The decoded values of a tensor (decoding it if needed), for tests and lessons.

@@ -449,8 +449,16 @@ const DETAIL_SAMPLE_LIMIT: usize = 1 << 21;
 /// Computes the [`ErrorDetail`] of a finished quantization (no new quantization).
 pub fn error_detail(key: &DetailKey, cancel: &Cancel) -> Result<ErrorDetail, String> {
     let q = &*key.from.0;
-    let values = &q.values[..];
-    let dequantized = q.dequantized();
+    error_detail_of(&q.values, q.dequantized(), cancel)
+}
+
+/// The [`ErrorDetail`] of original `values` against their reconstruction `dequantized` (a
+/// simulated quantization or a deployed file's tensor).
+pub fn error_detail_of(
+    values: &[f32],
+    dequantized: &[f32],
+    cancel: &Cancel,
+) -> Result<ErrorDetail, String> {
     let sample_every = values.len().div_ceil(DETAIL_SAMPLE_LIMIT).max(1);
     let sample = |v: &[f32]| -> Vec<f32> { v.iter().step_by(sample_every).copied().collect() };
     let (xs, xhs) = (sample(values), sample(dequantized));

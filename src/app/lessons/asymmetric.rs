@@ -598,8 +598,8 @@ mod tests {
     #[test]
     fn ruler_counts_used_codes() {
         let r = rulers(3.0, 10.0, 4);
-        // Symmetric 4-bit narrow: S = 10/7; 3/S = 2.1 → 2, 10/S = 7 → codes 2..=7 of −7..=7.
-        assert_eq!((r.symmetric.used, r.symmetric.code_count()), ((2, 7), 15));
+        // Symmetric 4-bit (ONNX Runtime: −8..=7): S = 20/15; 3/S = 2.25 → 2, 10/S = 7.5 → 7.
+        assert_eq!((r.symmetric.used, r.symmetric.code_count()), ((2, 7), 16));
         // Asymmetric on [0, 10]: S = 10/15, z = 0; 3/S = 4.5 (tie, even → 4), 10/S = 15.
         assert_eq!(
             (r.asymmetric.used, r.asymmetric.code_count()),

@@ -144,7 +144,7 @@ pub struct LessonsState {
     pub symmetric: symmetric::SymmetricLesson,
     /// Lesson 10.
     pub asymmetric: asymmetric::AsymmetricLesson,
-    /// Whether lessons 7 and 8 run on the tensor selected in the main views even when the open
+    /// Whether lessons 5, 7 and 8 run on the tensor selected in the main views even when the open
     /// model holds the built-in captured activations (by default they run on those, so the
     /// calibration lessons start from real activations).
     pub on_selected_tensor: bool,
@@ -155,11 +155,18 @@ pub struct LessonsState {
 /// ≈ 2.2) are what percentile and KL calibration are for.
 pub const LESSON_ACTIVATION: &str = "activations.encoder.layer.1.intermediate.dense.input";
 
+/// The captured activation lesson 5 splits when the open model holds it: the input of layer 0's
+/// FFN down-projection (429 tokens × 1536 features), where one feature (dimension 856, max |x|
+/// = 24.7) stands alone above LLM.int8()'s τ = 6 and the next largest is 5.95 — the clearest
+/// outlier column of the bundled activations.
+pub const OUTLIER_ACTIVATION: &str = "activations.encoder.layer.0.output.dense.input";
+
 impl LessonsState {
     /// The runs on the selected tensor the open lesson shows (through the app's jobs): none
     /// for lessons without a real-tensor part.
     pub fn real_configs(&self) -> Vec<QuantConfig> {
         match self.current {
+            LessonId::Outliers => self.outliers.real_configs(),
             LessonId::Percentile => self.percentile.real_configs(),
             LessonId::Entropy => self.entropy.real_configs(),
             _ => Vec::new(),
@@ -167,11 +174,17 @@ impl LessonsState {
     }
 
     /// The tensor the open lesson's real-tensor part prefers to the selected one, when the
-    /// model holds it: the captured activation for lessons 7 and 8 (unless the learner asked
+    /// model holds it: a captured activation for lessons 5, 7 and 8 (unless the learner asked
     /// for the selected tensor).
     pub fn preferred_real_tensor(&self) -> Option<&'static str> {
-        let calibration = matches!(self.current, LessonId::Percentile | LessonId::Entropy);
-        (calibration && !self.on_selected_tensor).then_some(LESSON_ACTIVATION)
+        if self.on_selected_tensor {
+            return None;
+        }
+        match self.current {
+            LessonId::Outliers => Some(OUTLIER_ACTIVATION),
+            LessonId::Percentile | LessonId::Entropy => Some(LESSON_ACTIVATION),
+            _ => None,
+        }
     }
 
     /// Opens lesson `id`.
@@ -262,7 +275,7 @@ impl LessonsState {
             LessonId::MixedPrecision => self.mixed_precision.ui(ui),
             LessonId::WhatIsQuantization => self.what_is.ui(ui),
             LessonId::VectorWise => self.vector_wise.ui(ui),
-            LessonId::Outliers => self.outliers.ui(ui),
+            LessonId::Outliers => self.outliers.ui(ui, real, &mut self.on_selected_tensor),
             LessonId::MinMax => self.minmax.ui(ui),
             LessonId::Percentile => self.percentile.ui(ui, real, &mut self.on_selected_tensor),
             LessonId::Entropy => self.entropy.ui(ui, real, &mut self.on_selected_tensor),
@@ -291,18 +304,29 @@ mod tests {
     }
 
     #[test]
-    fn only_lessons_7_and_8_ask_for_real_tensor_runs() {
+    fn only_lessons_5_7_and_8_ask_for_real_tensor_runs() {
         let mut s = LessonsState::default();
         for id in LessonId::ALL {
             s.open(id);
             let n = s.real_configs().len();
-            let want = if matches!(id, LessonId::Percentile | LessonId::Entropy) {
-                2
-            } else {
-                0
+            let want = match id {
+                LessonId::Percentile | LessonId::Entropy => 2,
+                LessonId::Outliers => 1,
+                _ => 0,
             };
             assert_eq!(n, want, "{id:?}");
         }
+        s.open(LessonId::Outliers);
+        let cfg = &s.real_configs()[0];
+        assert_eq!(cfg.outliers, crate::quant::OutlierMode::Columns);
+        assert_eq!(
+            cfg.outlier_threshold,
+            crate::quant::OutlierThreshold::Absolute(6.0)
+        );
+        assert_eq!(s.preferred_real_tensor(), Some(OUTLIER_ACTIVATION));
+        s.on_selected_tensor = true;
+        assert_eq!(s.preferred_real_tensor(), None);
+        s.on_selected_tensor = false;
         s.open(LessonId::Percentile);
         assert_eq!(
             s.real_configs()[1].calibration,

@@ -1,10 +1,14 @@
 //! Lesson 5: one outlier blows up the range; keeping it in FP16 (the outlier split, as in
 //! LLM.int8()) and quantizing the rest with their own range, with the error before and after.
 //! The sentences say how many values were split off, whether the error really dropped and what
-//! the split costs, from the numbers shown.
+//! the split costs, from the numbers shown. The same split runs on a real activation matrix
+//! (LLM.int8()'s column split, on the whole tensor through the app's jobs, the same run as the
+//! main views), and its sentence is written from that run's numbers.
 
 use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
+
+use super::super::derived::LessonReal;
 
 use super::compute::{Quantized, min_max, quantize_range};
 use super::derivation::derive;
@@ -13,7 +17,9 @@ use super::widgets::{
 };
 use crate::cancel::Cancel;
 use crate::quant::tensor::Outputs;
-use crate::quant::{OutlierMode, OutlierThreshold, QuantConfig, Scheme, metrics, quantize_tensor};
+use crate::quant::{
+    OutlierMode, OutlierThreshold, QuantConfig, QuantResult, Scheme, metrics, quantize_tensor,
+};
 
 /// The thresholds the lesson accepts (the core needs τ > 0).
 pub const TAU_LIMIT: std::ops::RangeInclusive<f64> = 1.0e-6..=1.0e6;
@@ -81,6 +87,22 @@ impl OutliersLesson {
             outlier_threshold: OutlierThreshold::Absolute(self.tau()),
             ..QuantConfig::default()
         }
+    }
+
+    /// The settings of the real-tensor run: the same τ and bits, symmetric per-tensor min-max,
+    /// and LLM.int8()'s split of whole last-axis columns (input features) that hold any
+    /// |x| ≥ τ.
+    pub fn real_config(&self) -> QuantConfig {
+        QuantConfig {
+            outliers: OutlierMode::Columns,
+            ..self.config()
+        }
+    }
+
+    /// The runs the real-tensor part needs: one, the column split (the core reports the error
+    /// and the size without the split beside it).
+    pub fn real_configs(&self) -> Vec<QuantConfig> {
+        vec![self.real_config()]
     }
 
     /// The computed values for the current inputs (cached).
@@ -151,7 +173,12 @@ impl OutliersLesson {
     }
 
     /// Draws the lesson; returns the settings when "Try it on a real tensor" is pressed.
-    pub fn ui(&mut self, ui: &mut Ui) -> Option<QuantConfig> {
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        real: Option<&LessonReal>,
+        on_selected: &mut bool,
+    ) -> Option<QuantConfig> {
         para(
             ui,
             "Per-group scales help until a group contains one value far larger than the others. The \
@@ -176,6 +203,21 @@ impl OutliersLesson {
         });
         let cfg = self.config();
         let r = self.result();
+        // Real data first (τ and b above apply to it), then the small vector worked by hand.
+        section(ui, "On real data: whole columns kept in FP16");
+        if let Some(real) = widgets::real_header(ui, real, on_selected) {
+            para(
+                ui,
+                "In a Linear layer's input matrix (tokens × features) the large values are not \
+                 scattered: they sit in a few feature dimensions, the same ones for every token. \
+                 LLM.int8() therefore keeps every column (feature) holding some |x| ≥ τ entirely \
+                 in FP16, multiplies those columns in 16 bits, and quantizes the rest with a range \
+                 computed without them.",
+            );
+            real_table(ui, real);
+            note(ui, &real_sentence(real));
+        }
+        section(ui, "On the small vector");
         let n = r.is_outlier.len();
         let k = r.is_outlier.iter().filter(|&&o| o).count();
         if let Some(e) = &r.error {
@@ -288,6 +330,154 @@ impl OutliersLesson {
         });
         widgets::try_button(ui, &cfg)
     }
+}
+
+/// The finished column-split run on the real tensor, when it is for the current settings.
+fn current_run(real: &LessonReal) -> Option<(&QuantConfig, &QuantResult)> {
+    real.runs
+        .first()
+        .filter(|(_, run)| run.current)
+        .and_then(|(cfg, run)| Some((cfg, run.value.as_deref()?)))
+}
+
+/// Without against with the column split on the real tensor (a run still computing for the
+/// current settings is drawn dimmed).
+fn real_table(ui: &mut Ui, real: &LessonReal) {
+    let Some((_, run)) = real.runs.first() else {
+        return;
+    };
+    let r = match (run.value.as_deref(), &run.error) {
+        (Some(r), _) => r,
+        (None, Some(e)) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            return;
+        }
+        (None, None) => {
+            ui.spinner();
+            return;
+        }
+    };
+    let cell = |ui: &mut Ui, text: String| {
+        let t = RichText::new(text);
+        ui.label(if run.current { t } else { t.weak() });
+    };
+    let o = &r.outliers;
+    egui::Grid::new("l5_real").striped(true).show(ui, |ui| {
+        for h in [
+            "",
+            "columns in FP16",
+            "values in FP16",
+            "MSE",
+            "SQNR",
+            "bits per value",
+        ] {
+            ui.strong(h);
+        }
+        ui.end_row();
+        cell(ui, "one range for everything".into());
+        cell(ui, "0".into());
+        cell(ui, "0".into());
+        match &o.without_split {
+            Some(m) => {
+                cell(ui, fmt_g(m.mse, 4));
+                cell(ui, format!("{} dB", fmt_g(m.sqnr_db, 4)));
+            }
+            None => {
+                cell(ui, "—".into());
+                cell(ui, "—".into());
+            }
+        }
+        cell(ui, fmt_g(o.bits_per_weight_without_split, 5));
+        ui.end_row();
+        cell(ui, format!("split at τ = {}", fmt_g(o.threshold, 6)));
+        cell(
+            ui,
+            format!(
+                "{} of {}",
+                o.columns,
+                r.shape.last().copied().unwrap_or_default()
+            ),
+        );
+        cell(
+            ui,
+            format!("{} ({} %)", o.count, fmt_g(o.fraction * 100.0, 3)),
+        );
+        cell(ui, fmt_g(r.metrics.mse, 4));
+        cell(ui, format!("{} dB", fmt_g(r.metrics.sqnr_db, 4)));
+        cell(ui, fmt_g(r.bits_per_weight, 5));
+        ui.end_row();
+    });
+}
+
+/// What the column split did on the real tensor, in sentences from its run.
+pub fn real_sentence(real: &LessonReal) -> String {
+    let Some((cfg, r)) = current_run(real) else {
+        return "Computing the split on the whole tensor for the current settings…".to_string();
+    };
+    let o = &r.outliers;
+    let Some(before) = o.without_split else {
+        return "The core did not report the error without the split.".to_string();
+    };
+    let after = r.metrics;
+    let cols = r.shape.last().copied().unwrap_or_default();
+    let tau = fmt_g(o.threshold, 6);
+    // Counts far below 2^53: exact in f64 and usize.
+    let k = usize::try_from(o.columns).unwrap_or(usize::MAX);
+    if k == 0 {
+        return format!(
+            "On {}, no value reaches |x| ≥ τ = {tau}: no column is split off, so the error is \
+             the one without the split ({} dB, MSE {}) at {} bits per value. Lower τ to split \
+             the outlier features off.",
+            real.name,
+            fmt_g(after.sqnr_db, 4),
+            fmt_g(after.mse, 4),
+            fmt_g(r.bits_per_weight, 5)
+        );
+    }
+    let mut s = format!(
+        "On {}, {} of its {} {} a value with |x| ≥ τ = {tau}; keeping {} whole in FP16 means \
+         {} values ({} % of the tensor). ",
+        real.name,
+        k,
+        count(cols, "column", "columns"),
+        if k == 1 { "holds" } else { "hold" },
+        if k == 1 { "it" } else { "them" },
+        o.count,
+        fmt_g(o.fraction * 100.0, 3)
+    );
+    if k == cols {
+        s.push_str("Every column is kept: nothing is quantized at all. ");
+    } else if after.sqnr_db > before.sqnr_db {
+        s.push_str(&format!(
+            "The rest get a range without the outliers, and the error drops: SQNR {} dB instead \
+             of {} dB, MSE {} instead of {}. ",
+            fmt_g(after.sqnr_db, 4),
+            fmt_g(before.sqnr_db, 4),
+            fmt_g(after.mse, 4),
+            fmt_g(before.mse, 4)
+        ));
+    } else if after.sqnr_db < before.sqnr_db {
+        s.push_str(&format!(
+            "Here the split does not pay: SQNR {} dB instead of {} dB (MSE {} instead of {}). ",
+            fmt_g(after.sqnr_db, 4),
+            fmt_g(before.sqnr_db, 4),
+            fmt_g(after.mse, 4),
+            fmt_g(before.mse, 4)
+        ));
+    } else {
+        s.push_str(&format!(
+            "The error does not change: SQNR {} dB either way. ",
+            fmt_g(after.sqnr_db, 4)
+        ));
+    }
+    s.push_str(&format!(
+        "The price: {} bits per value instead of {} — the kept values are 16-bit floats instead \
+         of {}-bit codes, plus a 32-bit index per column.",
+        fmt_g(r.bits_per_weight, 5),
+        fmt_g(o.bits_per_weight_without_split, 5),
+        cfg.bits
+    ));
+    s
 }
 
 /// The derivation of S for one range (symmetric, so z = 0).

@@ -327,7 +327,7 @@ impl PercentileLesson {
                     fmt_f32(it.below),
                     fmt_g(it.t, 4),
                     fmt_f32(it.above),
-                    fmt_f32(it.below),
+                    widgets::subtrahend(&fmt_f32(it.below)),
                     fmt_g(pv, 6)
                 ),
             );

@@ -323,6 +323,16 @@ pub fn minus(s: &str) -> String {
     s.replace('-', "−")
 }
 
+/// A formatted number as the right-hand side of a subtraction: a negative one in parentheses,
+/// so "a − (−0.2)" reads as subtracting a negative number rather than a doubled sign.
+pub fn subtrahend(formatted: &str) -> String {
+    if formatted.starts_with(['−', '-']) {
+        format!("({formatted})")
+    } else {
+        formatted.to_string()
+    }
+}
+
 /// An f32 in its shortest round-trip form with a typographic minus.
 pub fn fmt_f32(v: f32) -> String {
     if v.is_infinite() {
@@ -741,6 +751,13 @@ pub fn metrics_line(ui: &mut Ui, q: &super::compute::Quantized) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_negative_subtrahend_gets_parentheses() {
+        assert_eq!(subtrahend(&fmt_f32(-0.2)), "(−0.2)");
+        assert_eq!(subtrahend(&fmt_f32(0.3)), "0.3");
+        assert_eq!(subtrahend(&fmt_g(-1.5e-7, 3)), "(−1.5e−7)");
+    }
 
     #[test]
     fn parses_brackets_commas_and_unicode_minus() {

@@ -91,6 +91,9 @@ pub fn explain_lines(e: &ExplainView) -> Vec<(String, String)> {
 
 /// Draws the panel for the picked weight of the shown quantization.
 pub fn explain_ui(ui: &mut Ui, state: &AppState, view: &FrameView) {
+    if super::compare::explain_deployed_ui(ui, state, view) {
+        return;
+    }
     let e = state
         .picked
         .zip(view.quant.value.as_deref())

@@ -8,8 +8,7 @@ use egui::{Color32, ColorImage, RichText, Ui};
 use egui_plot::{Plot, PlotImage, PlotPoint};
 
 use super::super::derived::FrameView;
-use super::super::derived::heat::{HeatImage, HeatKind, MAX_HEAT_SIDE, rows_cols};
-use super::super::derived::results::Quantized;
+use super::super::derived::heat::{HeatImage, HeatKind, HeatSource, MAX_HEAT_SIDE, rows_cols};
 use super::super::state::{AppState, Command, Region};
 
 /// Texture handles of the heatmap images, refreshed when the image Arc changes.
@@ -56,14 +55,14 @@ impl HeatTextures {
 fn heatmap_ui(
     ui: &mut Ui,
     id: &str,
-    q: &Quantized,
+    q: &dyn HeatSource,
     overview: Option<(egui::TextureId, &HeatImage)>,
     detail: Option<(egui::TextureId, &HeatImage)>,
     kind: HeatKind,
     height: f32,
 ) -> (Vec<Command>, Option<Region>) {
     let mut out = Vec::new();
-    let (rows, cols) = rows_cols(&q.result.shape);
+    let (rows, cols) = rows_cols(q.shape());
     // Precision loss only for tensors with more than 2^53 rows or columns.
     let (rf, cf) = (rows as f64, cols as f64);
     let place = |img: &HeatImage| {
@@ -105,15 +104,11 @@ fn heatmap_ui(
     });
     if let Some((r, c)) = element {
         let flat = r * cols + c;
-        let x = q.values.get(flat).copied().unwrap_or(f32::NAN);
-        let xh = q.dequantized().get(flat).copied().unwrap_or(f32::NAN);
+        let x = q.original().get(flat).copied().unwrap_or(f32::NAN);
+        let xh = q.reconstructed().get(flat).copied().unwrap_or(f32::NAN);
         let text = match kind {
             HeatKind::AbsError => format!("[{r}, {c}]  x = {x:.6}  x' − x = {:.3e}", xh - x),
-            HeatKind::Scale => format!(
-                "[{r}, {c}]  group {}  S = {:.4e}",
-                q.layout.group_of(flat),
-                q.params_of(flat).map_or(f32::NAN, |p| p.scale)
-            ),
+            HeatKind::Scale => format!("[{r}, {c}]  {}", q.describe_scale(flat)),
         };
         resp.response.clone().on_hover_text_at_pointer(text);
         if resp.response.clicked() {
@@ -152,11 +147,20 @@ pub fn heatmaps_ui(
     textures: &mut HeatTextures,
 ) -> Vec<Command> {
     let mut out = Vec::new();
-    let Some(q) = view.quant.value.as_deref() else {
-        ui.spinner();
-        return out;
+    // A paired tensor shows the quantized file's deployed error; otherwise the simulation's.
+    let deployed = view
+        .compare
+        .as_ref()
+        .and_then(|c| c.deployed.value.as_deref());
+    let q: &dyn HeatSource = match (deployed, view.quant.value.as_deref()) {
+        (Some(d), _) => d,
+        (None, Some(q)) => q,
+        (None, None) => {
+            ui.spinner();
+            return out;
+        }
     };
-    let (rows, cols) = rows_cols(&q.result.shape);
+    let (rows, cols) = rows_cols(q.shape());
     ui.label(
         RichText::new(format!(
             "2-D view {rows}×{cols} · right-drag a box to zoom, double-click to reset · click a \
@@ -168,7 +172,14 @@ pub fn heatmaps_ui(
     ui.columns(2, |columns| {
         for (slot, (kind, title)) in [
             (HeatKind::AbsError, "|x' − x| (mean per cell)"),
-            (HeatKind::Scale, "scale S per group"),
+            (
+                HeatKind::Scale,
+                if deployed.is_some() {
+                    "stored scale per element (mean per cell)"
+                } else {
+                    "scale S per group"
+                },
+            ),
         ]
         .into_iter()
         .enumerate()

@@ -24,6 +24,9 @@ pub fn calibration_colour(c: &Calibration) -> Color32 {
     }
 }
 
+/// Colour of a quantized file's levels over the original's histogram.
+pub const LEVEL_COLOUR: Color32 = Color32::from_rgb(90, 150, 230);
+
 /// Colour of the active clip range.
 pub const ACTIVE_COLOUR: Color32 = Color32::from_rgb(240, 200, 40);
 
@@ -43,6 +46,8 @@ pub struct HistogramView<'a> {
     pub draggable: bool,
     /// View options.
     pub settings: &'a HistogramSettings,
+    /// A quantized file's levels marked over the original's distribution (a paired tensor).
+    pub levels: Option<&'a crate::app::derived::compare::Levels>,
 }
 
 /// Which edge of the active range is being dragged (kept in egui memory between frames).
@@ -118,8 +123,18 @@ pub fn histogram_plot_ui(
     let thresholds = view.thresholds;
     let active = view.active;
     let show_thresholds = view.settings.show_thresholds;
+    let levels = view.levels;
     let response = plot.show(ui, |plot_ui| {
         plot_ui.bar_chart(BarChart::new("counts", bars).color(bar_colour));
+        if let Some(l) = levels {
+            for &v in &l.values {
+                plot_ui.vline(
+                    VLine::new(l.label.clone(), f64::from(v))
+                        .color(LEVEL_COLOUR)
+                        .width(1.0),
+                );
+            }
+        }
         if show_thresholds {
             for t in &thresholds.lines {
                 let Some(&(lo, hi)) = t.ranges.get(thresholds.group) else {
@@ -320,7 +335,8 @@ pub fn histogram_panel_ui(
             )
             .clicked();
     });
-    let active = if per_tensor {
+    let levels = view.compare.as_ref().and_then(|c| c.levels.as_ref());
+    let active = if per_tensor && levels.is_none() {
         view.quant.value.as_ref().and_then(|q| q.grid_range())
     } else {
         None
@@ -333,9 +349,19 @@ pub fn histogram_panel_ui(
         symmetric: config.scheme == Scheme::Symmetric,
         draggable: per_tensor,
         settings: &state.settings.histogram,
+        levels,
     };
     let (cmds, _, transform) = histogram_plot_ui(ui, &plot, height);
     out.extend(cmds);
+    if let Some(l) = levels {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("━━").color(LEVEL_COLOUR).strong());
+            ui.label(format!(
+                "the quantized file's values: {} (pick a weight to choose its block or row)",
+                l.label
+            ));
+        });
+    }
     if state.settings.histogram.show_thresholds && !view.legend.lines.is_empty() {
         let settings = crate::report::SettingsReport::new(config).short();
         thresholds_legend_ui(ui, &view.legend, &settings);

@@ -4,6 +4,7 @@
 use egui::{RichText, Ui};
 
 use super::super::derived::FrameView;
+use super::super::pairing::CompareCommand;
 use super::super::settings::Theme;
 use super::super::state::{AppState, Command};
 
@@ -41,6 +42,26 @@ pub fn menu_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> 
                 .clicked()
             {
                 out.push(Command::ShowOpenPath(None));
+            }
+            if ui
+                .add_enabled(state.model.is_some(), egui::Button::new("Compare with…"))
+                .on_hover_text(
+                    "Compare the open model (the original) with a quantized file of it: a GGUF, \
+                     an FP8 or F16 safetensors. Dropping a second file offers the same.",
+                )
+                .clicked()
+            {
+                out.push(Command::Compare(CompareCommand::Dialog));
+            }
+            if ui
+                .add_enabled(
+                    state.model.is_some(),
+                    egui::Button::new("Compare with path…"),
+                )
+                .on_hover_text("Type the path of the quantized file to compare with.")
+                .clicked()
+            {
+                out.push(Command::Compare(CompareCommand::ShowPath(None)));
             }
             if ui
                 .button("Open demo model")

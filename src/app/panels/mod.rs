@@ -5,6 +5,7 @@ pub mod batches;
 pub mod bits;
 pub mod browser;
 pub mod channels;
+pub mod compare;
 pub mod error_plots;
 pub mod explain;
 pub mod heatmap;

@@ -12,7 +12,12 @@ pub fn open_path_ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
         return out;
     };
     let mut keep_open = true;
-    egui::Window::new("Open path")
+    let title = if open.for_compare {
+        "Compare with path"
+    } else {
+        "Open path"
+    };
+    egui::Window::new(title)
         .collapsible(false)
         .resizable(false)
         .open(&mut keep_open)
@@ -21,7 +26,11 @@ pub fn open_path_ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
             if let Some(note) = &open.note {
                 ui.label(RichText::new(note).color(ui.visuals().warn_fg_color));
             }
-            ui.label("A .safetensors, .gguf, .npy or .npz file, a model.safetensors.index.json, or a folder of shards:");
+            ui.label(if open.for_compare {
+                "The quantized file to compare with the open model (a .gguf, or an FP8 / F16 .safetensors):"
+            } else {
+                "A .safetensors, .gguf, .npy or .npz file, a model.safetensors.index.json, or a folder of shards:"
+            });
             let mut text = open.text.clone();
             let field = ui.add(
                 egui::TextEdit::singleline(&mut text)
@@ -33,11 +42,17 @@ pub fn open_path_ui(ui: &mut Ui, state: &AppState) -> Vec<Command> {
             }
             let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             ui.horizontal(|ui| {
+                let verb = if open.for_compare { "Compare" } else { "Open" };
                 let go = ui
-                    .add_enabled(!text.trim().is_empty(), egui::Button::new("Open"))
+                    .add_enabled(!text.trim().is_empty(), egui::Button::new(verb))
                     .clicked();
                 if (go || entered) && !text.trim().is_empty() {
-                    out.push(Command::Open(vec![text.trim().into()]));
+                    let paths = vec![text.trim().into()];
+                    out.push(if open.for_compare {
+                        Command::Compare(crate::app::pairing::CompareCommand::Start(paths))
+                    } else {
+                        Command::Open(paths)
+                    });
                     out.push(Command::CloseOpenPath);
                 }
                 if ui.button("Cancel").clicked() {

@@ -89,6 +89,9 @@ pub fn tabs_ui(
             })));
         }
     }
+    if matches!(state.tab, Tab::Error | Tab::Heatmap) {
+        super::compare::deployed_note_ui(ui, view);
+    }
     match state.tab {
         Tab::Bits => {
             egui::ScrollArea::vertical().show(ui, |ui| {

@@ -9,7 +9,7 @@
 //! does not (torch's E5M2 cast sends overflow to ±Inf); NaN becomes S.1111111 as torch gives
 //! it. The value is f32(code · scale).
 //!
-//! Parts: "codes" (u8, the tensor's shape) and "scales" (f32: shape [] per tensor, [rows] per
+//! Parts: "codes" (u8, the tensor's shape) and "scales" (f32: shape `[]` per tensor, `[rows]` per
 //! channel).
 
 use rayon::prelude::*;

@@ -12,7 +12,7 @@
 //! - [`nf4`]: `nf4`, `nf4_dq` (bitsandbytes 0.50.2 `quantize_4bit`);
 //! - [`fp8`]: `fp8_e4m3[_channel]`, `fp8_e5m2[_channel]` (torch 2.15 `(x / scale).to(float8)`).
 //!
-//! Every family works chunk by chunk: [`Codec::prepare`] computes what the whole tensor shares
+//! Every family works chunk by chunk: `Codec::prepare` computes what the whole tensor shares
 //! (NVFP4's per-tensor scale, a per-tensor FP8 scale, NF4-DQ's mean absmax), then independent
 //! chunks of whole blocks are encoded and decoded in parallel. The fused pass
 //! [`quantize_format`] measures the error chunk by chunk without keeping the dequantized
@@ -539,7 +539,7 @@ pub struct FormatResult {
 /// One field of a block as stored: its name, its bits and what they mean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockField {
-    /// The field's name in the reference's struct ("d", "dmin", "scales[3]", "e", …).
+    /// The field's name in the reference's struct (`d`, `dmin`, `scales[3]`, `e`, …).
     pub name: String,
     /// Its width in bits.
     pub bits: u32,

@@ -9,7 +9,7 @@
 //! levels by their f32 midpoints, an exact midpoint going to the lower code (torch.bucketize;
 //! CUDA's threshold tree agrees); NaN takes code 15, as bucketize puts it. Codes are packed two
 //! per byte, the first in the HIGH nibble (`code[2i] << 4 | code[2i + 1]`), an odd count padded
-//! with the code of 0 (7). The value is f32(NF4[code] · absmax).
+//! with the code of 0 (7). The value is `f32(NF4[code] · absmax)`.
 //!
 //! Double quantization codes absmax - offset, offset the f32 mean of the absmax values, with
 //! bitsandbytes' signed 8-bit dynamic map in groups of 256 by exact nearest: the same rule one
@@ -22,10 +22,10 @@
 //! (an f64 compensated sum, one division, one rounding); torch's f32 `mean` depends on the
 //! machine's vector width and thread count and differs from it by one ulp on some inputs, which
 //! moves every dequantized value of such a tensor by a rounding. The value is
-//! f32(NF4[code] · (f32(map[q] · absmax2) + offset)).
+//! `f32(NF4[code] · (f32(map[q] · absmax2) + offset))`.
 //!
-//! Parts: `nf4` "codes" (u8, [ceil(n / 2)]) and "absmax" (f32, [blocks]); `nf4_dq` "codes",
-//! "absmax_codes" (u8, [blocks]), "absmax2" (f32, [ceil(blocks / 256)]) and "offset" (f32, []).
+//! Parts: `nf4` "codes" (u8, `[ceil(n / 2)]`) and "absmax" (f32, `[blocks]`); `nf4_dq` "codes",
+//! "absmax_codes" (u8, `[blocks]`), "absmax2" (f32, `[ceil(blocks / 256)]`) and "offset" (f32, []).
 
 use std::sync::LazyLock;
 
@@ -247,7 +247,7 @@ pub fn double_quantize(
     (codes, absmax2)
 }
 
-/// The absmax a double-quantized block is dequantized with: f32(map[q] · absmax2) + offset.
+/// The absmax a double-quantized block is dequantized with: `f32(map[q] · absmax2) + offset`.
 pub fn reconstructed_absmax(code: u8, absmax2: f32, offset: f32) -> f32 {
     DYNAMIC_MAP[usize::from(code)] * absmax2 + offset
 }

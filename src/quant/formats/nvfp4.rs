@@ -10,9 +10,11 @@
 //! a NaN element code is the one torchao's bit arithmetic derives from the NaN's bits, which
 //! start as the all-ones NaN torch's whole-tensor max returns on x86.
 //!
-//! The one departure: an all-zero tensor (pts = 0, where torchao computes 0 / 0 and returns
+//! The one departure: an all-zero tensor (max |x| = 0, where torchao computes 0 / 0 and returns
 //! NaN) stores codes ±0 (the sign of each zero), block scales 2^-6 (0x08, the clamp's floor) and
-//! tensor scale 0, and dequantizes to zeros.
+//! tensor scale 0, and dequantizes to zeros. A tensor that is not all zero but whose tensor scale
+//! underflows to 0 (max |x| below about 2^-138.6) is not guarded: it takes torchao's arithmetic
+//! (infinite multipliers, NaN scales for its zero blocks), as NUMERICS.md §8 says.
 //!
 //! Layout (torchao's): "codes" packed two per byte, `byte[i] = e[2i] | e[2i + 1] << 4`, shape
 //! [..., cols / 2]; "scales", the E4M3 bytes, [..., cols / 16] (not swizzled); "tensor_scale",
@@ -47,26 +49,28 @@ const GUARD_SCALE_CODE: u8 = 0x08;
 /// element codes are derived from those bits.
 const TORCH_MAX_NAN_BITS: u32 = 0xFFFF_FFFF;
 
-/// The per-tensor scale: f32(max |x|) / 2688; NaN (with torch's bits) if any value is NaN.
-pub fn tensor_scale(values: &[f32], cancel: &Cancel) -> Result<f32, Cancelled> {
+/// The tensor's max |x| as torch's whole-tensor max returns it: NaN (with torch's bits) if any
+/// value is NaN.
+pub fn tensor_amax(values: &[f32], cancel: &Cancel) -> Result<f32, Cancelled> {
     let amax = values
         .par_chunks(CHUNK)
         .map(|chunk| cancel.check().map(|()| amax_nan(chunk)))
         .try_reduce(|| 0.0f32, |a, b| Ok(max_nan(a, b)))?;
-    let amax = if amax.is_nan() {
+    Ok(if amax.is_nan() {
         f32::from_bits(TORCH_MAX_NAN_BITS)
     } else {
         amax
-    };
-    Ok(amax / PTS_DIVISOR)
+    })
+}
+
+/// The per-tensor scale from the tensor's max |x|: f32(amax) / 2688.
+pub fn tensor_scale(amax: f32) -> f32 {
+    amax / PTS_DIVISOR
 }
 
 /// One block's E4M3 scale code and its f32 value, as torchao computes them from the block's
-/// amax and the tensor scale.
+/// amax and the tensor scale (a zero pts included: x / 0 is ±Inf or NaN there too).
 fn block_scale(block: &[f32], pts: f32) -> (u8, f32) {
-    if pts == 0.0 {
-        return (GUARD_SCALE_CODE, E4M3_TINY);
-    }
     let scaled = amax_nan(block) / E2M1_MAX / pts;
     // torch.clamp keeps NaN (so does f32::clamp).
     let clamped = scaled.clamp(E4M3_TINY, E4M3_MAX);
@@ -86,14 +90,14 @@ fn e4m3_to_f32(code: u8) -> f32 {
 }
 
 /// Encodes whole blocks: (element codes, one per element, and block scale codes).
-fn encode_blocks(values: &[f32], pts: f32) -> (Vec<u8>, Vec<u8>) {
+/// `all_zero_tensor` selects the guard (the whole tensor, not only these blocks, is ±0).
+fn encode_blocks(values: &[f32], pts: f32, all_zero_tensor: bool) -> (Vec<u8>, Vec<u8>) {
     let mut codes = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / BLOCK);
     let reciprocal_pts = 1.0f32 / pts;
     for block in values.chunks(BLOCK) {
-        let (code, s) = block_scale(block, pts);
-        scales.push(code);
-        if pts == 0.0 {
+        if all_zero_tensor {
+            scales.push(GUARD_SCALE_CODE);
             // Every x is ±0 here: keep its sign.
             codes.extend(
                 block
@@ -102,6 +106,8 @@ fn encode_blocks(values: &[f32], pts: f32) -> (Vec<u8>, Vec<u8>) {
             );
             continue;
         }
+        let (code, s) = block_scale(block, pts);
+        scales.push(code);
         let multiplier = reciprocal_pts / s;
         codes.extend(block.iter().map(|&x| {
             // When both are NaN, torch's product (on x86) is the multiplier's NaN.
@@ -135,8 +141,10 @@ impl Codec for Nvfp4Codec {
         _geometry: Geometry,
         cancel: &Cancel,
     ) -> Result<TensorParams, FormatError> {
+        // [pts, max |x|]: the amax tells the all-zero guard from a tensor scale that underflowed.
+        let amax = tensor_amax(values, cancel)?;
         Ok(TensorParams {
-            scalars: vec![tensor_scale(values, cancel)?],
+            scalars: vec![tensor_scale(amax), amax],
         })
     }
 
@@ -155,7 +163,8 @@ impl Codec for Nvfp4Codec {
         _imatrix: Option<&[f32]>,
     ) -> ChunkParts {
         let pts = params.scalars.first().copied().unwrap_or(f32::NAN);
-        let (codes, scales) = encode_blocks(values, pts);
+        let all_zero_tensor = params.scalars.get(1) == Some(&0.0);
+        let (codes, scales) = encode_blocks(values, pts, all_zero_tensor);
         // The tensor scale is stored once, by the first chunk.
         let tensor_scale = if first == 0 {
             pts.to_le_bytes().to_vec()
@@ -300,9 +309,12 @@ mod tests {
     #[test]
     fn tensor_scale_is_amax_over_2688() {
         let cancel = Cancel::never();
-        assert_eq!(tensor_scale(&[1.0, -2688.0, 3.0], &cancel), Ok(1.0));
-        assert!(tensor_scale(&[1.0, f32::NAN, 3.0], &cancel).is_ok_and(f32::is_nan));
-        assert_eq!(tensor_scale(&[0.0, -0.0], &cancel), Ok(0.0));
+        assert_eq!(tensor_amax(&[1.0, -2688.0, 3.0], &cancel), Ok(2688.0));
+        assert_eq!(tensor_scale(2688.0), 1.0);
+        assert!(tensor_amax(&[1.0, f32::NAN, 3.0], &cancel).is_ok_and(f32::is_nan));
+        assert_eq!(tensor_amax(&[0.0, -0.0], &cancel), Ok(0.0));
+        // A tiny tensor's scale underflows to 0 although the tensor is not all zero.
+        assert_eq!(tensor_scale(1e-42), 0.0);
     }
 
     #[test]
@@ -323,8 +335,17 @@ mod tests {
 
     #[test]
     fn matches_torchao_byte_for_byte() {
-        // "zeros" checks the all-zero guard, "nan" and "inf" torchao's propagation.
-        for case in ["mixed", "zeros", "nan", "inf"] {
+        // "zeros" and "zeros_row" (a 1-D all-zero bias, as all-MiniLM-L6-v2's pooler.dense.bias)
+        // check the all-zero guard; "nan", "inf" and "nvfp4_underflow" (a tensor scale that
+        // underflows to 0 in a tensor that is not all zero) torchao's propagation.
+        for case in [
+            "mixed",
+            "zeros",
+            "zeros_row",
+            "nan",
+            "inf",
+            "nvfp4_underflow",
+        ] {
             check_against_fixture(&Fixture::load(case), QuantFormat::Nvfp4);
         }
     }

@@ -182,6 +182,8 @@ fn q2_k(b: &[u8]) -> Parts {
     let mut fields = vec![fd, fm];
     let mut grid = Vec::new();
     let mut sub = Vec::new();
+    // j numbers the fields as ggml's struct does (scales[j]); the byte is b[j].
+    #[allow(clippy::needless_range_loop)]
     for j in 0..16 {
         let (sc, m) = (b[j] & 0x0F, b[j] >> 4);
         fields.push(int_field(
@@ -405,6 +407,8 @@ fn nvfp4(b: &[u8]) -> Parts {
     let mut fields = Vec::new();
     let mut grid = Vec::new();
     let mut sub = Vec::new();
+    // s numbers the sub-blocks (d[s]); the byte is b[s].
+    #[allow(clippy::needless_range_loop)]
     for s in 0..4 {
         let ue = b[s];
         let value = 2.0 * ue4m3_to_f32_half(ue);

@@ -146,7 +146,8 @@ pub(super) fn mxfp4_row(x: &[f32], out: &mut [u8]) {
     reason = "one test that NaN fails too, as ggml's `!(x > 0)`"
 )]
 pub(super) fn ue4m3_from_f32(x: f32) -> u8 {
-    // NaN fails the comparison too.
+    // NaN fails the comparison too: C's `!(x > 0)`, kept literally.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(x > 0.0) {
         return 0;
     }
