@@ -19,7 +19,8 @@ pub struct Cancel {
 
 #[derive(Debug, Default)]
 struct CancelInner {
-    cancelled: AtomicBool,
+    /// Shared with every child token (see [`Cancel::child`]).
+    cancelled: Arc<AtomicBool>,
     done_units: AtomicU64,
     total_units: AtomicU64,
     reserved_units: AtomicU64,
@@ -34,6 +35,22 @@ impl Cancel {
     /// A token that is never cancelled, for one-shot work (CLI, tests).
     pub fn never() -> Self {
         Self::default()
+    }
+
+    /// A token that shares this one's cancellation flag but counts its own progress.
+    ///
+    /// Long jobs built from many kernel calls (the planner's sweep) announce their progress in
+    /// their own units on the parent and hand children to the kernels, whose element counts
+    /// would otherwise mix into the parent's fraction. Cancelling either cancels both.
+    pub fn child(&self) -> Cancel {
+        Cancel {
+            inner: Arc::new(CancelInner {
+                cancelled: Arc::clone(&self.inner.cancelled),
+                done_units: AtomicU64::new(0),
+                total_units: AtomicU64::new(0),
+                reserved_units: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// Asks every kernel holding this token to stop at its next check.
@@ -111,6 +128,24 @@ mod tests {
         b.cancel();
         assert!(a.is_cancelled());
         assert_eq!(a.check(), Err(Cancelled));
+    }
+
+    #[test]
+    fn children_share_the_flag_but_not_the_progress() {
+        let parent = Cancel::new();
+        parent.add_total(10);
+        let child = parent.child();
+        child.add_total(1000);
+        child.add_done(1000);
+        assert_eq!(parent.fraction_done(), 0.0);
+        assert_eq!(child.fraction_done(), 1.0);
+        parent.add_done(5);
+        assert_eq!(parent.fraction_done(), 0.5);
+        child.cancel();
+        assert_eq!(parent.check(), Err(Cancelled));
+        let other = Cancel::new();
+        other.child().child().cancel();
+        assert!(other.is_cancelled());
     }
 
     #[test]

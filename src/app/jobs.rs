@@ -285,6 +285,14 @@ impl<K: JobKey, V: Send + Sync + 'static> Jobs<K, V> {
         }
     }
 
+    /// Cancels every running job and keeps the finished results (the user pressed Cancel).
+    pub fn cancel_running(&mut self) {
+        for r in self.running.values() {
+            r.cancel.cancel();
+        }
+        self.running.clear();
+    }
+
     /// Cancels every running job and forgets every result (a new model was opened).
     pub fn clear(&mut self) {
         for r in self.running.values() {

@@ -128,6 +128,8 @@ pub struct QuantscopeApp {
     textures: HeatTextures,
     /// The histogram plot's transform of the last frame (tests drag the clip edges with it).
     pub hist_transform: Option<egui_plot::PlotTransform>,
+    /// The Model view's Pareto chart transform of the last frame (tests click its points).
+    pub pareto_transform: Option<egui_plot::PlotTransform>,
     /// CPU time of the last frame in ms (eframe only).
     pub frame_cpu_ms: Option<f32>,
     theme_applied: Option<Theme>,
@@ -156,6 +158,7 @@ impl QuantscopeApp {
             derived: Derived::new(runner, background),
             textures: HeatTextures::default(),
             hist_transform: None,
+            pareto_transform: None,
             frame_cpu_ms: None,
             theme_applied: None,
             dialog_open: Arc::new(AtomicBool::new(false)),
@@ -236,6 +239,8 @@ impl QuantscopeApp {
         commands.extend(panels::compare::offer_ui(ui, &self.state));
         if self.state.show_lessons {
             commands.extend(self.lessons_ui(ui, &view));
+        } else if self.state.show_model {
+            self.model_view_ui(ui, &view, &mut commands);
         } else {
             self.main_views_ui(ui, &view, &mut commands);
         }
@@ -312,6 +317,25 @@ impl QuantscopeApp {
             out.extend(panels::tabs::tabs_ui(ui, state, view, textures));
         });
         self.hist_transform = transform;
+    }
+
+    /// The browser and the Model view.
+    fn model_view_ui(&mut self, ui: &mut Ui, view: &FrameView, out: &mut Vec<Command>) {
+        let state = &self.state;
+        egui::Panel::left("browser")
+            .default_size(420.0)
+            .min_size(260.0)
+            .max_size(760.0)
+            .show(ui, |ui| {
+                out.extend(panels::browser::browser_ui(ui, state, view))
+            });
+        let mut transform = None;
+        egui::CentralPanel::default().show(ui, |ui| {
+            let (cmds, t) = panels::model_view::model_view_ui(ui, state, view);
+            out.extend(cmds);
+            transform = t;
+        });
+        self.pareto_transform = transform;
     }
 
     /// The lessons in the central area, drawn on a copy of their state; a changed input is

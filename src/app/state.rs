@@ -168,6 +168,101 @@ pub enum Tab {
     Bits,
     /// Calibration over batches (tensors that hold calibration batches).
     Batches,
+    /// Min and max per output channel.
+    Channels,
+}
+
+/// Which candidates the Model view's sweep measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CandidateSet {
+    /// The min-max affine family (2–8 bits × channel/g32/g64/g128) and every deployed format.
+    #[default]
+    Quick,
+    /// Those plus the MSE-calibrated affine family (on MiniLM 53 s for the 28 of them against 9 s for everything else).
+    WithMse,
+}
+
+/// What colours the Model view's sensitivity strip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StripMetric {
+    /// Relative MSE under the chosen candidate (log scale).
+    #[default]
+    RelMse,
+    /// SQNR in dB under the chosen candidate.
+    Sqnr,
+    /// Excess kurtosis of the weights.
+    Kurtosis,
+    /// max |x| / std.
+    MaxOverStd,
+    /// Values beyond 6 standard deviations from the mean.
+    Outliers,
+}
+
+impl StripMetric {
+    /// Every metric, in menu order.
+    pub const ALL: [StripMetric; 5] = [
+        Self::RelMse,
+        Self::Sqnr,
+        Self::Kurtosis,
+        Self::MaxOverStd,
+        Self::Outliers,
+    ];
+
+    /// The menu label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RelMse => "relative MSE",
+            Self::Sqnr => "SQNR (dB)",
+            Self::Kurtosis => "kurtosis",
+            Self::MaxOverStd => "max / std",
+            Self::Outliers => "outliers (> 6σ)",
+        }
+    }
+
+    /// Whether the metric reads the sweep under a candidate (else the tensor statistics).
+    pub fn needs_candidate(self) -> bool {
+        matches!(self, Self::RelMse | Self::Sqnr)
+    }
+}
+
+/// The Model view's state (planning the whole model under a size budget).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelViewState {
+    /// The budget in average bits per weight over all tensors.
+    pub budget_bpw: f64,
+    /// The candidates measured.
+    pub candidates: CandidateSet,
+    /// Whether the sweep runs (false after Cancel).
+    pub sweep_on: bool,
+    /// The strip's colouring metric.
+    pub metric: StripMetric,
+    /// The candidate (id) the strip's error metrics are read under.
+    pub strip_candidate: String,
+    /// Per-tensor manual choices: tensor name → candidate id (a click on a Pareto point).
+    pub pins: Vec<(String, String)>,
+}
+
+impl Default for ModelViewState {
+    fn default() -> Self {
+        Self {
+            budget_bpw: 4.5,
+            candidates: CandidateSet::Quick,
+            sweep_on: true,
+            metric: StripMetric::RelMse,
+            strip_candidate: "int4_g32_minmax".to_string(),
+            pins: Vec::new(),
+        }
+    }
+}
+
+impl ModelViewState {
+    /// The candidate pinned to tensor `name`, if any.
+    pub fn pin_of(&self, name: &str) -> Option<&str> {
+        self.pins
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.as_str())
+    }
 }
 
 /// The browser columns one can sort by.
@@ -379,6 +474,27 @@ pub enum Command {
     },
     /// Write a view's plots as SVG and PNG into the export folder.
     Export(Box<super::export::Export>),
+    /// Show the Model view (true) or the tensor view (false).
+    ShowModelView(bool),
+    /// Set the Model view's budget (average bits per weight).
+    SetBudget(f64),
+    /// Choose the candidates the Model view's sweep measures.
+    SetCandidateSet(CandidateSet),
+    /// Start (true) or cancel (false) the Model view's sweep.
+    RunSweep(bool),
+    /// Colour the sensitivity strip by this metric.
+    SetStripMetric(StripMetric),
+    /// Read the strip's error metrics under this candidate (id).
+    SetStripCandidate(String),
+    /// Pin a tensor to a candidate (Some(id)) or release it to the budget (None).
+    PinTensor {
+        /// The tensor's name.
+        tensor: String,
+        /// The candidate id, or None to unpin.
+        candidate: Option<String>,
+    },
+    /// Open a tensor in the tensor view (a click on the sensitivity strip).
+    OpenTensor(usize),
     /// Compare the open model with a quantized file of it (see `super::pairing`).
     Compare(super::pairing::CompareCommand),
 }
@@ -422,6 +538,10 @@ pub struct AppState {
     pub heat_zoom: [Option<Region>; 2],
     /// Whether the lessons replace the main views.
     pub show_lessons: bool,
+    /// Whether the Model view replaces the tensor view.
+    pub show_model: bool,
+    /// The Model view's state.
+    pub model_view: ModelViewState,
     /// Whether the statistics columns are computed for every tensor.
     pub all_stats: bool,
     /// Messages shown in the window until dismissed.
@@ -460,6 +580,8 @@ impl AppState {
             tab: Tab::Error,
             heat_zoom: [None, None],
             show_lessons: false,
+            show_model: false,
+            model_view: ModelViewState::default(),
             all_stats: false,
             errors: Vec::new(),
             status: None,
@@ -577,7 +699,12 @@ impl AppState {
                     *z = region;
                 }
             }
-            Command::ShowLessons(on) => self.show_lessons = on,
+            Command::ShowLessons(on) => {
+                self.show_lessons = on;
+                if on {
+                    self.show_model = false;
+                }
+            }
             Command::TryLesson(cfg) => {
                 self.show_lessons = false;
                 self.set_quant(*cfg);
@@ -594,6 +721,40 @@ impl AppState {
                 contents,
             } => self.save_text(&file_name, &contents),
             Command::Export(export) => self.export(&export),
+            Command::ShowModelView(on) => {
+                self.show_model = on;
+                if on {
+                    self.show_lessons = false;
+                }
+            }
+            Command::SetBudget(bpw) => {
+                if bpw.is_finite() {
+                    self.model_view.budget_bpw = bpw.clamp(0.5, 64.0);
+                }
+            }
+            Command::SetCandidateSet(set) => {
+                self.model_view.candidates = set;
+                self.model_view.sweep_on = true;
+            }
+            Command::RunSweep(on) => self.model_view.sweep_on = on,
+            Command::SetStripMetric(m) => {
+                self.model_view.metric = m;
+                if !m.needs_candidate() {
+                    self.all_stats = true;
+                }
+            }
+            Command::SetStripCandidate(id) => self.model_view.strip_candidate = id,
+            Command::PinTensor { tensor, candidate } => {
+                self.model_view.pins.retain(|(n, _)| *n != tensor);
+                if let Some(c) = candidate {
+                    self.model_view.pins.push((tensor, c));
+                }
+            }
+            Command::OpenTensor(index) => {
+                self.show_model = false;
+                self.select(index);
+                self.browser.scroll_to_selected = true;
+            }
             Command::Compare(c) => self.handle_compare(c),
         }
     }
@@ -644,6 +805,8 @@ impl AppState {
             batch_sets,
         });
         self.all_stats = false;
+        self.model_view.pins.clear();
+        self.model_view.sweep_on = true;
         self.forget_comparison();
         self.title_stale = true;
         self.selected = None;

@@ -53,6 +53,8 @@ pub enum Command {
     Quantize(Box<QuantizeArgs>),
     /// Show how a value is stored in FP32, FP16, BF16 and FP8: bit fields, stored value, error.
     Bits(BitsArgs),
+    /// Measure every tensor under every candidate and choose one per tensor under a size budget.
+    Plan(Box<PlanArgs>),
     /// Compare a quantized model (GGUF, FP8 safetensors, ...) with its original, tensor by tensor.
     Compare(CompareArgs),
 }
@@ -363,6 +365,72 @@ pub enum OutliersArg {
     Elements,
     /// Input columns holding any |x| >= threshold stay FP16.
     Columns,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The model file (or sharded index, or folder).
+    pub model: PathBuf,
+    /// Budget in average bits per weight over all tensors (default 4.5).
+    #[arg(long, value_name = "B", conflicts_with = "budget_size")]
+    pub budget_bpw: Option<f64>,
+    /// Budget in bytes of tensor data (headers excluded): 12000000, 12MB, 11.5MiB, 2G (K/M/G
+    /// and KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000).
+    #[arg(long, value_name = "SIZE")]
+    pub budget_size: Option<String>,
+    /// Comma-separated candidate ids (int4_g128_minmax, int8_channel_mse, q4_k, mxfp4, nf4, ...);
+    /// "affine" is the affine family (2-8 bits x channel/g32/g64/g128 x minmax/mse), "minmax"
+    /// and "mse" its halves, "formats" every deployed format. Default: minmax,formats (the MSE
+    /// half takes about 6x as long as the default list to measure).
+    #[arg(long, value_name = "LIST")]
+    pub candidates: Option<String>,
+    /// llama.cpp importance matrix (imatrix.gguf or legacy imatrix.dat) weighting the errors
+    /// per input column; entries match tensors by exact name.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
+    /// Fix the tensors PATTERN names to CANDIDATE (repeatable). PATTERN is a glob over the
+    /// whole name (* crosses dots), or re:REGEX searched in the name.
+    #[arg(long = "pin", value_name = "PATTERN=CANDIDATE")]
+    pub pins: Vec<String>,
+    /// Keep the tensors PATTERN names in float: their stored F16/BF16/F32, or the format given
+    /// (repeatable).
+    #[arg(long = "keep", value_name = "PATTERN[=F16|BF16|F32]")]
+    pub keeps: Vec<String>,
+    /// Plan 1-D tensors too (by default norms and biases stay in float, as runtimes keep them).
+    #[arg(long)]
+    pub plan_vectors: bool,
+    /// Smallest bits per weight for the tensors PATTERN names (repeatable).
+    #[arg(long = "min-bpw", value_name = "PATTERN=B")]
+    pub min_bpw: Vec<String>,
+    /// Largest bits per weight for the tensors PATTERN names (repeatable).
+    #[arg(long = "max-bpw", value_name = "PATTERN=B")]
+    pub max_bpw: Vec<String>,
+    /// What to minimise: the sum of numel x relative MSE, or of numel x MSE.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::RelMse)]
+    pub objective: ObjectiveArg,
+    /// Print the plan as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the recipe (tensor -> candidate, settings, measured error and bits) as JSON.
+    #[arg(long, value_name = "RECIPE.json")]
+    pub out: Option<PathBuf>,
+    /// A quantized file of the same model (GGUF, FP8 safetensors, ...): paired as `compare`
+    /// pairs them, its own assignment becomes a point beside the curve.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
+    /// Write the whole measurement table (one row per tensor x candidate), .json or .csv.
+    #[arg(long, value_name = "TABLE.json|.csv")]
+    pub sweep: Option<PathBuf>,
+}
+
+/// The planner's objective on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Sum over planned tensors of numel x MSE / mean(x^2).
+    RelMse,
+    /// Sum over planned tensors of numel x MSE.
+    Mse,
 }
 
 #[cfg(test)]

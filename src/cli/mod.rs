@@ -7,6 +7,7 @@ pub mod args;
 pub mod bits;
 pub mod compare;
 pub mod inspect;
+pub mod plan;
 mod progress;
 pub mod quantize;
 
@@ -28,6 +29,7 @@ pub fn main() -> ExitCode {
         Some(Command::Compare(ref args)) => compare::run(args),
         Some(Command::Inspect(ref args)) => inspect::run(args),
         Some(Command::Quantize(ref args)) => quantize::run(args),
+        Some(Command::Plan(ref args)) => plan::run(args),
         None => open_app(cli.files),
     };
     match result {

@@ -4,10 +4,14 @@
 //! it through the same functions, so the two front-ends cannot disagree. [`batches`] reads
 //! calibration-batch files and prints their calibration-over-batches report; [`compare`] is
 //! the comparison of a quantized model with its original; [`plot`] draws exported plots as SVG.
+//! The planner's reports are in [`recipe`] (the plan and recipe JSON, llama-quantize arguments)
+//! and [`sweep`] (the measurement table).
 
 pub mod batches;
 pub mod compare;
 pub mod plot;
+pub mod recipe;
+pub mod sweep;
 mod text;
 
 pub use text::human_bytes;

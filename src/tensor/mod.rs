@@ -3,7 +3,8 @@
 //! [`Model::open`] reads safetensors (single, sharded through `model.safetensors.index.json`,
 //! or a folder), GGUF, `.npy` and `.npz` files. Opening reads headers only (files are mapped
 //! read-only and never written); [`Model::values_f32`] decodes a tensor on demand, in parallel
-//! chunks, and [`Model::value_f32_at`] decodes a single element.
+//! chunks, and [`Model::value_f32_at`] decodes a single element. [`imatrix`] reads llama.cpp
+//! importance matrices (GGUF and the legacy `imatrix.dat`).
 
 mod decode;
 mod dtype;
@@ -12,6 +13,7 @@ pub(crate) mod fp8;
 mod gguf;
 pub(crate) mod gguf_blocks;
 mod gguf_write;
+pub mod imatrix;
 mod npy;
 mod safetensors;
 mod store;

@@ -5,9 +5,11 @@
 //! Adding a result type is a change here (a key, a compute function in `results`, a lane in
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
+pub mod channels;
 pub mod compare;
 pub mod blocks;
 pub mod heat;
+pub mod plan;
 pub mod results;
 pub mod rows;
 
@@ -117,6 +119,18 @@ pub struct LessonReal {
     pub hist: Shown<HistData>,
 }
 
+/// The Model view's data: the sweep (with its progress), the plan under the budget and pins,
+/// and the strip's shape statistics.
+#[derive(Default)]
+pub struct ModelViewData {
+    /// The sweep of the whole model.
+    pub sweep: Shown<crate::plan::SweepTable>,
+    /// The plan of the shown sweep (or why there is none), once a sweep has finished.
+    pub plan: Option<Result<plan::PlanView, String>>,
+    /// Per tensor, its shape statistics when the strip's metric needs them and they are done.
+    pub shapes: Vec<Option<plan::ShapeStats>>,
+}
+
 /// Everything the panels may show in one frame, read-only.
 #[derive(Default)]
 pub struct FrameView {
@@ -148,6 +162,10 @@ pub struct FrameView {
     pub has_batches: bool,
     /// Its calibration over batches, when the Batches tab is open.
     pub batches: Shown<results::BatchView>,
+    /// The selected tensor's per-channel ranges, when the Channels tab is open.
+    pub channels: Shown<channels::ChannelRanges>,
+    /// The Model view's data (Model view only).
+    pub model_view: Option<ModelViewData>,
     /// The comparison with a quantized file, when one is asked for (its deployed error then
     /// feeds `detail` and `heat` for a paired tensor).
     pub compare: Option<compare::CompareView>,
@@ -168,6 +186,10 @@ pub struct Derived {
     measure: Jobs<MeasureKey, QuantResult>,
     heat: Jobs<HeatKey, HeatImage>,
     batches: Jobs<results::BatchKey, results::BatchView>,
+    sweeps: Jobs<plan::SweepKey, crate::plan::SweepTable>,
+    channels: Jobs<channels::ChannelKey, channels::ChannelRanges>,
+    shapes: Jobs<plan::ShapeKey, plan::ShapeStats>,
+    plan_memo: plan::PlanMemo,
     compare: compare::CompareJobs,
     blocks: Jobs<blocks::BlockKey, blocks::BlockView>,
     /// The model the caches hold results of.
@@ -179,6 +201,8 @@ impl Derived {
     /// tensor (so they never queue the selected tensor's work behind them).
     pub fn new(runner: Runner, background: Runner) -> Self {
         let store = Arc::new(ValueStore::default());
+        let sweep_cache = Arc::new(crate::plan::SweepCache::new());
+        let s7 = Arc::clone(&store);
         let (s1, s2, s3, s4, s5, s6) = (
             Arc::clone(&store),
             Arc::clone(&store),
@@ -193,7 +217,7 @@ impl Derived {
                 results::tensor_stats(&s1, k, c)
             }),
             compare: compare::CompareJobs::new(runner.clone(), background.clone()),
-            rows: Jobs::new("row errors", background, 100_000, move |k, c| {
+            rows: Jobs::new("row errors", background.clone(), 100_000, move |k, c| {
                 results::row_error(&s2, k, c)
             }),
             hist: Jobs::new("histogram", runner.clone(), 16, move |k, c| {
@@ -211,6 +235,19 @@ impl Derived {
                 results::batch_view(&s6, k, c)
             }),
             blocks: Jobs::new("block view", runner.clone(), 4, blocks::block_view),
+            sweeps: Jobs::new("sweep", runner.clone(), 4, move |k, c| {
+                plan::run_sweep(&sweep_cache, k, c)
+            }),
+            channels: Jobs::new("channel ranges", runner.clone(), 8, move |k, c| {
+                channels::channel_ranges(&s7, k, c)
+            }),
+            shapes: Jobs::new(
+                "shape statistics",
+                background.clone(),
+                100_000,
+                plan::shape_stats,
+            ),
+            plan_memo: plan::PlanMemo::default(),
             runner,
             store,
             model_id: None,
@@ -234,6 +271,9 @@ impl Derived {
         self.measure.poll();
         self.heat.poll();
         self.batches.poll();
+        self.sweeps.poll();
+        self.shapes.poll();
+        self.channels.poll();
         self.compare.poll();
         self.blocks.poll();
         let mut out = Vec::new();
@@ -292,6 +332,14 @@ impl Derived {
             view.tensor = selected;
             return view;
         }
+        if state.show_model {
+            view.model_view = Some(self.model_view(state, &model));
+            view.rows = self.rows(state, &model, &view);
+            view.visible_order = rows::visible_order(&view.rows, &state.browser);
+            view.stats_busy = self.stats.is_busy() || self.rows.is_busy();
+            view.tensor = selected;
+            return view;
+        }
         // The selected tensor's quantization first: every other result of it reads this one.
         if let Some((index, info)) = &selected
             && info.dtype.is_float()
@@ -327,6 +375,12 @@ impl Derived {
                     }));
                 }
             }
+            if state.tab == Tab::Channels {
+                view.channels = Shown::of(self.channels.request(&channels::ChannelKey {
+                    model: model.clone(),
+                    tensor: *index,
+                }));
+            }
             view.stats = self.stats.get(&StatsKey {
                 model: model.clone(),
                 tensor: *index,
@@ -345,6 +399,52 @@ impl Derived {
         view.tensor = selected;
         self.compare_view(state, &model, &mut view);
         view
+    }
+
+    /// The Model view's sweep, plan and strip statistics.
+    fn model_view(&mut self, state: &AppState, model: &ModelRef) -> ModelViewData {
+        let mv = &state.model_view;
+        let key = plan::SweepKey {
+            model: model.clone(),
+            set: mv.candidates,
+        };
+        let sweep = if mv.sweep_on {
+            Shown::of(self.sweeps.request(&key))
+        } else {
+            self.sweeps.cancel_running();
+            Shown {
+                requested: false,
+                ..Shown::of(self.sweeps.peek(&key))
+            }
+        };
+        let plan = sweep
+            .value
+            .as_ref()
+            .map(|table| self.plan_memo.plan(table, mv));
+        let tensors = model.model.tensors();
+        let shapes = if mv.metric.needs_candidate() {
+            Vec::new()
+        } else {
+            tensors
+                .iter()
+                .enumerate()
+                .map(|(tensor, t)| {
+                    if !t.dtype.is_float() {
+                        return None;
+                    }
+                    let key = plan::ShapeKey {
+                        model: model.clone(),
+                        tensor,
+                    };
+                    self.shapes.request(&key).value().map(|s| **s)
+                })
+                .collect()
+        };
+        ModelViewData {
+            sweep,
+            plan,
+            shapes,
+        }
     }
 
     /// The comparison, and for a paired tensor its deployed error as the source of the error
@@ -580,6 +680,10 @@ impl Derived {
         self.measure.clear();
         self.heat.clear();
         self.batches.clear();
+        self.sweeps.clear();
+        self.shapes.clear();
+        self.channels.clear();
+        self.plan_memo.clear();
         self.compare.clear();
         self.blocks.clear();
     }

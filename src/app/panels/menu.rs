@@ -96,6 +96,16 @@ pub fn menu_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> 
             }
         });
         if ui
+            .selectable_label(state.show_model, "Model")
+            .on_hover_text(
+                "Plan the whole model: every tensor under every candidate, a recipe under a size \
+                 budget, its Pareto fronts and sensitivity.",
+            )
+            .clicked()
+        {
+            out.push(Command::ShowModelView(!state.show_model));
+        }
+        if ui
             .selectable_label(state.show_lessons, "Lessons")
             .on_hover_text(
                 "Ten interactive lessons: float formats, scales, calibration, zero points.",

@@ -1,4 +1,4 @@
-//! The lower half of the tensor view: the tab strip (Error, Heatmap, Bit layout) with its PNG
+//! The lower half of the tensor view: the tab strip (Error, Heatmap, Bit layout, Channels) with its PNG
 //! button, and the open tab.
 
 use egui::Ui;
@@ -32,6 +32,12 @@ pub fn tabs_ui(
                 Tab::Bits,
                 "Bit layout",
                 "The picked value in FP32, FP16, BF16 and FP8; the tensor's exponents. Lesson 1.",
+            ),
+            (
+                Tab::Channels,
+                "Channels",
+                "Min and max of every output channel: the channels whose range is much narrower \
+                 than the tensor's lose most under one per-tensor scale.",
             ),
             (
                 Tab::Batches,
@@ -118,6 +124,12 @@ pub fn tabs_ui(
         Tab::Batches => {
             ui.label("This tensor holds no calibration batches.");
         }
+        Tab::Channels => match view.channels.value.as_deref() {
+            Some(r) => super::channels::channels_ui(ui, r, !view.channels.current),
+            None => {
+                ui.spinner();
+            }
+        },
     }
     out
 }
