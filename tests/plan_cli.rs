@@ -507,3 +507,73 @@ fn against_places_the_quantized_files_own_assignment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no tensor pairs"), "{stderr}");
 }
+
+#[test]
+fn quantize_with_an_imatrix_takes_ggml_weighted_path() {
+    use quantscope::cancel::Cancel;
+    use quantscope::quant::formats::{FormatOutputs, QuantFormat, quantize_format};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = model(dir.path());
+    let im = dir.path().join("imatrix.gguf");
+    let sums: Vec<f32> = (0..64).map(|j| if j < 8 { 100.0 } else { 1.0 }).collect();
+    imatrix(&im, "layer.0.attn.weight", &sums, 10.0);
+    let run = |extra: &[&str]| {
+        let out = quantscope()
+            .args([
+                "quantize",
+                m.to_str().expect("utf-8"),
+                "--format",
+                "q4_0",
+                "--json",
+            ])
+            .args([
+                "--tensor",
+                "layer.0.attn.weight",
+                "--tensor",
+                "layer.0.mlp.weight",
+            ])
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        v
+    };
+    let im_path = im.to_str().expect("utf-8");
+    let weighted = run(&["--imatrix", im_path]);
+    let plain = run(&[]);
+    // llama-quantize's weights: in_sum2 / count, one per column.
+    let w: Vec<f32> = sums.iter().map(|s| s / 10.0).collect();
+    let x = values(1024, 1);
+    let expect = |imatrix: Option<&[f32]>| {
+        quantize_format(
+            QuantFormat::Q4_0,
+            &x,
+            &[16, 64],
+            imatrix,
+            FormatOutputs::default(),
+            &Cancel::never(),
+        )
+        .expect("quantizes")
+        .metrics
+        .mse
+    };
+    let mse = |v: &Value, i: usize| v[i]["metrics"]["mse"].as_f64().expect("number");
+    assert_eq!(mse(&weighted, 0), expect(Some(&w)));
+    assert_eq!(mse(&plain, 0), expect(None));
+    assert_ne!(mse(&weighted, 0), mse(&plain, 0));
+    assert_eq!(weighted[0]["imatrix"], true);
+    // A tensor the matrix does not name is quantized unweighted, and says so.
+    assert_eq!(weighted[1]["imatrix"], false);
+    assert_eq!(mse(&weighted, 1), mse(&plain, 1));
+    // --imatrix without a format is a usage error (exit 2).
+    let out = quantscope()
+        .args(["quantize", m.to_str().expect("utf-8"), "--imatrix", im_path])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -180,6 +180,11 @@ pub struct QuantizeArgs {
     /// mxint8 nvfp4 nf4 nf4_dq fp8_e4m3 fp8_e4m3_channel fp8_e5m2 fp8_e5m2_channel.
     #[arg(long, default_value = "int", value_parser = format_choices(), hide_possible_values = true)]
     pub format: FormatChoice,
+    /// An importance matrix (llama-imatrix's GGUF with `NAME.in_sum2` / `NAME.counts`, or the
+    /// legacy imatrix.dat) for the formats whose reference uses one (q4_0 … q6_k, iq4_nl): each
+    /// tensor it names is quantized with its per-column weights, as llama-quantize does.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
     /// A tensor to quantize (repeatable); default: every float tensor.
     #[arg(long = "tensor", value_name = "NAME")]
     pub tensors: Vec<String>,

@@ -12,6 +12,7 @@ use super::args::QuantizeArgs;
 use super::progress::tensor_bar;
 use crate::cancel::Cancel;
 use crate::quant::batches::{BatchCalibration, BatchError, BatchOptions};
+use crate::quant::deployed::quantize_deployed;
 use crate::quant::formats::{Fallback, PartDtype, QuantFormat, gguf};
 use crate::quant::tensor::{Outputs, quantize_tensor};
 use crate::quant::{
@@ -21,6 +22,7 @@ use crate::report::batches::{
     CalibrationBatches, batch_report_text, calibrate_loaded, load_batches,
 };
 use crate::report::{JsonDetail, SettingsReport, TensorReport};
+use crate::tensor::imatrix::read_imatrix;
 use crate::tensor::{GgufTensor, GgufValue, GgufWriter, Model};
 
 /// A usage problem (exit code 2), as opposed to bad input (exit code 1).
@@ -68,6 +70,12 @@ pub fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig, UsageError> 
         outlier_threshold: parse_threshold(&args.outlier_threshold)?,
         format: args.format.0,
     };
+    if cfg.format.is_none() && args.imatrix.is_some() {
+        return Err(UsageError(
+            "--imatrix weights the GGUF block formats' search (q4_0 … q6_k, iq4_nl): add --format"
+                .into(),
+        ));
+    }
     if let Some(format) = cfg.format {
         if args.calibration_batches.is_some() {
             return Err(UsageError(format!(
@@ -366,11 +374,13 @@ fn check_output_is_not_an_input(output: &Path, model: &Model) -> anyhow::Result<
     Ok(())
 }
 
-/// Quantizes one tensor of `model` and times it.
+/// Quantizes one tensor of `model` and times it; `imatrix` (one weight per column) reaches the
+/// deployed formats whose reference uses one.
 pub fn quantize_one(
     model: &Model,
     index: usize,
     cfg: &QuantConfig,
+    imatrix: Option<&[f32]>,
     keep_outputs: bool,
 ) -> anyhow::Result<TensorReport> {
     let info = &model.tensors()[index];
@@ -383,7 +393,12 @@ pub fn quantize_one(
         dequantized: keep_outputs,
     };
     let start = Instant::now();
-    let result = quantize_tensor(&values, &info.shape, cfg, want, &cancel)?;
+    let result = match (cfg.format, imatrix) {
+        (Some(format), Some(weights)) => {
+            quantize_deployed(&values, &info.shape, format, Some(weights), want, &cancel)?
+        }
+        _ => quantize_tensor(&values, &info.shape, cfg, want, &cancel)?,
+    };
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     let mut report = TensorReport::new(
         &info.name,
@@ -585,6 +600,10 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let to_gguf = args.output.as_deref().is_some_and(is_gguf_path);
     let mut outputs = OutputTensors::new(to_gguf);
     let named = !args.tensors.is_empty();
+    let importance = match &args.imatrix {
+        Some(path) => Some(read_imatrix(path)?),
+        None => None,
+    };
     for index in indices {
         let info = &model.tensors()[index];
         let name = info.name.clone();
@@ -618,7 +637,23 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let mut report = quantize_one(&model, index, &tensor_cfg, args.output.is_some())
+        // The importance weights of this tensor, when the matrix names it and it is one matrix.
+        let weights = match importance.as_ref().and_then(|m| m.get(&name)) {
+            Some(entry) => {
+                let fit = entry
+                    .for_shape(&info.shape)
+                    .map_err(|why| anyhow::anyhow!("--imatrix entry '{name}': {why}"))?;
+                if fit.elements_per_matrix != info.shape.iter().product::<usize>() {
+                    bail!(
+                        "--imatrix entry '{name}' holds several matrices (experts); quantize \
+                         takes one weight per column (plan handles experts)"
+                    );
+                }
+                Some(fit.weights)
+            }
+            None => None,
+        };
+        let mut report = quantize_one(&model, index, &tensor_cfg, weights, args.output.is_some())
             .with_context(|| format!("tensor '{name}' of {}", args.file.display()))?;
         if args.output.is_some() {
             // The large outputs move into the output buffers; the report stays small.
@@ -626,13 +661,20 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         }
         bar.inc(1);
         if !args.json {
-            let note = match &fallback {
+            let mut note = match &fallback {
                 Some((_, reason)) => format!("{reason}\n"),
                 None => String::new(),
             };
+            if importance.is_some() {
+                note.push_str(if weights.is_some() {
+                    "  weighted by the importance matrix\n"
+                } else {
+                    "  (the importance matrix has no entry for this tensor: unweighted)\n"
+                });
+            }
             bar.suspend(|| super::emit(&format!("{note}{}", text_of(&report))))?;
         }
-        reports.push((report, fallback.map(|(asked, _)| asked)));
+        reports.push((report, fallback.map(|(asked, _)| asked), weights.is_some()));
     }
     bar.finish_and_clear();
     if let Some(output) = &args.output {
@@ -653,11 +695,16 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         };
         let mut array: Vec<serde_json::Value> = reports
             .iter()
-            .map(|(report, asked)| {
+            .map(|(report, asked, weighted)| {
                 let mut object = report.to_json(detail);
-                if let (Some(asked), Some(map)) = (asked, object.as_object_mut()) {
-                    // llama-quantize's fallback replaced the format asked for.
-                    map.insert("fallback_from".into(), serde_json::json!(asked.name()));
+                if let Some(map) = object.as_object_mut() {
+                    if let Some(asked) = asked {
+                        // llama-quantize's fallback replaced the format asked for.
+                        map.insert("fallback_from".into(), serde_json::json!(asked.name()));
+                    }
+                    if args.imatrix.is_some() {
+                        map.insert("imatrix".into(), serde_json::json!(weighted));
+                    }
                 }
                 object
             })

@@ -5,9 +5,9 @@
 //! Adding a result type is a change here (a key, a compute function in `results`, a lane in
 //! [`Derived`], a field of [`FrameView`]) and in the panel that shows it, nowhere else.
 
+pub mod blocks;
 pub mod channels;
 pub mod compare;
-pub mod blocks;
 pub mod heat;
 pub mod plan;
 pub mod results;

@@ -26,7 +26,6 @@ pub fn calibration_colour(c: &Calibration) -> Color32 {
     }
 }
 
-
 /// Colour of the active clip range.
 pub const ACTIVE_COLOUR: Color32 = Color32::from_rgb(240, 200, 40);
 
