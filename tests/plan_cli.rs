@@ -577,3 +577,84 @@ fn quantize_with_an_imatrix_takes_ggml_weighted_path() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn quantize_recipe_reproduces_the_planned_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = model(dir.path());
+    let recipe_path = dir.path().join("recipe.json");
+    // Affine candidates and two formats, so both kinds of choice are applied.
+    let out = quantscope()
+        .args(["plan", m.to_str().expect("utf-8"), "--budget-bpw", "5.2"])
+        .args(["--candidates", &format!("{CANDIDATES},q4_0,q8_0")])
+        .arg("--out")
+        .arg(&recipe_path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recipe: Recipe =
+        serde_json::from_str(&std::fs::read_to_string(&recipe_path).expect("written"))
+            .expect("a recipe");
+    let out = quantscope()
+        .args(["quantize", m.to_str().expect("utf-8"), "--json", "--recipe"])
+        .arg(&recipe_path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let reports = reports.as_array().expect("array");
+    let mut applied = 0;
+    for t in recipe.tensors.iter().filter(|t| t.candidate.is_some()) {
+        let r = reports
+            .iter()
+            .find(|r| r["name"] == t.name.as_str())
+            .expect("every planned tensor is reported");
+        // The same core call the sweep measured with: the same error, and the planned bits.
+        assert_eq!(r["metrics"]["mse"].as_f64(), t.mse, "{}", t.name);
+        assert_eq!(r["planned_mse"].as_f64(), t.mse);
+        assert_eq!(
+            r["bits_per_weight"].as_f64(),
+            Some(t.bits_per_weight),
+            "{}",
+            t.name
+        );
+        let format = r["format"].as_str().expect("format");
+        if t.settings.is_none() {
+            assert_eq!(format, t.format);
+        } else {
+            assert_eq!(format, "int");
+        }
+        applied += 1;
+    }
+    // The two weight matrices are planned; the bias is kept (as runtimes keep biases) and is
+    // reported as not quantized, with the recipe's reason.
+    assert_eq!(applied, 2);
+    let bias = reports
+        .iter()
+        .find(|r| r["name"] == "layer.0.mlp.bias")
+        .expect("the kept bias is listed");
+    assert!(
+        bias["not_applicable"]
+            .as_str()
+            .is_some_and(|why| why.contains("kept")),
+        "{bias}"
+    );
+    // A file that is not a recipe is bad input (exit 1), naming the file.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"tensors\": 3}").expect("written");
+    let out = quantscope()
+        .args(["quantize", m.to_str().expect("utf-8"), "--recipe"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a quantscope recipe"));
+}

@@ -1,6 +1,6 @@
 //! The app state of comparing the open model with a quantized file of it (File ▸ Compare
 //! with…, or a second file dropped on the window): what is compared, the prompt a dropped file
-//! raises, the table's sort order, and [`AppState::handle_compare`], the part of the one state
+//! raises, the table's sort order, and `AppState::handle_compare`, the part of the one state
 //! handler that changes them.
 
 use std::path::PathBuf;

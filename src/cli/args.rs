@@ -185,6 +185,15 @@ pub struct QuantizeArgs {
     /// tensor it names is quantized with its per-column weights, as llama-quantize does.
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
+    /// Apply a recipe from `quantscope plan --out`: each tensor it plans is quantized in its
+    /// chosen format or affine settings (the flags above are then not used), kept tensors stay
+    /// unquantized, and each report carries the error the plan measured (`planned_mse`).
+    #[arg(
+        long,
+        value_name = "RECIPE.json",
+        conflicts_with = "calibration_batches"
+    )]
+    pub recipe: Option<PathBuf>,
     /// A tensor to quantize (repeatable); default: every float tensor.
     #[arg(long = "tensor", value_name = "NAME")]
     pub tensors: Vec<String>,

@@ -21,6 +21,7 @@ use crate::quant::{
 use crate::report::batches::{
     CalibrationBatches, batch_report_text, calibrate_loaded, load_batches,
 };
+use crate::report::recipe::{Recipe, RecipeTensor};
 use crate::report::{JsonDetail, SettingsReport, TensorReport};
 use crate::tensor::imatrix::read_imatrix;
 use crate::tensor::{GgufTensor, GgufValue, GgufWriter, Model};
@@ -156,6 +157,34 @@ fn plan_for(cfg: &QuantConfig, shape: &[usize]) -> FormatPlan {
             },
             _ => FormatPlan::Keep(not.reason),
         },
+    }
+}
+
+/// What a recipe says for one tensor: its affine settings or format, or keep it unquantized.
+fn recipe_plan(entry: Option<&RecipeTensor>, cfg: &QuantConfig, shape: &[usize]) -> FormatPlan {
+    let Some(entry) = entry else {
+        return FormatPlan::Keep("not in the recipe".into());
+    };
+    if entry.candidate.is_none() {
+        return FormatPlan::Keep(format!(
+            "kept as {} by the recipe ({})",
+            entry.format, entry.why
+        ));
+    }
+    match (&entry.settings, QuantFormat::from_name(&entry.format)) {
+        (Some(settings), _) => FormatPlan::Quantize {
+            cfg: settings.clone(),
+            fallback: None,
+        },
+        (None, Some(format)) => plan_for(
+            &QuantConfig {
+                format: Some(format),
+                ..cfg.clone()
+            },
+            shape,
+        ),
+        // Recipe::read refuses such an entry.
+        (None, None) => FormatPlan::Keep(format!("unknown format '{}'", entry.format)),
     }
 }
 
@@ -604,11 +633,22 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         Some(path) => Some(read_imatrix(path)?),
         None => None,
     };
+    let recipe = match &args.recipe {
+        Some(path) => Some(Recipe::read(path)?),
+        None => None,
+    };
     for index in indices {
         let info = &model.tensors()[index];
         let name = info.name.clone();
         bar.set_message(name.clone());
-        let (tensor_cfg, fallback) = match plan_for(&cfg, &info.shape) {
+        let planned = recipe
+            .as_ref()
+            .map(|r| r.tensors.iter().find(|t| t.name == name));
+        let chosen = match planned {
+            None => plan_for(&cfg, &info.shape),
+            Some(entry) => recipe_plan(entry, &cfg, &info.shape),
+        };
+        let (tensor_cfg, fallback) = match chosen {
             FormatPlan::Quantize { cfg, fallback } => (cfg, fallback),
             FormatPlan::Keep(reason) if named => {
                 bail!("tensor '{name}' of {}: {reason}", args.file.display())
@@ -674,7 +714,13 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
             }
             bar.suspend(|| super::emit(&format!("{note}{}", text_of(&report))))?;
         }
-        reports.push((report, fallback.map(|(asked, _)| asked), weights.is_some()));
+        let planned_mse = planned.flatten().and_then(|t| t.mse);
+        reports.push((
+            report,
+            fallback.map(|(asked, _)| asked),
+            weights.is_some(),
+            planned_mse,
+        ));
     }
     bar.finish_and_clear();
     if let Some(output) = &args.output {
@@ -695,7 +741,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         };
         let mut array: Vec<serde_json::Value> = reports
             .iter()
-            .map(|(report, asked, weighted)| {
+            .map(|(report, asked, weighted, planned_mse)| {
                 let mut object = report.to_json(detail);
                 if let Some(map) = object.as_object_mut() {
                     if let Some(asked) = asked {
@@ -704,6 +750,10 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
                     }
                     if args.imatrix.is_some() {
                         map.insert("imatrix".into(), serde_json::json!(weighted));
+                    }
+                    if args.recipe.is_some() {
+                        // The error the plan measured for this choice, to set beside `metrics`.
+                        map.insert("planned_mse".into(), serde_json::json!(planned_mse));
                     }
                 }
                 object

@@ -4,7 +4,7 @@
 //!
 //! - [`candidate`]: what a candidate is (a stable id plus an affine config or a format name);
 //! - [`pattern`]: the tensor-name patterns of the rules (globs, or regexes after `re:`);
-//! - [`sweep`]: the streamed, parallel, cancellable, cached measurement
+//! - [`sweep`](mod@sweep): the streamed, parallel, cancellable, cached measurement
 //!   (tensor × candidate → error and true storage), with [`FormatEvaluator`] as the extension
 //!   point for the deployed formats;
 //! - [`allocate`]: Pareto frontiers, convex hulls, the budgeted assignment with its

@@ -1,5 +1,5 @@
 //! The plan as one report: the object `plan --json` prints, the recipe `plan --out` writes
-//! (and `quantize --recipe` will read), and llama-quantize's `--tensor-type` arguments.
+//! (and `quantize --recipe` reads), and llama-quantize's `--tensor-type` arguments.
 //!
 //! Key names are stable (the issue lists them): `budget_bpw`, `average_bpw`, `total_bytes`,
 //! `total_error`, `objective`, `tensors` (`name`, `numel`, `candidate`, `format`,
@@ -178,7 +178,59 @@ fn bytes_of(bits: u64) -> u64 {
     bits.div_ceil(8)
 }
 
+/// Why a recipe file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a recipe (bad JSON, missing keys, a format or setting quantscope does
+    /// not know).
+    #[error("{} is not a quantscope recipe: {detail}", path.display())]
+    Malformed {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
 impl Recipe {
+    /// Reads a recipe written by `quantscope plan --out` (or the app's Export recipe), checking
+    /// that every tensor's format is one quantscope can apply.
+    pub fn read(path: &std::path::Path) -> Result<Recipe, RecipeError> {
+        let bytes = std::fs::read(path).map_err(|source| RecipeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes).map_err(|detail| RecipeError::Malformed {
+            path: path.to_path_buf(),
+            detail,
+        })
+    }
+
+    /// Parses and checks recipe JSON (see [`Recipe::read`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Recipe, String> {
+        let recipe: Recipe = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        for t in &recipe.tensors {
+            if t.candidate.is_some()
+                && t.settings.is_none()
+                && crate::quant::formats::QuantFormat::from_name(&t.format).is_none()
+            {
+                return Err(format!(
+                    "tensor '{}' has format '{}' without affine settings",
+                    t.name, t.format
+                ));
+            }
+        }
+        Ok(recipe)
+    }
+
     /// Builds the report of `allocation` (made from `problem`, made from `table`), with the
     /// uniform recipes and the curve.
     pub fn new(
