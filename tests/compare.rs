@@ -943,3 +943,70 @@ fn cli_exits_1_with_one_line_when_nothing_pairs() {
     assert!(stderr.starts_with("error: no tensor of"), "{stderr}");
     assert!(out.get_output().stdout.is_empty());
 }
+
+#[test]
+fn cli_best_is_the_planners_best_candidate_at_no_more_bits() {
+    use quantscope::quant::formats::QuantFormat;
+    use quantscope::quant::{Outputs, QuantConfig, quantize_tensor};
+    let dir = tempfile::tempdir().expect("the fixture is valid");
+    let (st, gguf) = llama_pair(dir.path());
+    let out = quantscope()
+        .args(["compare", "--json", "--best"])
+        .arg(&st)
+        .arg(&gguf)
+        .assert()
+        .success();
+    let json: Value =
+        serde_json::from_slice(&out.get_output().stdout).expect("the fixture is valid");
+    let tensors = json["tensors"].as_array().expect("the fixture is valid");
+    let q = tensors
+        .iter()
+        .find(|t| t["quantized_name"] == "blk.0.attn_q.weight")
+        .expect("the fixture is valid");
+    let best = &q["best"];
+    let bpw = best["bits_per_weight"]
+        .as_f64()
+        .expect("a candidate fits 8.5 bpw");
+    assert!(bpw <= 8.5, "{best}");
+    // Q8_0 itself is a candidate, so the best is at least as good as the file's own choice.
+    let sqnr = best["sqnr_db"].as_f64().expect("number");
+    assert!(
+        sqnr >= q["metrics"]["sqnr_db"].as_f64().expect("number"),
+        "{best}"
+    );
+    // It is the core's own quantization of the original tensor with that candidate.
+    let name = best["candidate"].as_str().expect("an id");
+    let x = loader_values(&st, "model.layers.0.self_attn.q_proj.weight");
+    let shape = [x.len() / HIDDEN, HIDDEN];
+    let config = match QuantFormat::from_name(name) {
+        Some(f) => QuantConfig {
+            format: Some(f),
+            ..QuantConfig::default()
+        },
+        None => quantscope::plan::candidate::minmax_affine()
+            .into_iter()
+            .find(|c| c.id == name)
+            .and_then(|c| c.affine_config().cloned())
+            .expect("an affine id of the quick list"),
+    };
+    let r = quantize_tensor(&x, &shape, &config, Outputs::default(), &Cancel::never())
+        .expect("quantizes");
+    assert_eq!(r.metrics.sqnr_db, sqnr);
+    assert_eq!(r.bits_per_weight, bpw);
+    // An unquantized F32 norm has no lossy candidate within its 32 bits: null.
+    let norm = tensors
+        .iter()
+        .find(|t| t["type"] == "F32")
+        .expect("the fixture is valid");
+    assert!(norm["best"].is_null(), "{norm}");
+    // Without --best the key is absent (the app's Copy JSON is the same document).
+    let plain = quantscope()
+        .args(["compare", "--json"])
+        .arg(&st)
+        .arg(&gguf)
+        .assert()
+        .success();
+    let plain: Value =
+        serde_json::from_slice(&plain.get_output().stdout).expect("the fixture is valid");
+    assert!(plain["tensors"][0].get("best").is_none());
+}

@@ -376,3 +376,87 @@ mod tests {
         assert_eq!(parallel_metrics(&x, &xh, &cancel), Err(Cancelled));
     }
 }
+
+/// The best of the planner's quick candidates for one tensor within a bit budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestCandidate {
+    /// The candidate's id (the sweep table's: `int4_g128_minmax`, `q4_k`, …).
+    pub candidate: String,
+    /// Its true bits per weight.
+    pub bits_per_weight: f64,
+    /// Its SQNR on the original tensor.
+    pub sqnr_db: f64,
+    /// Σe² / Σx² (NUMERICS.md §9).
+    pub rel_mse: f64,
+    /// How many candidates fitted the budget and were measured.
+    pub tried: usize,
+}
+
+/// The best candidate of the planner's quick list (the min-max affine family and every
+/// deployed format, [`super::candidate::minmax_affine`] and `QuantFormat::ALL`) for `values`
+/// (row-major `shape`) at no more than `budget_bpw` bits per weight: the highest SQNR, ties to
+/// fewer bits. `None` when the budget is 16 bits or more (nothing lossy is worth comparing) or
+/// no candidate fits. Cancellable between candidates.
+pub fn best_candidate_at(
+    values: &[f32],
+    shape: &[usize],
+    budget_bpw: f64,
+    cancel: &Cancel,
+) -> Result<Option<BestCandidate>, Cancelled> {
+    use crate::quant::formats::QuantFormat;
+    use crate::quant::{Outputs, QuantConfig, quantize_tensor};
+    if budget_bpw >= 16.0 {
+        return Ok(None);
+    }
+    let numel = values.len();
+    let rows = numel / shape.last().copied().unwrap_or(1).max(1);
+    let formats = QuantFormat::ALL
+        .into_iter()
+        .filter(|f| f.check(shape).is_ok() && f.bits_per_weight(numel, rows) <= budget_bpw)
+        .map(|f| {
+            let config = QuantConfig {
+                format: Some(f),
+                ..QuantConfig::default()
+            };
+            (f.name().to_string(), config)
+        });
+    let affine = super::candidate::minmax_affine()
+        .into_iter()
+        .filter_map(|c| {
+            let config = c.affine_config()?.clone();
+            // Fewer code bits than the budget leaves room for the scales.
+            (f64::from(config.bits) < budget_bpw && config.validate(shape).is_ok())
+                .then_some((c.id, config))
+        });
+    let mut best: Option<BestCandidate> = None;
+    let mut tried = 0;
+    for (candidate, config) in formats.chain(affine) {
+        cancel.check()?;
+        let result = match quantize_tensor(values, shape, &config, Outputs::default(), cancel) {
+            Ok(r) => r,
+            Err(crate::quant::QuantError::Cancelled(c)) => return Err(c),
+            // A candidate that cannot take this tensor is simply not a choice.
+            Err(_) => continue,
+        };
+        if result.bits_per_weight > budget_bpw {
+            continue;
+        }
+        tried += 1;
+        let sqnr_db = result.metrics.sqnr_db;
+        let better = best.as_ref().is_none_or(|b| {
+            sqnr_db > b.sqnr_db
+                || (sqnr_db == b.sqnr_db && result.bits_per_weight < b.bits_per_weight)
+        });
+        if better {
+            best = Some(BestCandidate {
+                candidate,
+                bits_per_weight: result.bits_per_weight,
+                sqnr_db,
+                // SQNR = 10·log10(Σx² / Σe²), so Σe² / Σx² = 10^(−SQNR/10).
+                rel_mse: 10f64.powf(-sqnr_db / 10.0),
+                tried: 0,
+            });
+        }
+    }
+    Ok(best.map(|b| BestCandidate { tried, ..b }))
+}

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{human_bytes, json_float};
-use crate::plan::compare::{Comparison, TensorComparison};
+use crate::plan::compare::{BestCandidate, Comparison, TensorComparison};
 use crate::plan::pair::{Architecture, Mapping, PairPlan};
 
 /// How the text table is ordered.
@@ -44,6 +44,9 @@ pub struct CompareReport {
     pub mapping: String,
     /// The comparison itself.
     pub comparison: Comparison,
+    /// Per pair (in `comparison.tensors` order), the best candidate at no more bits when asked
+    /// for (`compare --best`); empty otherwise.
+    pub best: Vec<Option<BestCandidate>>,
 }
 
 impl CompareReport {
@@ -59,6 +62,7 @@ impl CompareReport {
             quantized: quantized.into(),
             mapping: describe_mapping(mapping),
             comparison,
+            best: Vec::new(),
         }
     }
 
@@ -75,7 +79,18 @@ impl CompareReport {
                 "average_bpw": json_float(c.totals.average_bpw),
                 "total_error": json_float(c.totals.total_error),
             },
-            "tensors": c.tensors.iter().map(tensor_json).collect::<Vec<_>>(),
+            "tensors": c
+                .tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let mut object = tensor_json(t);
+                    if let (false, Some(map)) = (self.best.is_empty(), object.as_object_mut()) {
+                        map.insert("best".into(), best_json(self.best.get(i).and_then(Option::as_ref)));
+                    }
+                    object
+                })
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -122,6 +137,23 @@ impl CompareReport {
             "tensor", "type", "bpw", "SQNR dB", "rel MSE", "MSE", "cosine", "max |e|"
         );
         for t in rows {
+            let best = self
+                .comparison
+                .tensors
+                .iter()
+                .position(|u| std::ptr::eq(u, t))
+                .and_then(|i| self.best.get(i))
+                .and_then(Option::as_ref);
+            let best_text = match (best, &t.outcome) {
+                (Some(b), Ok(e)) => format!(
+                    "  best ≤ bpw: {} {:.3} bpw {} dB ({:+.2} dB)",
+                    b.candidate,
+                    b.bits_per_weight,
+                    format_db(b.sqnr_db),
+                    b.sqnr_db - e.metrics.sqnr_db
+                ),
+                _ => String::new(),
+            };
             let flag = if t.permutation_undone {
                 " [Q/K unpermuted]"
             } else {
@@ -135,7 +167,7 @@ impl CompareReport {
                         .map_or_else(|| "-".to_string(), |c| format!("{c:.6}"));
                     let _ = writeln!(
                         out,
-                        "{:<name_width$}  {:<8} {:>7.3} {:>9} {:>11.4e} {:>11.4e} {:>10} {:>11.4e}  {}{flag}",
+                        "{:<name_width$}  {:<8} {:>7.3} {:>9} {:>11.4e} {:>11.4e} {:>10} {:>11.4e}  {}{flag}{best_text}",
                         t.name,
                         t.dtype.name(),
                         t.bits_per_weight,
@@ -250,6 +282,19 @@ fn describe_mapping(mapping: &Mapping) -> String {
         Mapping::UnknownArchitecture { architecture } => {
             format!("identical names (GGUF architecture '{architecture}' has no name map)")
         }
+    }
+}
+
+/// The `best` object of a tensor (`null` when no lossy candidate fits its bits).
+fn best_json(best: Option<&BestCandidate>) -> Value {
+    match best {
+        Some(b) => json!({
+            "candidate": b.candidate,
+            "bits_per_weight": json_float(b.bits_per_weight),
+            "sqnr_db": json_float(b.sqnr_db),
+            "rel_mse": json_float(b.rel_mse),
+        }),
+        None => Value::Null,
     }
 }
 

@@ -18,7 +18,6 @@ use crate::cancel::Cancel;
 use crate::plan::compare::{TensorError, aligned_values, compare_models, error_of};
 use crate::plan::pair::{self, PairPlan, Side, TensorPair};
 use crate::quant::formats::{self, BlockDetail, Encoded, Part, PartDtype, QuantFormat};
-use crate::quant::{self, Granularity, Outputs, QuantConfig};
 use crate::report::compare::{CompareReport, no_pairs_message};
 use crate::tensor::{DType, Model};
 
@@ -417,36 +416,10 @@ pub struct Candidate {
     pub tried: usize,
 }
 
-/// The affine integer candidates: 2..8 bits, symmetric min-max, per channel and per group of
-/// 32 and 128 (the common deployed groupings).
-fn int_candidates() -> Vec<(String, QuantConfig)> {
-    let mut out = Vec::new();
-    for bits in 2..=8u8 {
-        for (label, granularity) in [
-            (
-                "per channel".to_string(),
-                Granularity::PerChannel { axis: 0 },
-            ),
-            ("g32".to_string(), Granularity::PerGroup { size: 32 }),
-            ("g128".to_string(), Granularity::PerGroup { size: 128 }),
-        ] {
-            out.push((
-                format!("int{bits} {label}"),
-                QuantConfig {
-                    bits,
-                    granularity,
-                    ..QuantConfig::default()
-                },
-            ));
-        }
-    }
-    out
-}
-
-/// Quantizes the pair's original tensor with every affine integer candidate and every
-/// applicable deployed format whose bits per weight fit the file's, and keeps the best SQNR.
-/// `None` when the file stores the tensor in 16 bits or more (no candidate is lossy there) or
-/// nothing fits.
+/// Quantizes the pair's original tensor with the planner's quick candidates that fit the
+/// file's bits per weight and keeps the best SQNR (`plan::compare::best_candidate_at`, which
+/// `quantscope compare --best` runs too). `None` when the file stores the tensor in 16 bits or
+/// more (no candidate is lossy there) or nothing fits.
 pub fn best_candidate(key: &CandidateKey, cancel: &Cancel) -> Result<Option<Candidate>, String> {
     let paired = &*key.from.0;
     let (Some(p), Some(row)) = (
@@ -466,56 +439,15 @@ pub fn best_candidate(key: &CandidateKey, cancel: &Cancel) -> Result<Option<Cand
     let values = original
         .values_f32(p.original_index, cancel)
         .map_err(|e| e.to_string())?;
-    let shape = info.shape.clone();
-    let numel = values.len();
-    let rows = numel / shape.last().copied().unwrap_or(1).max(1);
-    let mut configs: Vec<(String, QuantConfig)> = QuantFormat::ALL
-        .into_iter()
-        .filter(|f| f.check(&shape).is_ok() && f.bits_per_weight(numel, rows) <= budget)
-        .map(|f| {
-            (
-                f.name().to_string(),
-                QuantConfig {
-                    format: Some(f),
-                    ..QuantConfig::default()
-                },
-            )
-        })
-        .collect();
-    configs.extend(
-        int_candidates()
-            .into_iter()
-            .filter(|(_, c)| f64::from(c.bits) < budget && c.validate(&shape).is_ok()),
-    );
-    let mut best: Option<Candidate> = None;
-    let mut tried = 0;
-    for (name, config) in configs {
-        cancel.check().map_err(|e| e.to_string())?;
-        let Ok(result) =
-            quant::quantize_tensor(&values, &shape, &config, Outputs::default(), cancel)
-        else {
-            continue;
-        };
-        if result.bits_per_weight > budget {
-            continue;
-        }
-        tried += 1;
-        let better = best.as_ref().is_none_or(|b| {
-            result.metrics.sqnr_db > b.sqnr_db
-                || (result.metrics.sqnr_db == b.sqnr_db
-                    && result.bits_per_weight < b.bits_per_weight)
-        });
-        if better {
-            best = Some(Candidate {
-                name,
-                bits_per_weight: result.bits_per_weight,
-                sqnr_db: result.metrics.sqnr_db,
-                rel_mse: 10f64.powf(-result.metrics.sqnr_db / 10.0),
-                tried: 0,
-            });
-        }
-    }
-    Ok(best.map(|b| Candidate { tried, ..b }))
+    let best = crate::plan::compare::best_candidate_at(&values, &info.shape, budget, cancel)
+        .map_err(|e| e.to_string())?;
+    Ok(best.map(|b| Candidate {
+        name: b.candidate,
+        bits_per_weight: b.bits_per_weight,
+        sqnr_db: b.sqnr_db,
+        rel_mse: b.rel_mse,
+        tried: b.tried,
+    }))
 }
 
 /// The values the histogram marks over the original's distribution: the levels the selected
