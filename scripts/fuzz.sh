@@ -8,12 +8,14 @@
 #       --runs N        executions per target (default 2000000; the promise is >= 10^6)
 #       --time SECONDS  run each target for this long instead of a fixed number of executions
 #       --no-cmin       leave fuzz/corpus/ as it is (a quick local run)
-#       TARGET          any of: safetensors sharded_index gguf npy npz bits_value (default: all)
+#       TARGET          any of: safetensors sharded_index gguf npy npz bits_value imatrix
+#                       recipe (default: all)
 #
 # Needs the nightly toolchain (`rustup toolchain install nightly`) and cargo-fuzz
 # (`cargo install cargo-fuzz`). Seeds: if /work/venv or $FUZZ_PYTHON has numpy and gguf,
 # scripts/fuzz_seeds.py rewrites the committed seed files in fuzz/seeds/ first (it is
-# deterministic: a clean run leaves them unchanged). The build goes to $FUZZ_TARGET_DIR
+# deterministic: a clean run leaves them unchanged; the recipe seeds need a quantscope binary,
+# $QUANTSCOPE_BIN or one under $CARGO_TARGET_DIR or target/). The build goes to $FUZZ_TARGET_DIR
 # (default fuzz/target) under the global cargo lock; the fuzzing itself runs outside it.
 #
 # Limits on every run: no input may take over 1 s (-timeout=1), allocate over 1 GiB in one
@@ -29,15 +31,16 @@
 # (TMPDIR, when writable) so the run measures the loader, not the disk (~600 executions/s on
 # disk, several thousand on tmpfs).
 #
-# Recipe and imatrix readers: they do not exist yet. When they land, add one entry point each
-# to src/fuzzing.rs, a target in fuzz/fuzz_targets/ and fuzz/Cargo.toml, seeds in
-# scripts/fuzz_seeds.py, a replay test in tests/fuzz_replay.rs, and their names to ALL_TARGETS
-# below.
+# The imatrix target writes each input to a temporary file too (read_imatrix takes a path).
+#
+# A new reader gets one entry point in src/fuzzing.rs, a target in fuzz/fuzz_targets/ and
+# fuzz/Cargo.toml, seeds in scripts/fuzz_seeds.py, a replay test in tests/fuzz_replay.rs, and
+# its name in ALL_TARGETS below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-ALL_TARGETS=(safetensors sharded_index gguf npy npz bits_value)
+ALL_TARGETS=(safetensors sharded_index gguf npy npz bits_value imatrix recipe)
 RUNS=2000000
 TIME=""
 CMIN=1
@@ -47,7 +50,7 @@ while (($#)); do
     --runs) RUNS=$2; shift 2 ;;
     --time) TIME=$2; shift 2 ;;
     --no-cmin) CMIN=0; shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
     esac
 done
@@ -57,7 +60,7 @@ done
 # search. GGUF and npz seeds are a few hundred bytes to a few KiB.
 max_len() {
     case "$1" in
-    gguf | npz) echo 16384 ;;
+    gguf | npz | imatrix | recipe) echo 16384 ;;
     bits_value) echo 256 ;;
     *) echo 8192 ;;
     esac

@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
 """Writes the seed inputs of the fuzz campaign into fuzz/seeds/<target>/ (one small valid file
 per dtype, block type and layout), written by the reference writers where they exist (numpy for
-.npy/.npz, the gguf package's GGUFWriter for GGUF) and by hand where they do not (safetensors
-dtypes numpy lacks). The seeds are committed (deterministic output: rerunning this script leaves
+.npy/.npz, the gguf package's GGUFWriter for GGUF and imatrix GGUF, quantscope's own
+`plan --out` for recipes) and by hand where they do not (safetensors dtypes numpy lacks, the
+legacy imatrix.dat layout of llama.cpp's tools/imatrix/imatrix.cpp). The seeds are committed (deterministic output: rerunning this script leaves
 them unchanged) and replayed by tests/fuzz_replay.rs; scripts/fuzz.sh starts every run from them
 and keeps in fuzz/corpus/<target>/ only the inputs that add coverage beyond them.
 
 Usage: /work/venv/bin/python scripts/fuzz_seeds.py [OUT_DIR]   (needs numpy and gguf)
+
+The recipe seeds need a built quantscope binary: $QUANTSCOPE_BIN, else quantscope under
+$CARGO_TARGET_DIR or target/ (release, then debug). Without one, the committed recipe seeds are
+left as they are.
 """
 import io
 import json
+import os
 import pathlib
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -62,10 +69,10 @@ def safetensors_seeds():
     put("safetensors", "empty_header.safetensors", safetensors_bytes([]))
 
 
-def gguf_file(build):
+def gguf_file(build, arch="llama"):
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "seed.gguf"
-        w = gguf.GGUFWriter(str(path), arch="llama")
+        w = gguf.GGUFWriter(str(path), arch=arch)
         build(w)
         w.write_header_to_file()
         w.write_kv_data_to_file()
@@ -163,11 +170,109 @@ def bits_seeds():
         put("bits_value", f"seed{i:02}", bytes([i % 11 | (0x80 if i % 2 else 0)]) + text.encode())
 
 
+def imatrix_gguf(build):
+    """llama-imatrix's GGUF layout (tools/imatrix/imatrix.cpp): per weight tensor an F32
+    `<name>.in_sum2` of ggml shape [columns, n_mat] and an F32 `<name>.counts` of [1, n_mat]."""
+
+    def whole(w):
+        w.add_string("general.type", "imatrix")
+        build(w)
+
+    return gguf_file(whole, arch="imatrix")
+
+
+def imatrix_legacy(entries, trailer):
+    """The legacy imatrix.dat layout: i32 entry count; per entry i32 name length, name, i32
+    ncall, i32 nval, nval f32; then optionally i32 chunk count, i32 length and dataset name."""
+    out = struct.pack("<i", len(entries))
+    for name, ncall, values in entries:
+        raw = name.encode()
+        out += struct.pack("<i", len(raw)) + raw + struct.pack("<ii", ncall, len(values))
+        out += np.asarray(values, dtype="<f4").tobytes()
+    if trailer is not None:
+        chunks, dataset = trailer
+        out += struct.pack("<ii", chunks, len(dataset)) + dataset.encode()
+    return out
+
+
+def imatrix_seeds():
+    def dense(w):
+        w.add_array("imatrix.datasets", ["wiki.train.raw"])
+        w.add_uint32("imatrix.chunk_count", 100)
+        w.add_uint32("imatrix.chunk_size", 512)
+        for name, columns, count in [("blk.0.attn_q.weight", 8, 512.0), ("blk.0.ffn_down.weight", 16, 1023.6)]:
+            sums = RNG.random(columns, dtype=np.float32).reshape(1, columns)
+            w.add_tensor(f"{name}.in_sum", sums * 0.5)
+            w.add_tensor(f"{name}.in_sum2", sums * count)
+            w.add_tensor(f"{name}.counts", np.array([[count]], dtype=np.float32))
+
+    put("imatrix", "dense.gguf", imatrix_gguf(dense))
+
+    def experts(w):
+        # Three experts: one row of sums and one count per expert; a zero count weighs 1.
+        w.add_uint32("imatrix.chunk_count", 4)
+        w.add_tensor("blk.0.ffn_up_exps.weight.in_sum2", RNG.random((3, 8), dtype=np.float32) * 40)
+        w.add_tensor("blk.0.ffn_up_exps.weight.counts", np.array([[40.0], [0.0], [7.4]], dtype=np.float32))
+
+    put("imatrix", "experts.gguf", imatrix_gguf(experts))
+
+    entries = [("blk.0.attn_q.weight", 100, RNG.random(8, dtype=np.float32) * 100),
+               ("blk.0.ffn_down.weight", 0, RNG.random(16, dtype=np.float32))]
+    put("imatrix", "legacy_trailer.dat", imatrix_legacy(entries, (100, "wiki.train.raw")))
+    put("imatrix", "legacy_plain.dat", imatrix_legacy(entries[:1], None))
+
+
+def quantscope_binary():
+    if os.environ.get("QUANTSCOPE_BIN"):
+        return pathlib.Path(os.environ["QUANTSCOPE_BIN"])
+    for base in [os.environ.get("CARGO_TARGET_DIR"), ROOT / "target"]:
+        for profile in ["release", "debug"]:
+            if base and (pathlib.Path(base) / profile / "quantscope").is_file():
+                return pathlib.Path(base) / profile / "quantscope"
+    return None
+
+
+def recipe_seeds():
+    binary = quantscope_binary()
+    if binary is None:
+        print("no quantscope binary (set QUANTSCOPE_BIN): recipe seeds left as committed")
+        return
+    model = safetensors_bytes([
+        ("blk.0.attn_q.weight", "F32", (4, 256), RNG.standard_normal(1024).astype("<f4").tobytes()),
+        ("blk.0.ffn_down.weight", "F32", (8, 256), RNG.standard_normal(2048).astype("<f4").tobytes()),
+        ("blk.0.attn_norm.weight", "F32", (64,), np.ones(64, "<f4").tobytes()),
+        ("Blk.0.Upper.weight", "F16", (4, 32), RNG.standard_normal(128).astype("<f2").tobytes()),
+        ("position_ids", "I64", (4,), np.arange(4, dtype="<i8").tobytes()),
+    ])
+    plans = {
+        "affine.json": ["--budget-bpw", "4.5", "--candidates",
+                        "int2_g32_minmax,int4_g32_minmax,int8_channel_minmax"],
+        "formats_pinned_kept.json": ["--budget-bpw", "10", "--candidates", "q4_0,q8_0,mxfp4,int4_g32_minmax",
+                                     "--pin", "*ffn_down*=q8_0", "--keep", "Blk.*=F32", "--plan-vectors"],
+        "weighted_mse.json": ["--budget-size", "3KiB", "--candidates", "q4_k,q6_k,int4_g32_minmax",
+                              "--objective", "mse", "--imatrix", "IMATRIX"],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "model.safetensors").write_bytes(model)
+        (tmp / "imatrix.dat").write_bytes(imatrix_legacy(
+            [("blk.0.attn_q.weight", 10, RNG.random(256, dtype=np.float32) * 10),
+             ("blk.0.ffn_down.weight", 10, RNG.random(256, dtype=np.float32) * 10)], None))
+        for name, args in plans.items():
+            args = [str(tmp / "imatrix.dat") if a == "IMATRIX" else a for a in args]
+            out = tmp / name
+            subprocess.run([str(binary), "plan", str(tmp / "model.safetensors"), *args, "--out", str(out)],
+                           check=True, stdout=subprocess.DEVNULL)
+            put("recipe", name, out.read_bytes())
+
+
 safetensors_seeds()
 gguf_seeds()
 npy_seeds()
 npz_seeds()
 index_seeds()
 bits_seeds()
+imatrix_seeds()
+recipe_seeds()
 for target in sorted(OUT.iterdir()):
     print(target.name, len(list(target.iterdir())), "seeds")

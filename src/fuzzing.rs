@@ -13,6 +13,11 @@ use crate::cancel::Cancel;
 use crate::cli::args::FormatArg;
 use crate::cli::bits::{analyses, analysis_json, parse_input};
 use crate::float::{BitsInput, FloatFormat, Overflow};
+use crate::plan::candidate::Candidate;
+use crate::plan::formats::QuantFormats;
+use crate::plan::sweep::FormatEvaluator;
+use crate::report::recipe::Recipe;
+use crate::tensor::imatrix::{ImatrixFormat, read_imatrix};
 use crate::tensor::{LoadError, Model};
 
 /// The largest element count the entries decode in full. Sizes are checked against the input
@@ -143,6 +148,119 @@ pub fn bits_value(bytes: &[u8]) -> bool {
                 "a pattern's own format shows the pattern itself"
             );
         }
+    }
+    true
+}
+
+/// Reads `bytes` as an importance matrix (`llama-imatrix`'s GGUF output when they start with
+/// "GGUF", the legacy `imatrix.dat` binary otherwise) with [`read_imatrix`], which takes a
+/// path: the bytes are written to a fresh temporary file (in `TMPDIR`, which `scripts/fuzz.sh`
+/// points at tmpfs). A read matrix must keep the reader's promises: at least one entry, each
+/// with at least one matrix of at least one column, its weights finite and non-negative, and
+/// lined up with a tensor of matching shape so that every element's weight is the weight of
+/// its column in its matrix.
+pub fn imatrix(bytes: &[u8]) -> bool {
+    let Ok(mut file) = tempfile::Builder::new().suffix(".imatrix").tempfile() else {
+        return false;
+    };
+    {
+        use std::io::Write;
+        if file.write_all(bytes).and_then(|()| file.flush()).is_err() {
+            return false;
+        }
+    }
+    let Ok(matrix) = read_imatrix(file.path()) else {
+        return false;
+    };
+    let gguf = bytes.starts_with(b"GGUF");
+    assert_eq!(
+        matrix.format,
+        if gguf {
+            ImatrixFormat::Gguf
+        } else {
+            ImatrixFormat::Legacy
+        },
+        "the layout follows the magic"
+    );
+    assert!(!matrix.entries.is_empty(), "a read imatrix has entries");
+    for (name, entry) in &matrix.entries {
+        let len = entry.weights.len();
+        assert!(entry.matrices >= 1, "'{name}': at least one matrix");
+        if !gguf {
+            assert_eq!(entry.matrices, 1, "'{name}': legacy entries keep one count");
+        }
+        assert!(
+            len > 0 && len.is_multiple_of(entry.matrices),
+            "'{name}': {len} weights in {} matrices",
+            entry.matrices
+        );
+        assert!(
+            entry.weights.iter().all(|w| w.is_finite() && *w >= 0.0),
+            "'{name}': weights are finite and non-negative"
+        );
+        let columns = len / entry.matrices;
+        // A tensor the entry fits: [rows, columns] for one matrix, [experts, rows, columns]
+        // for several (two rows each, so the columns repeat).
+        let shape = if entry.matrices == 1 {
+            vec![2, columns]
+        } else {
+            vec![entry.matrices, 2, columns]
+        };
+        let lined_up = entry
+            .for_shape(&shape)
+            .expect("an entry fits a tensor of its own shape");
+        for matrix_index in [0, entry.matrices - 1] {
+            for column in [0, columns / 2, columns - 1] {
+                let flat = (matrix_index * 2 + 1) * columns + column;
+                let weight = lined_up.weight_at(flat);
+                let expected = entry.weights[matrix_index * columns + column];
+                assert_eq!(
+                    weight.to_bits(),
+                    expected.to_bits(),
+                    "'{name}': element {flat} weighs its column's weight"
+                );
+            }
+        }
+    }
+    true
+}
+
+/// Reads `bytes` as a recipe (the JSON `plan --out` writes and `quantize --recipe` reads,
+/// [`Recipe`]'s `Deserialize`), then uses it as its readers do: each tensor's candidate id
+/// parsed back ([`Candidate::parse`] against the deployed formats) and llama-quantize's
+/// `--tensor-type` arguments (a list or the reason there is none). A read recipe must write
+/// back to JSON that reads again to the same tensors.
+pub fn recipe(bytes: &[u8]) -> bool {
+    let Ok(recipe) = serde_json::from_slice::<Recipe>(bytes) else {
+        return false;
+    };
+    for tensor in &recipe.tensors {
+        if let Some(id) = &tensor.candidate {
+            // Either a candidate or a typed reason; the result itself is not promised.
+            let _ = Candidate::parse(id, |name| QuantFormats.knows(name));
+        }
+    }
+    if let Ok(arguments) = recipe.llama_quantize_tensor_types() {
+        assert!(
+            arguments.len() <= recipe.tensors.len(),
+            "at most one --tensor-type per tensor"
+        );
+        for argument in &arguments {
+            assert!(
+                argument.starts_with('^') && argument.contains("$="),
+                "an anchored pattern: {argument}"
+            );
+        }
+    }
+    let text = serde_json::to_string(&recipe).expect("a read recipe writes as JSON");
+    let again: Recipe = serde_json::from_str(&text).expect("a written recipe reads back");
+    assert_eq!(again.tensors.len(), recipe.tensors.len());
+    for (a, b) in again.tensors.iter().zip(&recipe.tensors) {
+        assert_eq!(
+            (&a.name, &a.shape, a.numel, &a.candidate, &a.format, &a.why),
+            (&b.name, &b.shape, b.numel, &b.candidate, &b.format, &b.why),
+            "a tensor reads back as written"
+        );
     }
     true
 }

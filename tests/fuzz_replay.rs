@@ -87,6 +87,17 @@ fn bits_value_corpus_and_regressions() {
 }
 
 #[test]
+fn imatrix_corpus_and_regressions() {
+    // Both layouts: two GGUF seeds (dense, experts) and two legacy .dat seeds.
+    replay("imatrix", fuzzing::imatrix, 4);
+}
+
+#[test]
+fn recipe_corpus_and_regressions() {
+    replay("recipe", fuzzing::recipe, 3);
+}
+
+#[test]
 fn the_fixed_shard_opens_with_its_two_tensors() {
     // The entry points' fixed shard must itself be valid, or the sharded target would only
     // ever exercise error paths.
