@@ -226,12 +226,13 @@ pub fn imatrix(bytes: &[u8]) -> bool {
 }
 
 /// Reads `bytes` as a recipe (the JSON `plan --out` writes and `quantize --recipe` reads,
-/// [`Recipe`]'s `Deserialize`), then uses it as its readers do: each tensor's candidate id
+/// [`Recipe::from_bytes`]), then uses it as its readers do: each tensor's candidate id
 /// parsed back ([`Candidate::parse`] against the deployed formats) and llama-quantize's
 /// `--tensor-type` arguments (a list or the reason there is none). A read recipe must write
 /// back to JSON that reads again to the same tensors.
 pub fn recipe(bytes: &[u8]) -> bool {
-    let Ok(recipe) = serde_json::from_slice::<Recipe>(bytes) else {
+    // The reader `quantize --recipe` uses: JSON, then the check that every format is known.
+    let Ok(recipe) = Recipe::from_bytes(bytes) else {
         return false;
     };
     for tensor in &recipe.tensors {
