@@ -442,7 +442,7 @@ class TorchRef:
 
 
 def run_quantize(binary: Path, model: Path, tensors: list[str], extra: list[str], output: Path | None):
-    cmd = [str(binary), "quantize", str(model), "--json", *extra]
+    cmd = [str(binary), "quantize", str(model), "--json", "--full", *extra]
     for t in tensors:
         cmd += ["--tensor", t]
     if output is not None:
