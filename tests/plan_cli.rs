@@ -28,26 +28,25 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 
 /// A small "model": two 2-D weights, a bias and an integer buffer.
 fn model(dir: &Path) -> PathBuf {
-    let path = dir.join("model.safetensors");
+    write_model(&dir.join("model.safetensors"), Dtype::F32, f32_bytes)
+}
+
+/// The small model at `path` with its float tensors stored as `dtype` (bytes by `encode`).
+fn write_model(path: &Path, dtype: Dtype, encode: fn(&[f32]) -> Vec<u8>) -> PathBuf {
     let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
         (
             "layer.0.attn.weight",
-            Dtype::F32,
+            dtype,
             vec![16, 64],
-            f32_bytes(&values(1024, 1)),
+            encode(&values(1024, 1)),
         ),
         (
             "layer.0.mlp.weight",
-            Dtype::F32,
+            dtype,
             vec![32, 64],
-            f32_bytes(&values(2048, 2)),
+            encode(&values(2048, 2)),
         ),
-        (
-            "layer.0.mlp.bias",
-            Dtype::F32,
-            vec![32],
-            f32_bytes(&values(32, 3)),
-        ),
+        ("layer.0.mlp.bias", dtype, vec![32], encode(&values(32, 3))),
         ("position_ids", Dtype::I64, vec![4], vec![0; 32]),
     ];
     let views: Vec<(String, TensorView)> = tensors
@@ -60,8 +59,8 @@ fn model(dir: &Path) -> PathBuf {
         })
         .collect();
     let data = safetensors::tensor::serialize(views, None).expect("serializable fixture");
-    std::fs::write(&path, data).expect("fixture written");
-    path
+    std::fs::write(path, data).expect("fixture written");
+    path.to_path_buf()
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -399,45 +398,12 @@ fn usage_and_input_errors_have_their_exit_codes() {
 
 /// The model of [`model`] stored in BF16 (the integer buffer as is).
 fn bf16_model(dir: &Path) -> PathBuf {
-    let path = dir.join("model-bf16.safetensors");
     let bf = |v: &[f32]| -> Vec<u8> {
         v.iter()
             .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
             .collect()
     };
-    let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
-        (
-            "layer.0.attn.weight",
-            Dtype::BF16,
-            vec![16, 64],
-            bf(&values(1024, 1)),
-        ),
-        (
-            "layer.0.mlp.weight",
-            Dtype::BF16,
-            vec![32, 64],
-            bf(&values(2048, 2)),
-        ),
-        (
-            "layer.0.mlp.bias",
-            Dtype::BF16,
-            vec![32],
-            bf(&values(32, 3)),
-        ),
-        ("position_ids", Dtype::I64, vec![4], vec![0; 32]),
-    ];
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| {
-            (
-                n.to_string(),
-                TensorView::new(*d, s.clone(), b).expect("consistent fixture"),
-            )
-        })
-        .collect();
-    let data = safetensors::tensor::serialize(views, None).expect("serializable fixture");
-    std::fs::write(&path, data).expect("fixture written");
-    path
+    write_model(&dir.join("model-bf16.safetensors"), Dtype::BF16, bf)
 }
 
 #[test]

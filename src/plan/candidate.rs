@@ -110,8 +110,9 @@ impl Candidate {
     /// A symmetric `onnxruntime` affine candidate (the default family).
     ///
     /// ONNX Runtime quantizes symmetric int4 to the full range -8..7 (S = 2·absmax/15) and
-    /// every other width to the narrow range (NUMERICS.md §2, the preset table); the preset's
-    /// config in `quant` is narrow for every width, so 4 bits sets the full range here.
+    /// every other width to the narrow range (NUMERICS.md §2, the preset table). The preset
+    /// already does so at 4 bits; the explicit `SymmetricRange::Full` keeps the candidate's
+    /// settings self-describing in recipes.
     pub fn affine(bits: u8, granularity: Granularity, calibration: Calibration) -> Candidate {
         Self::affine_scheme(bits, Scheme::Symmetric, granularity, calibration)
     }
