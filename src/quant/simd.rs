@@ -12,6 +12,11 @@
 //! FMA gives the bits of the scalar multiply-then-add. e·e is not exact in general (e = x_hat − x
 //! can need more than 26 bits) and keeps a separate multiply and add.
 //!
+//! The AVX-512 form of a run with one parameter set (`avx512::run_same`) also has a fast
+//! path that multiplies by f32(1/S) where the convention divides and rounds with one
+//! instruction; it takes a block only where that provably gives the same codes, and sends
+//! every other block through the exact operations above.
+//!
 //! A run's last partial block is padded with zeros and masked out of every count; the padded
 //! lanes add +0.0 to sums that are never −0.0 (they start at +0.0, and a sum of two terms is
 //! −0.0 only if both are), so they change no bit.
@@ -34,6 +39,11 @@ pub(super) struct Seg {
     pub start: usize,
     /// One past the last element.
     pub end: usize,
+    /// The caller has checked that no finite element of the run is clamped (a per-channel
+    /// row whose finite min and max quantize inside the code range: the codes are monotonic
+    /// in x). A speed hint for the AVX-512 kernel, which then skips the clamp; every path gives
+    /// the same bits whenever it holds.
+    pub unclamped: bool,
     /// Where the parameters come from.
     pub run: Run,
 }
@@ -717,6 +727,22 @@ pub(super) mod avx512 {
         }
     }
 
+    /// The low eight lanes of `v` as f64.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn low_pd(v: __m512) -> __m512d {
+        _mm512_cvtps_pd(_mm512_castps512_ps256(v))
+    }
+
+    /// The high eight lanes of `v` as f64 (one in-register shuffle brings them down).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn high_pd(v: __m512) -> __m512d {
+        _mm512_cvtps_pd(_mm512_castps512_ps256(
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(v, v),
+        ))
+    }
+
     /// The low and high eight lanes of `v`.
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -848,6 +874,188 @@ pub(super) mod avx512 {
         }
     }
 
+    /// How far ahead of the block in hand [`run_same`] prefetches: 16 KiB.
+    const PREFETCH: usize = 4096;
+
+    /// Whether [`run_same`] may take its fast path for parameters `k`: S and f32(1/S) normal,
+    /// so that x · f32(1/S) is within 3 · 2^-24 · |v| of x / S (see [`run_same`]).
+    fn fast_ok(k: &KernelParams) -> bool {
+        k.scale.is_normal() && k.inv_scale.is_normal()
+    }
+
+    /// One run whose elements all use `k` (per tensor, per group, a per-channel row): the
+    /// same bits as [`run`], faster.
+    ///
+    /// Each block of sixteen first takes a fast path: v' = x · f32(1/S), r = round(v') to
+    /// nearest even (one `vrndscaleps`), r clamped to the code bounds (unless the caller knows
+    /// nothing finite is clamped: `unclamped`), x_hat = S · r (a fused multiply-add with +0.0,
+    /// which turns the −0.0 a small negative v' rounds to into the +0.0 of the scalar form's
+    /// rounding and otherwise rounds S · r once, as the multiply does). It stands only when
+    /// every lane is finite, unclamped and decided:
+    /// - a clamped lane, an infinity or a NaN fails r = clamp(r) (an ordered compare); without
+    ///   the clamp, an infinity or a NaN fails the next test (v' − r is NaN);
+    /// - where the convention divides or its tie rule is not to-even, v' may differ from the
+    ///   reference v. Both are within 3 · 2^-24 · |v| of x / S (f32(1/S) carries a relative
+    ///   error below 2^-24, each rounding another), and an unclamped lane has |v'| < B =
+    ///   max(|lo|, |hi|) + 1. So when |v' − r| < 0.5 − B · 2^-21 (exact in f32), v' is
+    ///   farther from every half-integer than v is from v': both round to the same integer
+    ///   under any tie rule and neither is a tie. A lane nearer a half-integer sends the block
+    ///   to the exact path (random int8 data: about one block in 250; wide codes, more).
+    ///   Where v' is v (multiply) but the tie rule is not to-even, exact ties alone do.
+    ///
+    /// Any other block takes [`block`], the exact form, with the same accumulators. The sums
+    /// then see the same values in the same lanes and order as the scalar form; the finite
+    /// count is kept as a number of fast blocks and added to the lanes at the end. The
+    /// accumulators live in registers for the whole run.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn run_same<const R: u8, const RECIP: bool, const CODES: bool, const DEQ: bool>(
+        x: &[f32],
+        k: &KernelParams,
+        unclamped: bool,
+        codes: &mut [i32],
+        deq: &mut [f32],
+        acc: &mut Acc,
+        lanes: &mut LaneAcc,
+    ) {
+        let p = P16::splat(k);
+        if !fast_ok(k) {
+            run::<R, RECIP, CODES, DEQ, false>(x, &p, None, codes, deq, acc, lanes);
+            return;
+        }
+        let (blocks, tail) = x.as_chunks::<16>();
+        let at = blocks.len() * 16;
+        let (c_head, c_tail) = codes.split_at_mut(at.min(codes.len()));
+        let (d_head, d_tail) = deq.split_at_mut(at.min(deq.len()));
+        let outs = (
+            c_head.as_chunks_mut::<16>().0,
+            d_head.as_chunks_mut::<16>().0,
+        );
+        // The undecided-lane test (doc above): none where v' is the reference v and the tie
+        // rule is to-even; exact ties alone where v' = v under another tie rule; where the
+        // convention divides, a margin of B · 2^-21 ≥ |v'| · 2^-21 on |v' − r|, B bounding
+        // |v'| on every unclamped lane (wide codes flag more lanes, never a wrong one).
+        let bound = k.lo.abs().max(k.hi.abs()) + 1.0;
+        // Exact: `bound` is an integer of at most 2^16 + 1, 2^-21 a power of two, and the
+        // difference needs at most 21 bits.
+        let thr = if RECIP {
+            0.5
+        } else {
+            0.5 - bound / 2_097_152.0
+        };
+        // Without the clamp a non-finite lane still fails the undecided-lane test (its
+        // v' − r is NaN), which the to-even reciprocal conventions do not run.
+        let fast_blocks = if unclamped && !(RECIP && R == RNE) {
+            run_same_blocks::<R, RECIP, CODES, DEQ, false>(blocks, &p, thr, outs, acc, lanes)
+        } else {
+            run_same_blocks::<R, RECIP, CODES, DEQ, true>(blocks, &p, thr, outs, acc, lanes)
+        };
+        // Each fast block adds two finite elements to every lane (elements j and j + 8).
+        for f in &mut lanes.finite {
+            *f += 2 * fast_blocks;
+        }
+        if !tail.is_empty() {
+            run::<R, RECIP, CODES, DEQ, false>(tail, &p, None, c_tail, d_tail, acc, lanes);
+        }
+    }
+
+    /// The whole blocks of [`run_same`], with the clamp (`CLAMP`) or without it (the caller
+    /// knows no finite element is clamped); `thr` bounds |v' − r| on the fast path. Returns
+    /// the number of blocks that took the fast path.
+    #[allow(clippy::type_complexity)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn run_same_blocks<
+        const R: u8,
+        const RECIP: bool,
+        const CODES: bool,
+        const DEQ: bool,
+        const CLAMP: bool,
+    >(
+        blocks: &[[f32; 16]],
+        p: &P16,
+        thr: f32,
+        (mut cb, mut db): (&mut [[i32; 16]], &mut [[f32; 16]]),
+        acc: &mut Acc,
+        lanes: &mut LaneAcc,
+    ) -> u64 {
+        let (mut scratch_c, mut scratch_d) = ([0i32; 16], [0f32; 16]);
+        let thr = _mm512_set1_ps(thr);
+        let zero = _mm512_setzero_ps();
+        let mut fast_blocks = 0u64;
+        // The sums as separate locals, so that they stay in registers; the exact path
+        // borrows them as an `Acc` for one block.
+        let [mut e2, mut abs_e, mut max_e, mut x2, mut xh2, mut x_xh] = acc.sums;
+        for x16 in blocks {
+            // The line PREFETCH elements ahead (the next row of a per-channel pass, whose
+            // min/max is read next) is on its way while this one computes. A prefetch never
+            // faults, so running past the end of `x` is harmless.
+            _mm_prefetch::<_MM_HINT_T0>(x16.as_ptr().wrapping_add(PREFETCH).cast());
+            let xv = load16(x16);
+            let v = _mm512_mul_ps(xv, p.inv);
+            let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            let (rq, good) = if CLAMP {
+                let rq = _mm512_min_ps(_mm512_max_ps(r, p.lo), p.hi);
+                // Ordered equality: false for a clamped lane, an infinity and a NaN.
+                let kept = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(r, rq);
+                if RECIP && R == RNE {
+                    (rq, kept)
+                } else {
+                    let d = _mm512_abs_ps(_mm512_sub_ps(v, r));
+                    (rq, _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(kept, d, thr))
+                }
+            } else {
+                let d = _mm512_abs_ps(_mm512_sub_ps(v, r));
+                (r, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, thr))
+            };
+            let out = if good == u16::MAX {
+                let xh = _mm512_fmadd_ps(p.scale, rq, zero);
+                let (x_lo, x_hi) = (low_pd(xv), high_pd(xv));
+                let (h_lo, h_hi) = (low_pd(xh), high_pd(xh));
+                for (xd, hd) in [(x_lo, h_lo), (x_hi, h_hi)] {
+                    let e = _mm512_sub_pd(hd, xd);
+                    let ae = _mm512_abs_pd(e);
+                    // e · e is exact here, so the FMA gives the multiply-then-add's bits:
+                    // x_hat = +0.0 makes e = −x; otherwise x and x_hat have one sign and are
+                    // within a factor of two of each other (|x − x_hat| ≤ S/2 and a non-zero
+                    // code puts |x_hat| ≥ S, x_hat = S · r rounded once), so e spans at most
+                    // 26 bits and its square at most 52.
+                    e2 = _mm512_fmadd_pd(e, e, e2);
+                    abs_e = _mm512_add_pd(abs_e, ae);
+                    max_e = _mm512_max_pd(ae, max_e);
+                    x2 = _mm512_fmadd_pd(xd, xd, x2);
+                    xh2 = _mm512_fmadd_pd(hd, hd, xh2);
+                    x_xh = _mm512_fmadd_pd(xd, hd, x_xh);
+                }
+                fast_blocks += 1;
+                (rq, xh)
+            } else {
+                acc.sums = [e2, abs_e, max_e, x2, xh2, x_xh];
+                let out = block::<R, RECIP>(xv, p, u16::MAX, acc);
+                [e2, abs_e, max_e, x2, xh2, x_xh] = acc.sums;
+                acc.pending += 1;
+                if acc.pending >= COUNT_FLUSH {
+                    acc.flush_counts(lanes);
+                }
+                out
+            };
+            if CODES || DEQ {
+                let c16 = match cb.split_off_first_mut() {
+                    Some(c) => c,
+                    None => &mut scratch_c,
+                };
+                let d16 = match db.split_off_first_mut() {
+                    Some(d) => d,
+                    None => &mut scratch_d,
+                };
+                outputs::<CODES, DEQ>(xv, p, out, c16, d16);
+            }
+        }
+        acc.sums = [e2, abs_e, max_e, x2, xh2, x_xh];
+        fast_blocks
+    }
+
     /// One run: whole blocks of 16, then the last partial block padded and masked. `win`
     /// holds the run's parameters when `CONSEC`, else every element uses `same`. `codes` and
     /// `deq` have the run's length when asked for.
@@ -968,8 +1176,7 @@ pub(super) mod avx512 {
             match s.run {
                 Run::Same(g) => {
                     let Some(k) = kp.get(g) else { continue };
-                    let p = P16::splat(k);
-                    run::<R, RECIP, CODES, DEQ, false>(xs, &p, None, cs, ds, &mut acc, lanes);
+                    run_same::<R, RECIP, CODES, DEQ>(xs, k, s.unclamped, cs, ds, &mut acc, lanes);
                 }
                 Run::Consecutive(g) => {
                     let (Some(win), Some(k)) = (cols.window(g, xs.len()), kp.get(g)) else {

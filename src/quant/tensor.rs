@@ -667,6 +667,7 @@ fn chunk_pass<const R: u8, const RECIP: bool>(
                 start: s - base,
                 end: e - base,
                 run,
+                unclamped: false,
             });
         });
         measure_segs::<R, RECIP>(isa, x, &segs, kp, cols, codes, deq, &mut lanes);
@@ -825,8 +826,9 @@ fn fused_rows<const R: u8, const RECIP: bool>(
             let mut spent = Duration::ZERO;
             for (r, row) in x.chunks(inner).enumerate() {
                 let t = Instant::now();
-                let range = stats::row_minmax(row)
-                    .map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
+                let range_in_codes = stats::row_minmax(row);
+                let range =
+                    range_in_codes.map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
                 let p = params_from_range(range.0, range.1, cfg);
                 spent += t.elapsed();
                 let k = KernelParams::new(&p, cfg);
@@ -834,10 +836,16 @@ fn fused_rows<const R: u8, const RECIP: bool>(
                 let cs = c.as_deref_mut().and_then(|c| c.get_mut(s..e));
                 let ds = d.as_deref_mut().and_then(|d| d.get_mut(s..e));
                 let mut lanes = LaneAcc::default();
+                // Codes are monotonic in x, so when the finite min and max are not clamped,
+                // no finite element of the row is.
+                let unclamped = range_in_codes.is_some_and(|(a, b)| {
+                    !code_offset::<R, RECIP>(a, &k).1 && !code_offset::<R, RECIP>(b, &k).1
+                });
                 let seg = Seg {
                     start: 0,
                     end: row.len(),
                     run: Run::Same(0),
+                    unclamped,
                 };
                 let none = ParamColumns::default();
                 measure_segs::<R, RECIP>(isa, row, &[seg], &[k], &none, cs, ds, &mut lanes);
@@ -1328,6 +1336,7 @@ mod tests {
             start: 0,
             end: n,
             run: Run::Same(0),
+            unclamped: false,
         }];
         let mut assorted = Vec::new();
         let mut at = 0;
@@ -1344,6 +1353,7 @@ mod tests {
                 start: at,
                 end,
                 run: Run::Same(g % 37),
+                unclamped: false,
             });
             at = end;
         }
@@ -1351,6 +1361,7 @@ mod tests {
             start: 0,
             end: 32,
             run: Run::Consecutive(5),
+            unclamped: false,
         }];
         let mut at = 32;
         while at < n {
@@ -1359,6 +1370,7 @@ mod tests {
                 start: at,
                 end,
                 run: Run::Consecutive(0),
+                unclamped: false,
             });
             at = end;
         }
@@ -1440,6 +1452,115 @@ mod tests {
                                 assert_eq!(reference.1[j], q, "{name} {cfg:?} x = {v}");
                                 assert_eq!(reference.2[j], d.to_bits(), "{name} {cfg:?} x = {v}");
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mostly ordinary values (whole blocks the AVX-512 fast path takes) with, here and
+    /// there, exact ties of `scale` (x / S = k + 0.5), their neighbours a few ulps away (where
+    /// x · f32(1/S) and x / S can round apart), small negatives (round to −0.0 before the
+    /// clamp), an occasional NaN, infinity or far-out value, and a partial last block.
+    fn mostly_ordinary(n: usize, scale: f32) -> Vec<f32> {
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        (0..n)
+            .map(|i| {
+                let r = next();
+                // Uniform in [-4, 6); the cast keeps 24 high bits, exact in f32.
+                let u = (r >> 40) as f32 / (1u64 << 24) as f32 * 10.0 - 4.0;
+                let k = ((r >> 8) % 41) as f32 - 20.0;
+                let tie = (k + 0.5) * scale;
+                match i % 61 {
+                    3 => tie,
+                    5 => f32::from_bits(tie.to_bits() + 1 + (r % 3) as u32),
+                    7 => f32::from_bits(tie.to_bits().saturating_sub(1 + (r % 3) as u32)),
+                    11 => -scale * 0.25,
+                    _ if i % 997 == 13 => [f32::NAN, f32::INFINITY, -1e30, 1e-42][i % 4],
+                    _ => u,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `v` is clamped under `cfg`'s convention (the scalar kernel).
+    fn clamped_under(cfg: &QuantConfig, v: f32, k: &KernelParams) -> bool {
+        let conv = cfg.convention();
+        match (rule_code(conv.rounding), conv.reciprocal) {
+            (RNE, false) => code_offset::<RNE, false>(v, k).1,
+            (RNE, true) => code_offset::<RNE, true>(v, k).1,
+            (RHAZ, false) => code_offset::<RHAZ, false>(v, k).1,
+            (RHAZ, true) => code_offset::<RHAZ, true>(v, k).1,
+            (_, false) => code_offset::<RHU, false>(v, k).1,
+            (_, true) => code_offset::<RHU, true>(v, k).1,
+        }
+    }
+
+    #[test]
+    fn the_fast_path_gives_the_scalar_bits() {
+        let n = 16 * 300 + 9;
+        for cfg in conventions() {
+            for bits in [8u8, 4, 16] {
+                let cfg = QuantConfig {
+                    bits,
+                    ..cfg.clone()
+                };
+                // An odd scale (x / S and x · f32(1/S) differ in the last bit here and there),
+                // and S = 0.25 (exact ties at the multiples of 0.125).
+                for (lo, hi) in [(-4.0f64, 6.0f64), (-1.7, 2.9), (-31.75, 31.75)] {
+                    let p = params_from_range(lo, hi, &cfg);
+                    let k = KernelParams::new(&p, &cfg);
+                    let x = mostly_ordinary(n, p.scale);
+                    // Runs of whole rows: clean ones (no NaN, infinity or far value) carry
+                    // the `unclamped` hint exactly when their finite min and max are not
+                    // clamped, as the per-channel pass sets it.
+                    let mut segs = Vec::new();
+                    for (r, row) in x.chunks(512).enumerate() {
+                        let start = r * 512;
+                        let clean = row.iter().all(|v| v.is_finite() && v.abs() < 1e6);
+                        let unclamped = clean
+                            && stats::row_minmax(row).is_some_and(|(a, b)| {
+                                !clamped_under(&cfg, a, &k) && !clamped_under(&cfg, b, &k)
+                            });
+                        segs.push(Seg {
+                            start,
+                            end: start + row.len(),
+                            run: Run::Same(0),
+                            unclamped,
+                        });
+                    }
+                    for (want_codes, want_deq) in [(false, false), (true, true)] {
+                        let run = |isa: Isa| {
+                            let mut lanes = LaneAcc::default();
+                            let mut codes = vec![i32::MIN; n];
+                            let mut deq = vec![-1.0f32; n];
+                            measure(
+                                &cfg,
+                                isa,
+                                &x,
+                                &segs,
+                                &[k],
+                                want_codes.then_some(&mut codes[..]),
+                                want_deq.then_some(&mut deq[..]),
+                                &mut lanes,
+                            );
+                            let deq: Vec<u32> = deq.iter().map(|d| d.to_bits()).collect();
+                            (lane_bits(&lanes), codes, deq)
+                        };
+                        let reference = run(Isa::Scalar);
+                        for isa in vector_isas() {
+                            let got = run(isa);
+                            let what = format!("{isa:?} {cfg:?} range ({lo}, {hi})");
+                            assert_eq!(got.0, reference.0, "lanes, {what}");
+                            assert_eq!(got.1, reference.1, "codes, {what}");
+                            assert_eq!(got.2, reference.2, "dequantized, {what}");
                         }
                     }
                 }

@@ -12,6 +12,13 @@ const F32_ABS_MASK: u32 = 0x7FFF_FFFF;
 /// CPU has it), the same bits on every path.
 pub fn row_minmax(x: &[f32]) -> Option<(f32, f32)> {
     #[cfg(target_arch = "x86_64")]
+    if has_avx512()
+        // SAFETY: the CPU supports AVX-512F, checked at run time just above.
+        && let Some(r) = unsafe { avx512::plain_minmax(x) }
+    {
+        return Some(r);
+    }
+    #[cfg(target_arch = "x86_64")]
     let (lo, hi) = if has_avx2() {
         // SAFETY: the CPU supports AVX2, checked at run time just above.
         unsafe { avx2::minmax(x) }
@@ -64,6 +71,63 @@ fn fold_minmax(l: [f32; LANES], h: [f32; LANES], tail: &[f32]) -> (f32, f32) {
 #[inline]
 fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// Whether this CPU runs AVX-512F code (std caches the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// The common case without selects: plain vector min/max ignore NaN by operand order, and
+/// any result the lane order could decide (a zero, whose sign is first-come in the lanes) or
+/// an infinity brings in is left to the lane loop.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512, _mm512_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_reduce_max_ps,
+        _mm512_reduce_min_ps, _mm512_set1_ps,
+    };
+
+    /// Sixteen f32 from an array.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load16(a: &[f32; 16]) -> __m512 {
+        // SAFETY: `a` is 16 readable, contiguous f32 (64 bytes); loadu needs no alignment.
+        unsafe { _mm512_loadu_ps(a.as_ptr()) }
+    }
+
+    /// The finite (min, max) of `x` when both are finite and non-zero (then they are the
+    /// lane loop's values: a non-zero value has one bit pattern), else None.
+    ///
+    /// `min_ps(x, m)` returns m when x is NaN (the second operand), so NaN never enters;
+    /// an infinity does, and is refused at the end, as is a zero or an empty slice.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn plain_minmax(x: &[f32]) -> Option<(f32, f32)> {
+        let (blocks, tail) = x.as_chunks::<32>();
+        let mut lo = [_mm512_set1_ps(f32::INFINITY); 2];
+        let mut hi = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
+        for b in blocks {
+            let (a, c) = b.split_at(16);
+            for (k, h) in [a, c].into_iter().enumerate() {
+                let Some(h) = h.first_chunk::<16>() else {
+                    continue;
+                };
+                let v = load16(h);
+                lo[k] = _mm512_min_ps(v, lo[k]);
+                hi[k] = _mm512_max_ps(v, hi[k]);
+            }
+        }
+        let mut l = _mm512_reduce_min_ps(_mm512_min_ps(lo[0], lo[1]));
+        let mut h = _mm512_reduce_max_ps(_mm512_max_ps(hi[0], hi[1]));
+        for &v in tail {
+            // A NaN compares false.
+            l = if v < l { v } else { l };
+            h = if v > h { v } else { h };
+        }
+        (l.is_finite() && h.is_finite() && l != 0.0 && h != 0.0).then_some((l, h))
+    }
 }
 
 /// The AVX2 form of the lane loop (value intrinsics only; same operations in the same order).
@@ -158,6 +222,41 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn the_plain_vector_path_gives_the_lane_loop_bits() {
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // 24 high bits, exact in f32: uniform in [-1, 1).
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        let ordinary: Vec<f32> = (0..4099).map(|_| next() * 37.0).collect();
+        // Non-negative rows whose minimum is a zero of either sign (first-come in the lanes),
+        // one with a NaN, and all-zero rows: the cases the plain path hands back.
+        let mut zeros: Vec<f32> = ordinary.iter().map(|v| v.abs()).collect();
+        zeros[5] = -0.0;
+        zeros[77] = 0.0;
+        let mut with_nan = ordinary.clone();
+        with_nan[100] = f32::NAN;
+        let signed_zeros = [0.0f32, -0.0, 0.0, -0.0].repeat(20);
+        for (name, x) in [
+            ("ordinary", &ordinary),
+            ("zero minimum", &zeros),
+            ("a NaN", &with_nan),
+            ("signed zeros", &signed_zeros),
+        ] {
+            for len in [0, 1, 15, 16, 31, 32, 33, 80, 1000, x.len()] {
+                let s = &x[..len.min(x.len())];
+                let (lo, hi) = row_minmax_scalar(s);
+                let want = (lo <= hi).then_some((lo.to_bits(), hi.to_bits()));
+                let got = row_minmax(s).map(|(a, b)| (a.to_bits(), b.to_bits()));
+                assert_eq!(got, want, "{name}, length {len}");
+            }
+        }
     }
 
     #[test]
