@@ -17,7 +17,7 @@ use super::kernel::{KernelParams, RHAZ, RHU, RNE, code_offset, rule_code};
 use super::params::params_from_range;
 use super::tensor::{Isa, best_isa};
 use crate::cancel::{Cancel, Cancelled};
-use crate::stats;
+use crate::stats::{self, Magnitude};
 
 /// Histogram bins of the entropy calibrator (TensorRT's default).
 pub const ENTROPY_BINS: usize = 2048;
@@ -90,20 +90,12 @@ pub fn kl_histogram(
     let hi = f64::from(hi);
     let hist = match side {
         Side::Abs => stats::abs_histogram(values, ENTROPY_BINS, hi, cancel),
-        Side::Positive => stats::Histogram::of_magnitudes(
-            values,
-            ENTROPY_BINS,
-            hi,
-            |x| if x > 0.0 { x } else { f32::NAN },
-            cancel,
-        ),
-        Side::Negative => stats::Histogram::of_magnitudes(
-            values,
-            ENTROPY_BINS,
-            hi,
-            |x| if x < 0.0 { -x } else { f32::NAN },
-            cancel,
-        ),
+        Side::Positive => {
+            stats::Histogram::of_magnitudes(values, ENTROPY_BINS, hi, Magnitude::Positive, cancel)
+        }
+        Side::Negative => {
+            stats::Histogram::of_magnitudes(values, ENTROPY_BINS, hi, Magnitude::Negative, cancel)
+        }
     };
     match hist {
         Ok(h) => Ok(h.counts),
@@ -141,7 +133,19 @@ impl EntropyResult {
 ///
 /// `b` are the counts (bins[0] already replaced), `lnb` their logs (0 for empty bins), `total`
 /// their sum and `tail` the mass of bins i.. .
-fn kl_of_candidate(b: &[f64], lnb: &[f64], total: f64, tail: f64, i: usize, levels: usize) -> f64 {
+///
+/// `cache` remembers, by first bin, the last group seen with its end and ln(Q) (None for a
+/// group without nonzero bins): neighbouring candidates share most groups, and ln(Q) of a
+/// group depends only on its bins, so a hit gives the bits the sums and the logarithm would.
+fn kl_of_candidate(
+    b: &[f64],
+    lnb: &[f64],
+    total: f64,
+    tail: f64,
+    i: usize,
+    levels: usize,
+    cache: &mut GroupCache,
+) -> f64 {
     let (Some(kept), Some(lnkept)) = (b.get(..i), lnb.get(..i)) else {
         return f64::INFINITY;
     };
@@ -167,13 +171,15 @@ fn kl_of_candidate(b: &[f64], lnb: &[f64], total: f64, tail: f64, i: usize, leve
         let (Some(gb), Some(glnb)) = (kept.get(start..end), lnkept.get(start..end)) else {
             continue;
         };
-        let mass: f64 = gb.iter().sum();
-        let nonzero = gb.iter().filter(|&&v| v > 0.0).count();
-        if nonzero == 0 {
+        let Some(lnq) = cache.lnq(start, end, || {
+            let mass: f64 = gb.iter().sum();
+            let nonzero = gb.iter().filter(|&&v| v > 0.0).count();
+            // Q spreads the group's mass evenly over its nonzero bins; counts are exact in
+            // f64.
+            (nonzero > 0).then(|| (mass / nonzero as f64).ln())
+        }) else {
             continue;
-        }
-        // Q spreads the group's mass evenly over its nonzero bins; counts are exact in f64.
-        let lnq = (mass / nonzero as f64).ln();
+        };
         for (k, (&v, &lv)) in gb.iter().zip(glnb).enumerate() {
             if start + k == last {
                 let p = v + tail;
@@ -189,6 +195,44 @@ fn kl_of_candidate(b: &[f64], lnb: &[f64], total: f64, tail: f64, i: usize, leve
     // scipy.stats.entropy normalises both: sum p ln(p/q) with p = P/T, q = Q/TQ equals
     // (1/T) sum P (ln P - ln Q) + ln(TQ/T). With no tail this is exactly 0 when P = Q.
     sum / total + (total_q / total).ln()
+}
+
+/// The groups of [`kl_of_candidate`] already seen: for each first bin, the last group's end
+/// and its ln(Q) (None when the group has no nonzero bin).
+struct GroupCache {
+    end: Vec<usize>,
+    lnq: Vec<Option<f64>>,
+}
+
+impl GroupCache {
+    /// A cache for groups starting in `0..bins`.
+    fn new(bins: usize) -> Self {
+        Self {
+            end: vec![usize::MAX; bins],
+            lnq: vec![None; bins],
+        }
+    }
+
+    /// ln(Q) of the group `start..end`, computed by `compute` unless it is the last group
+    /// seen at `start`.
+    #[inline]
+    fn lnq(
+        &mut self,
+        start: usize,
+        end: usize,
+        compute: impl FnOnce() -> Option<f64>,
+    ) -> Option<f64> {
+        match (self.end.get_mut(start), self.lnq.get_mut(start)) {
+            (Some(e), Some(l)) => {
+                if *e != end {
+                    *e = end;
+                    *l = compute();
+                }
+                *l
+            }
+            _ => compute(),
+        }
+    }
 }
 
 /// TensorRT's entropy calibration on a histogram of magnitudes (NVIDIA pytorch-quantization
@@ -230,16 +274,20 @@ pub fn entropy_from_histogram(counts: &[u64], hi: f32, bits: u8) -> EntropyResul
     let start = levels.min(n);
     let kl: Vec<f64> = (start..=n)
         .into_par_iter()
-        .map(|i| {
-            kl_of_candidate(
-                &b,
-                &lnb,
-                total,
-                tails.get(i).copied().unwrap_or(0.0),
-                i,
-                levels,
-            )
-        })
+        .map_init(
+            || GroupCache::new(n),
+            |cache, i| {
+                kl_of_candidate(
+                    &b,
+                    &lnb,
+                    total,
+                    tails.get(i).copied().unwrap_or(0.0),
+                    i,
+                    levels,
+                    cache,
+                )
+            },
+        )
         .collect();
     let best = last_argmin(&kl);
     let candidates: Vec<f64> = (start..=n)

@@ -25,7 +25,8 @@ pub use exponent::{
     f32_exponent,
 };
 pub use histogram::{
-    Histogram, MAX_BINS, MAX_CODE_BINS, abs_histogram, code_histogram, histogram, histogram_auto,
+    Histogram, MAX_BINS, MAX_CODE_BINS, Magnitude, abs_histogram, code_histogram, histogram,
+    histogram_auto,
 };
 pub use minmax::row_minmax;
 pub use percentile::{abs_percentile, abs_percentiles, percentile, percentiles};
