@@ -662,13 +662,35 @@ mod tests {
                                 }
                             })
                             .collect();
-                        let reference = evaluate_with(Isa::Scalar, &x, &ranges, &cfg);
-                        assert!(reference.iter().all(|v| v.is_finite() && *v > 0.0));
-                        let ref_bits: Vec<u64> = reference.iter().map(|v| v.to_bits()).collect();
-                        for &isa in &isas {
-                            let got = evaluate_with(isa, &x, &ranges, &cfg);
-                            let bits: Vec<u64> = got.iter().map(|v| v.to_bits()).collect();
-                            assert_eq!(bits, ref_bits, "{isa:?} {cfg:?} {n} candidates");
+                        // Near-ties of the first candidates' own scales: (j + 1/2) · S and a
+                        // few ulps either side, where x · f32(1/S) and x / S can round apart;
+                        // also alone, where no far-out value's error drowns a code one step
+                        // off.
+                        let mut ties = Vec::new();
+                        for &(lo, hi) in ranges.iter().take(8) {
+                            let scale = params_from_range(lo, hi, &cfg).scale;
+                            for j in -20..20 {
+                                let t = (j as f32 + 0.5) * scale;
+                                let b = t.to_bits();
+                                ties.extend([t, t.next_up(), t.next_down()]);
+                                ties.extend((2..5).map(|u| f32::from_bits(b + u)));
+                                ties.extend((2..5).map(|u| f32::from_bits(b.saturating_sub(u))));
+                            }
+                        }
+                        let all: Vec<f32> = x.iter().chain(&ties).copied().collect();
+                        for (what, x) in [("awkward values", &all), ("near-ties", &ties)] {
+                            let reference = evaluate_with(Isa::Scalar, x, &ranges, &cfg);
+                            assert!(reference.iter().all(|v| v.is_finite() && *v > 0.0));
+                            let ref_bits: Vec<u64> =
+                                reference.iter().map(|v| v.to_bits()).collect();
+                            for &isa in &isas {
+                                let got = evaluate_with(isa, x, &ranges, &cfg);
+                                let bits: Vec<u64> = got.iter().map(|v| v.to_bits()).collect();
+                                assert_eq!(
+                                    bits, ref_bits,
+                                    "{isa:?} {cfg:?} {n} candidates, {what}"
+                                );
+                            }
                         }
                     }
                 }

@@ -1192,6 +1192,31 @@ pub(super) mod avx512 {
         acc.store(lanes);
     }
 
+    /// round(x / S) clamped, relative to z, for sixteen parameter sets by `run_same`'s fast
+    /// path (x · f32(1/S), one rounding instruction, the clamp), or None when a lane is
+    /// undecided (|v' − r| ≥ `thr`, or NaN): then only the exact [`offsets`] gives the
+    /// reference's codes. Where it answers, it answers the same (see `run_same`); a clamped
+    /// lane is clamped either way (|v'| > B puts v past the bound's half-step as well).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fast_offset<const R: u8, const RECIP: bool>(
+        xv: __m512,
+        p: &P16,
+        thr: __m512,
+    ) -> Option<__m512> {
+        let v = _mm512_mul_ps(xv, p.inv);
+        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        if !(RECIP && R == RNE) {
+            let d = _mm512_abs_ps(_mm512_sub_ps(v, r));
+            if _mm512_cmp_ps_mask::<_CMP_LT_OQ>(d, thr) != u16::MAX {
+                return None;
+            }
+        } else if _mm512_cmp_ps_mask::<_CMP_ORD_Q>(r, r) != u16::MAX {
+            return None;
+        }
+        Some(_mm512_min_ps(_mm512_max_ps(r, p.lo), p.hi))
+    }
+
     /// Candidates per register.
     const CANDS: usize = 16;
 
@@ -1226,6 +1251,25 @@ pub(super) mod avx512 {
             let c = cols.get(g).copied().unwrap_or([[1.0; CANDS]; 5]);
             P16::from_arrays([&c[0], &c[1], &c[2], &c[3], &c[4]])
         });
+        // The fast path of `run_same` per register: its threshold on |v' − r| for each
+        // candidate (B · 2^-21 below 0.5, B = max(|lo|, |hi|) + 1, exact in f32), and whether
+        // every candidate's S and f32(1/S) are normal (else the register always divides).
+        let thr: [__m512; G] = std::array::from_fn(|g| {
+            let c = cols.get(g).copied().unwrap_or([[1.0; CANDS]; 5]);
+            let t: [f32; CANDS] = std::array::from_fn(|k| {
+                let bound = c[3][k].abs().max(c[4][k].abs()) + 1.0;
+                if RECIP {
+                    0.5
+                } else {
+                    0.5 - bound / 2_097_152.0
+                }
+            });
+            load16(&t)
+        });
+        let fast: [bool; G] = std::array::from_fn(|g| {
+            cols.get(g)
+                .is_some_and(|c| c[0].iter().chain(&c[1]).all(|v| v.is_normal()))
+        });
         let mut acc = [[_mm512_setzero_pd(); 2]; G];
         for &v in x {
             // The scalar form skips non-finite values; skipping them here is the same.
@@ -1234,8 +1278,13 @@ pub(super) mod avx512 {
             }
             let xv = _mm512_set1_ps(v);
             let xd = _mm512_set1_pd(f64::from(v));
-            for (pg, ag) in p.iter().zip(acc.iter_mut()) {
-                let (_, rq) = offsets::<R, RECIP>(xv, pg);
+            for (((pg, ag), &tg), &fg) in p.iter().zip(acc.iter_mut()).zip(&thr).zip(&fast) {
+                let rq = if fg {
+                    fast_offset::<R, RECIP>(xv, pg, tg)
+                } else {
+                    None
+                };
+                let rq = rq.unwrap_or_else(|| offsets::<R, RECIP>(xv, pg).1);
                 let [lo, hi] = halves(_mm512_mul_ps(pg.scale, rq));
                 for (a, h) in ag.iter_mut().zip([lo, hi]) {
                     let e = _mm512_sub_pd(_mm512_cvtps_pd(h), xd);
