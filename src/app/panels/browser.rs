@@ -108,6 +108,20 @@ fn next_sort(current: Sort, column: SortColumn) -> Sort {
     }
 }
 
+/// What the browser says while its columns are being computed: after "Σ all", how many of
+/// the float tensors have both their statistics and their error so far.
+fn progress_text(rows: &[BrowserRow], all_stats: bool) -> String {
+    if !all_stats {
+        return "computing…".to_string();
+    }
+    let floats = rows.iter().filter(|r| r.float).count();
+    let done = rows
+        .iter()
+        .filter(|r| r.float && r.absmax.is_some() && r.sqnr_db.is_some())
+        .count();
+    format!("computing… {done} of {floats} tensors")
+}
+
 /// Draws the browser; returns the commands.
 pub fn browser_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> {
     let mut out = Vec::new();
@@ -161,7 +175,7 @@ pub fn browser_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Comman
         }
         if busy {
             ui.spinner();
-            ui.label(RichText::new("computing…").weak());
+            ui.label(RichText::new(progress_text(rows, state.all_stats)).weak());
         }
     });
     let entries = visible_entries(rows, browser);
@@ -357,6 +371,30 @@ mod tests {
         );
         assert_eq!(numbered_head("blk.12.attn_q.weight"), Some((0, "blk.12.")));
         assert_eq!(numbered_head("token_embd.weight"), None);
+    }
+
+    #[test]
+    fn sigma_all_counts_the_float_tensors_done() {
+        let row = |float: bool, absmax: Option<f64>, sqnr_db: Option<f64>| BrowserRow {
+            index: 0,
+            name: "t".into(),
+            dtype: if float { "F32" } else { "I64" }.into(),
+            shape: "2×2".into(),
+            size_bytes: 16,
+            float,
+            absmax,
+            std: absmax,
+            outliers: absmax.map(|_| 0),
+            sqnr_db,
+        };
+        let rows = [
+            row(true, Some(1.0), Some(40.0)),
+            row(true, Some(1.0), None),
+            row(true, None, None),
+            row(false, None, None),
+        ];
+        assert_eq!(progress_text(&rows, true), "computing… 1 of 3 tensors");
+        assert_eq!(progress_text(&rows, false), "computing…");
     }
 
     #[test]
