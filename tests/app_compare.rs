@@ -386,6 +386,13 @@ fn a_paired_tensor_shows_its_deployed_error_in_the_error_views() {
     );
     h.run();
     assert!(has_label(&h, &format!("{}", xh[70])));
+    // The metrics panel names the file's error first, with its numbers, then the simulation.
+    assert!(has_label(
+        &h,
+        "The quantized file: blk.0.attn_q.weight (Q4_0)"
+    ));
+    assert!(has_label(&h, &format!("{:.4e}", d.error.metrics.mse)));
+    assert!(has_label(&h, "Simulated with the settings above"));
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! The metrics of the selected tensor's quantization (MSE, SQNR, cosine, max |e|, clipped, bits
 //! per weight, outliers, scale and zero point) and the report export buttons, which go through
 //! the CLI's own report ([`TensorReport`]) so the app and `quantize --json` print the same.
+//! On a paired tensor the quantized file's own error comes first, labelled as such.
 
 use egui::{RichText, Ui};
 
 use super::super::derived::FrameView;
+use super::super::derived::compare::Deployed;
 use super::super::derived::results::Quantized;
 use super::super::state::{AppState, Command, safe_name};
 use crate::report::{JsonDetail, Spread, TensorReport};
@@ -28,6 +30,40 @@ pub fn spread_text(name: &str, values: impl Iterator<Item = f64>, integer: bool)
         (Some(s), n, true) => format!("{name} in [{}, {}] ({n} groups)", s.min, s.max),
         (Some(s), n, false) => format!("{name} in [{:.4e}, {:.4e}] ({n} groups)", s.min, s.max),
     }
+}
+
+/// The quantized file's error on a paired tensor (the comparison's numbers, measured again on
+/// the values the error views draw).
+fn deployed_metrics_ui(ui: &mut Ui, d: &Deployed) {
+    ui.label(
+        RichText::new(format!(
+            "The quantized file: {} ({})",
+            d.quantized_name,
+            d.dtype.name()
+        ))
+        .strong(),
+    );
+    let m = &d.error.metrics;
+    egui::Grid::new("deployed_metrics")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            let row = |ui: &mut Ui, name: &str, value: String| {
+                ui.label(name);
+                ui.label(value);
+                ui.end_row();
+            };
+            row(ui, "MSE", format!("{:.4e}", m.mse));
+            row(ui, "SQNR", format_db(m.sqnr_db));
+            row(
+                ui,
+                "cosine",
+                m.cosine.map_or_else(|| "n/a".into(), |c| format!("{c:.6}")),
+            );
+            row(ui, "max |e|", format!("{:.4e}", m.max_abs_error));
+            row(ui, "MAE", format!("{:.4e}", m.mae));
+            row(ui, "rel. MSE", format!("{:.4e}", d.error.rel_mse));
+        });
 }
 
 /// The report of the shown quantization, as the CLI builds it.
@@ -57,6 +93,20 @@ pub fn report_csv(report: &TensorReport) -> String {
 /// export buttons.
 pub fn metrics_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Command> {
     let mut out = Vec::new();
+    // A paired tensor: the quantized file's own error first, then what the settings above
+    // would do, so the two are never mistaken for each other.
+    if let Some(d) = view
+        .compare
+        .as_ref()
+        .and_then(|c| c.deployed.value.as_deref())
+    {
+        deployed_metrics_ui(ui, d);
+        ui.separator();
+        ui.label(RichText::new("Simulated with the settings above").strong())
+            .on_hover_text(
+                "What these settings would do to the original tensor, beside what the quantized                  file did.",
+            );
+    }
     let shown = &view.quant;
     if shown.is_pending() {
         ui.horizontal(|ui| {
