@@ -7,7 +7,8 @@ use super::results::{QuantKey, Quantized, Upstream};
 use crate::cancel::Cancel;
 use crate::quant::formats::{self, BlockDetail, Encoded, QuantFormat};
 
-/// Most elements of one block the view lists (a per-tensor FP8 "block" is the whole tensor).
+/// Most elements of one block the view lists: a per-tensor FP8 "block" (the whole tensor)
+/// longer than this is listed in pages of this many elements.
 pub const MAX_LISTED: usize = 4096;
 
 /// One block of the shown quantization.
@@ -27,20 +28,41 @@ impl JobKey for BlockKey {
     }
 }
 
+/// Whether `format` stores one scale for the whole tensor (per-tensor FP8), so that a tensor
+/// of `numel` elements is listed in pages of [`MAX_LISTED`].
+fn paged(format: QuantFormat, numel: usize) -> bool {
+    matches!(format, QuantFormat::Fp8_E4m3 | QuantFormat::Fp8_E5m2) && numel > MAX_LISTED
+}
+
+/// The block (or, for a paged per-tensor FP8 tensor, the page) the view lists: the chosen
+/// block, except that a page is always the one holding the picked element, so a heatmap click
+/// or "explain this number" brings its page, and the page buttons pick the page's first
+/// element.
+pub fn listed_block(q: &Quantized, chosen: Option<usize>, picked: Option<u64>) -> usize {
+    match q.config.format {
+        Some(f) if paged(f, q.values.len()) => {
+            picked.and_then(|p| usize::try_from(p).ok()).unwrap_or(0) / MAX_LISTED
+        }
+        _ => chosen.unwrap_or(0),
+    }
+}
+
 /// One block made readable, with the inputs it was quantized from.
 #[derive(Debug, Clone)]
 pub struct BlockView {
     /// The format.
     pub format: QuantFormat,
-    /// The core's account of the block (for a block longer than [`MAX_LISTED`], of its first
-    /// [`MAX_LISTED`] elements: the fields and levels are the whole block's).
+    /// The core's account of the block (for a paged per-tensor FP8 tensor, of the page's
+    /// elements: the fields and levels are the whole tensor's).
     pub detail: BlockDetail,
     /// The input value of each listed element (aligned with `detail.codes`).
     pub inputs: Vec<f32>,
     /// Elements per block.
     pub per_block: usize,
-    /// Blocks in the tensor.
+    /// Blocks in the tensor (pages, when `paged`).
     pub blocks: usize,
+    /// A per-tensor FP8 tensor listed in pages of [`MAX_LISTED`] elements, one scale for all.
+    pub paged: bool,
 }
 
 impl BlockView {
@@ -52,7 +74,7 @@ impl BlockView {
 
     /// "q4_k levels of block 12", the histogram legend's name of the grid drawn.
     pub fn levels_label(&self) -> String {
-        if self.blocks == 1 {
+        if self.blocks == 1 || self.paged {
             format!("{} levels (one scale for the whole tensor)", self.format)
         } else {
             format!("{} levels of block {}", self.format, self.detail.block)
@@ -60,9 +82,10 @@ impl BlockView {
     }
 }
 
-/// A per-tensor FP8 tensor seen as its first `len` elements: the scale (and so every level and
-/// every listed value) is the whole tensor's, the codes the first `len` of them.
-fn first_elements(encoded: &Encoded, len: usize) -> Encoded {
+/// A per-tensor FP8 tensor seen as its elements `range` (one byte each): the scale (and so
+/// every level and every listed value) is the whole tensor's, the codes those of `range`.
+fn elements(encoded: &Encoded, range: std::ops::Range<usize>) -> Encoded {
+    let len = range.len();
     Encoded {
         format: encoded.format,
         shape: vec![len],
@@ -70,12 +93,14 @@ fn first_elements(encoded: &Encoded, len: usize) -> Encoded {
             .parts
             .iter()
             .map(|p| {
-                let mut p = p.clone();
                 if p.name == "codes" {
-                    p.bytes.truncate(len);
-                    p.shape = vec![len];
+                    let mut part = p.clone();
+                    part.bytes = p.bytes.get(range.clone()).unwrap_or_default().to_vec();
+                    part.shape = vec![len];
+                    part
+                } else {
+                    p.clone()
                 }
-                p
             })
             .collect(),
     }
@@ -95,7 +120,12 @@ pub fn block_view(key: &BlockKey, cancel: &Cancel) -> Result<BlockView, String> 
         .ok_or("the quantization kept no stored parts")?;
     cancel.check().map_err(|e| e.to_string())?;
     let numel = q.values.len();
-    let (_, per_block) = formats::block_of(format, &encoded.shape, 0);
+    let paged = paged(format, numel);
+    let per_block = if paged {
+        MAX_LISTED
+    } else {
+        formats::block_of(format, &encoded.shape, 0).1
+    };
     let blocks = numel.div_ceil(per_block.max(1)).max(1);
     if key.block >= blocks {
         return Err(format!(
@@ -103,9 +133,17 @@ pub fn block_view(key: &BlockKey, cancel: &Cancel) -> Result<BlockView, String> 
             key.block
         ));
     }
-    let per_tensor_fp8 = matches!(format, QuantFormat::Fp8_E4m3 | QuantFormat::Fp8_E5m2);
-    let detail = if per_tensor_fp8 && numel > MAX_LISTED {
-        formats::block_detail(&first_elements(encoded, MAX_LISTED), 0)
+    let detail = if paged {
+        let first = key.block * MAX_LISTED;
+        formats::block_detail(
+            &elements(encoded, first..(first + MAX_LISTED).min(numel)),
+            0,
+        )
+        .map(|d| BlockDetail {
+            block: key.block,
+            first,
+            ..d
+        })
     } else {
         formats::block_detail(encoded, key.block)
     }
@@ -122,6 +160,7 @@ pub fn block_view(key: &BlockKey, cancel: &Cancel) -> Result<BlockView, String> 
         inputs,
         per_block,
         blocks,
+        paged,
     })
 }
 
@@ -164,6 +203,29 @@ mod tests {
         .expect("block")
     }
 
+    /// The quantization of `x` (one row) in `format`, as the view's job computes it.
+    fn listed_block_quant(format: QuantFormat, x: &[f32]) -> Quantized {
+        let model = ModelRef {
+            id: 2,
+            model: Arc::new(
+                Model::from_tensors("t", vec![OwnedTensor::from_f32("w", vec![x.len()], x)])
+                    .expect("model"),
+            ),
+            paths: vec![],
+            batch_sets: Arc::default(),
+        };
+        let key = QuantKey {
+            model,
+            tensor: 0,
+            config: QuantConfig {
+                format: Some(format),
+                ..QuantConfig::default()
+            },
+        };
+        let store = super::super::results::ValueStore::default();
+        super::super::results::quantize(&store, &key, &Cancel::never()).expect("runs")
+    }
+
     #[test]
     fn a_block_lists_its_inputs_beside_the_cores_detail() {
         let x: Vec<f32> = (0..4 * 64)
@@ -179,16 +241,24 @@ mod tests {
     }
 
     #[test]
-    fn a_large_per_tensor_fp8_tensor_lists_its_first_elements_with_the_tensors_scale() {
-        let x: Vec<f32> = (0..8192)
+    fn a_large_per_tensor_fp8_tensor_is_listed_in_pages_with_the_tensors_scale() {
+        let n = 2 * MAX_LISTED + 100;
+        let x: Vec<f32> = (0..n)
             .map(|i| ((i * 7919 % 1001) as f32 - 500.0) / 64.0)
             .collect();
-        let v = view_of(QuantFormat::Fp8_E4m3, &[8192], &x, 0);
-        assert_eq!((v.blocks, v.detail.codes.len()), (1, MAX_LISTED));
+        let v = view_of(QuantFormat::Fp8_E4m3, &[n], &x, 0);
+        assert_eq!(
+            (v.blocks, v.detail.codes.len(), v.paged),
+            (3, MAX_LISTED, true)
+        );
+        assert_eq!(
+            v.levels_label(),
+            "fp8_e4m3 levels (one scale for the whole tensor)"
+        );
         // The scale is amax / 448 of the whole tensor (amax 500/64 at i = 0).
         let whole = quantize_tensor(
             &x,
-            &[8192],
+            &[n],
             &QuantConfig {
                 format: Some(QuantFormat::Fp8_E4m3),
                 ..QuantConfig::default()
@@ -205,5 +275,20 @@ mod tests {
         assert_eq!(v.detail.fields, full.fields);
         assert_eq!(v.detail.levels, full.levels);
         assert_eq!(v.detail.values, full.values[..MAX_LISTED]);
+        // The last page: its 100 elements, numbered from 2 · MAX_LISTED, the same scale.
+        let last = view_of(QuantFormat::Fp8_E4m3, &[n], &x, 2);
+        assert_eq!((last.detail.block, last.detail.first), (2, 2 * MAX_LISTED));
+        assert_eq!(last.detail.codes, full.codes[2 * MAX_LISTED..]);
+        assert_eq!(last.detail.values, full.values[2 * MAX_LISTED..]);
+        assert_eq!(last.inputs, x[2 * MAX_LISTED..]);
+        assert_eq!(last.detail.fields, full.fields);
+        assert_eq!(last.index_of(2 * MAX_LISTED + 7), Some(7));
+        // The page listed is the picked element's, whatever block was chosen before.
+        let q = listed_block_quant(QuantFormat::Fp8_E4m3, &x);
+        assert_eq!(listed_block(&q, Some(0), Some((MAX_LISTED + 5) as u64)), 1);
+        assert_eq!(listed_block(&q, Some(2), None), 0);
+        // Other formats keep the chosen block.
+        let q = listed_block_quant(QuantFormat::Q8_0, &x[..64]);
+        assert_eq!(listed_block(&q, Some(1), Some(5)), 1);
     }
 }

@@ -490,7 +490,7 @@ impl Derived {
             view.block = Shown::of(self.blocks.request(&blocks::BlockKey {
                 quant: quant_key.clone(),
                 from: Upstream(Arc::clone(q)),
-                block: state.block.unwrap_or(0),
+                block: blocks::listed_block(q, state.block, state.picked),
             }));
         }
         if state.tab != Tab::Heatmap {

@@ -81,19 +81,30 @@ pub fn block_view_ui(ui: &mut Ui, state: &AppState, view: &FrameView) -> Vec<Com
         }
     };
     let d = &b.detail;
+    // A per-tensor FP8 tensor is one block with one scale, listed a page at a time.
+    let unit = if b.paged { "page" } else { "block" };
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(format!("{} block", b.format)).strong());
+        let title = if b.paged {
+            format!("{} tensor, one scale · page", b.format)
+        } else {
+            format!("{} block", b.format)
+        };
+        ui.label(RichText::new(title).strong());
         let mut n = d.block;
         let last = b.blocks.saturating_sub(1);
         let prev = ui
             .add_enabled(n > 0, egui::Button::new("◀").small())
-            .on_hover_text("The previous block.")
+            .on_hover_text(format!("The previous {unit}."))
             .clicked();
         ui.add(egui::DragValue::new(&mut n).range(0..=last))
-            .on_hover_text("The block number (row-major over rows × blocks per row).");
+            .on_hover_text(if b.paged {
+                "The page of the listing (the page holding the picked weight)."
+            } else {
+                "The block number (row-major over rows × blocks per row)."
+            });
         let next = ui
             .add_enabled(n < last, egui::Button::new("▶").small())
-            .on_hover_text("The next block.")
+            .on_hover_text(format!("The next {unit}."))
             .clicked();
         if prev {
             n = n.saturating_sub(1);

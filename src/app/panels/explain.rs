@@ -133,13 +133,17 @@ pub fn format_explain_lines(b: &BlockView, flat: usize) -> Option<Vec<(String, S
     };
     Some(vec![
         ("x".into(), format!("{x}")),
-        (
-            "block".into(),
-            format!(
-                "{} of {} ({} elements from #{})",
-                d.block, b.blocks, b.per_block, d.first
-            ),
-        ),
+        if b.paged {
+            ("block".into(), "the whole tensor (one scale)".to_string())
+        } else {
+            (
+                "block".into(),
+                format!(
+                    "{} of {} ({} elements from #{})",
+                    d.block, b.blocks, b.per_block, d.first
+                ),
+            )
+        },
         ("stored fields".into(), fields),
         ("scale s, offset m".into(), format!("s = {s:e}, m = {m:e}")),
         ("(x − m) / s".into(), in_units),
