@@ -132,6 +132,19 @@ fn array_at<const N: usize>(s: &[f32], at: usize) -> Option<&[f32; N]> {
     s.get(at..)?.first_chunk::<N>()
 }
 
+/// The next output block of `blocks` (taking it off the front), or `scratch` when there is
+/// none (that output was not asked for).
+#[inline(always)]
+fn next_out<'s, 'a: 's, T, const N: usize>(
+    blocks: &mut &'a mut [[T; N]],
+    scratch: &'s mut [T; N],
+) -> &'s mut [T; N] {
+    match blocks.split_off_first_mut() {
+        Some(b) => b,
+        None => scratch,
+    }
+}
+
 /// `x` (a run's last partial block) padded with zeros to `N` lanes.
 #[inline(always)]
 fn padded<const N: usize>(x: &[f32]) -> [f32; N] {
@@ -152,7 +165,7 @@ pub(super) mod avx2 {
 
     use super::super::kernel::{KernelParams, RHAZ, RNE};
     use super::super::metrics::{F32_ABS_MASK, F32_INF_BITS, LANES, LaneAcc};
-    use super::{ParamColumns, Run, Seg, Window, padded};
+    use super::{ParamColumns, Run, Seg, Window, next_out, padded};
 
     /// 1.5 * 2^23, the rounding constant of `kernel::round_small` (same value).
     const MAGIC: f32 = 12_582_912.0;
@@ -470,14 +483,8 @@ pub(super) mod avx2 {
             let xv = load8(x8);
             let out = block::<R, RECIP>(xv, &p, all, acc);
             if CODES || DEQ {
-                let c8 = match cb.split_off_first_mut() {
-                    Some(c) => c,
-                    None => &mut scratch_c,
-                };
-                let d8 = match db.split_off_first_mut() {
-                    Some(d) => d,
-                    None => &mut scratch_d,
-                };
+                let c8 = next_out(&mut cb, &mut scratch_c);
+                let d8 = next_out(&mut db, &mut scratch_d);
                 outputs::<CODES, DEQ>(xv, &p, out, c8, d8);
             }
             acc.pending += 1;
@@ -584,7 +591,7 @@ pub(super) mod avx512 {
 
     use super::super::kernel::{KernelParams, RHAZ, RNE};
     use super::super::metrics::{F32_ABS_MASK, F32_INF_BITS, LANES, LaneAcc};
-    use super::{ParamColumns, Run, Seg, Window, padded};
+    use super::{ParamColumns, Run, Seg, Window, next_out, padded};
 
     /// 1.5 * 2^23, the rounding constant of `kernel::round_small` (same value).
     const MAGIC: f32 = 12_582_912.0;
@@ -1041,14 +1048,8 @@ pub(super) mod avx512 {
                 out
             };
             if CODES || DEQ {
-                let c16 = match cb.split_off_first_mut() {
-                    Some(c) => c,
-                    None => &mut scratch_c,
-                };
-                let d16 = match db.split_off_first_mut() {
-                    Some(d) => d,
-                    None => &mut scratch_d,
-                };
+                let c16 = next_out(&mut cb, &mut scratch_c);
+                let d16 = next_out(&mut db, &mut scratch_d);
                 outputs::<CODES, DEQ>(xv, p, out, c16, d16);
             }
         }
@@ -1093,14 +1094,8 @@ pub(super) mod avx512 {
             let xv = load16(x16);
             let out = block::<R, RECIP>(xv, &p, u16::MAX, acc);
             if CODES || DEQ {
-                let c16 = match cb.split_off_first_mut() {
-                    Some(c) => c,
-                    None => &mut scratch_c,
-                };
-                let d16 = match db.split_off_first_mut() {
-                    Some(d) => d,
-                    None => &mut scratch_d,
-                };
+                let c16 = next_out(&mut cb, &mut scratch_c);
+                let d16 = next_out(&mut db, &mut scratch_d);
                 outputs::<CODES, DEQ>(xv, &p, out, c16, d16);
             }
             acc.pending += 1;

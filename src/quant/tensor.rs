@@ -1319,6 +1319,36 @@ mod tests {
         }
     }
 
+    /// [`measure`] into fresh lanes and outputs (codes and dequantized values when asked
+    /// for; sentinels elsewhere): every lane as bits, the codes, the dequantized bits.
+    #[allow(clippy::too_many_arguments)]
+    fn measured(
+        cfg: &QuantConfig,
+        isa: Isa,
+        x: &[f32],
+        segs: &[Seg],
+        kp: &[KernelParams],
+        want_codes: bool,
+        want_deq: bool,
+    ) -> (Vec<u64>, Vec<i32>, Vec<u32>) {
+        let n = x.len();
+        let mut lanes = LaneAcc::default();
+        let mut codes = vec![i32::MIN; n];
+        let mut deq = vec![-1.0f32; n];
+        measure(
+            cfg,
+            isa,
+            x,
+            segs,
+            kp,
+            want_codes.then_some(&mut codes[..]),
+            want_deq.then_some(&mut deq[..]),
+            &mut lanes,
+        );
+        let deq: Vec<u32> = deq.iter().map(|d| d.to_bits()).collect();
+        (lane_bits(&lanes), codes, deq)
+    }
+
     /// Every lane of every sum and count, as bits.
     fn lane_bits(l: &LaneAcc) -> Vec<u64> {
         let sums = [&l.e2, &l.abs_e, &l.max_e, &l.x2, &l.xh2, &l.x_xh];
@@ -1402,23 +1432,7 @@ mod tests {
                 for (want_codes, want_deq) in
                     [(false, false), (true, false), (false, true), (true, true)]
                 {
-                    let run = |isa: Isa| {
-                        let mut lanes = LaneAcc::default();
-                        let mut codes = vec![i32::MIN; n];
-                        let mut deq = vec![-1.0f32; n];
-                        measure(
-                            &cfg,
-                            isa,
-                            &x,
-                            &segs,
-                            &kp,
-                            want_codes.then_some(&mut codes[..]),
-                            want_deq.then_some(&mut deq[..]),
-                            &mut lanes,
-                        );
-                        let deq: Vec<u32> = deq.iter().map(|d| d.to_bits()).collect();
-                        (lane_bits(&lanes), codes, deq)
-                    };
+                    let run = |isa: Isa| measured(&cfg, isa, &x, &segs, &kp, want_codes, want_deq);
                     let reference = run(Isa::Scalar);
                     assert_eq!(
                         reference.0.last(),
@@ -1537,23 +1551,8 @@ mod tests {
                         });
                     }
                     for (want_codes, want_deq) in [(false, false), (true, true)] {
-                        let run = |isa: Isa| {
-                            let mut lanes = LaneAcc::default();
-                            let mut codes = vec![i32::MIN; n];
-                            let mut deq = vec![-1.0f32; n];
-                            measure(
-                                &cfg,
-                                isa,
-                                &x,
-                                &segs,
-                                &[k],
-                                want_codes.then_some(&mut codes[..]),
-                                want_deq.then_some(&mut deq[..]),
-                                &mut lanes,
-                            );
-                            let deq: Vec<u32> = deq.iter().map(|d| d.to_bits()).collect();
-                            (lane_bits(&lanes), codes, deq)
-                        };
+                        let run =
+                            |isa: Isa| measured(&cfg, isa, &x, &segs, &[k], want_codes, want_deq);
                         let reference = run(Isa::Scalar);
                         for isa in vector_isas() {
                             let got = run(isa);

@@ -242,6 +242,38 @@ impl Tables {
     }
 }
 
+/// The vector kernels' first guess of a bin: p = v * `scale`, taken as floor(p) when its
+/// fractional part lies in [`lo_margin`, `hi_margin`] (see [`avx2::add_blocks`]).
+struct FastGuess {
+    scale: f32,
+    lo_margin: f32,
+    hi_margin: f32,
+}
+
+impl Tables {
+    /// The guess of the vector kernels, or None where its error bound does not hold (the
+    /// range does not start at 0, too many bins for the margin, or subnormal edges): then
+    /// every value goes through [`Tables::slot`].
+    fn fast_guess(&self) -> Option<FastGuess> {
+        let bins = self.last_bin + 1;
+        // bins <= MAX_BINS = 2^24: exact in f64; the margin is 8 times the edge error bound.
+        let margin = bins as f64 / f64::from(1u32 << 20);
+        // The error bound holds for edges i * step (first = 0) that are normal f32 numbers:
+        // each is then within 2^-24 of its own size, at most 2^-24 * bins bins.
+        let normal_edges = f64::from(self.last) >= bins as f64 * f64::from(f32::MIN_POSITIVE);
+        if margin >= 0.25 || self.first != 0.0 || !normal_edges {
+            return None;
+        }
+        Some(FastGuess {
+            // bins / last in f32 is finite: last >= bins * f32::MIN_POSITIVE (checked above).
+            scale: (bins as f64 / f64::from(self.last)) as f32,
+            // margin < 0.25: the f32 forms are within 2^-24 of it, irrelevant to the bound.
+            lo_margin: margin as f32,
+            hi_margin: (1.0 - margin) as f32,
+        })
+    }
+}
+
 /// The AVX2 form of the bin assignment (selected at run time).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -275,21 +307,14 @@ mod avx2 {
     ) -> &'a [f32] {
         let (blocks, tail) = chunk.as_chunks::<8>();
         let bins = t.last_bin + 1;
-        // bins <= MAX_BINS = 2^24: exact in f64; the margin is 8 times the edge error bound.
-        let margin = bins as f64 / f64::from(1u32 << 20);
-        // The error bound holds for edges i * step (first = 0) that are normal f32 numbers:
-        // each is then within 2^-24 of its own size, at most 2^-24 * bins bins.
-        let normal_edges = f64::from(t.last) >= bins as f64 * f64::from(f32::MIN_POSITIVE);
-        if margin >= 0.25 || t.first != 0.0 || !normal_edges {
+        let Some(g) = t.fast_guess() else {
             return chunk;
-        }
+        };
         let first = _mm256_set1_ps(t.first);
         let last = _mm256_set1_ps(t.last);
-        // bins / last in f32 is finite: last >= bins * f32::MIN_POSITIVE (checked above).
-        let scale = _mm256_set1_ps((bins as f64 / f64::from(t.last)) as f32);
-        // margin < 0.25: the f32 forms are within 2^-24 of it, irrelevant to the bound.
-        let lo_m = _mm256_set1_ps(margin as f32);
-        let hi_m = _mm256_set1_ps((1.0 - margin) as f32);
+        let scale = _mm256_set1_ps(g.scale);
+        let lo_m = _mm256_set1_ps(g.lo_margin);
+        let hi_m = _mm256_set1_ps(g.hi_margin);
         let abs_i = _mm256_set1_epi32(0x7FFF_FFFF);
         let inf_i = _mm256_set1_epi32(0x7F80_0000);
         // Slots are at most MAX_BINS + 2: they fit in i32.
@@ -444,17 +469,14 @@ mod avx512 {
         let map = const { magnitude_of::<M>() };
         let (blocks, tail) = chunk.as_chunks::<16>();
         let bins = t.last_bin + 1;
-        // The conditions of the AVX2 form, for the same reasons.
-        let margin = bins as f64 / f64::from(1u32 << 20);
-        let normal_edges = f64::from(t.last) >= bins as f64 * f64::from(f32::MIN_POSITIVE);
-        if margin >= 0.25 || t.first != 0.0 || !normal_edges {
+        let Some(g) = t.fast_guess() else {
             return chunk;
-        }
+        };
         let first = _mm512_set1_ps(t.first);
         let last = _mm512_set1_ps(t.last);
-        let scale = _mm512_set1_ps((bins as f64 / f64::from(t.last)) as f32);
-        let lo_m = _mm512_set1_ps(margin as f32);
-        let hi_m = _mm512_set1_ps((1.0 - margin) as f32);
+        let scale = _mm512_set1_ps(g.scale);
+        let lo_m = _mm512_set1_ps(g.lo_margin);
+        let hi_m = _mm512_set1_ps(g.hi_margin);
         let abs_i = _mm512_set1_epi32(0x7FFF_FFFF);
         let inf_i = _mm512_set1_epi32(0x7F80_0000);
         // Slots are at most MAX_BINS + 2: they fit in i32.

@@ -173,6 +173,21 @@ mod tests {
     use std::sync::Arc;
 
     fn view_of(format: QuantFormat, shape: &[usize], x: &[f32], block: usize) -> BlockView {
+        let (key, q) = quantized(format, shape, x);
+        block_view(
+            &BlockKey {
+                quant: key,
+                from: Upstream(Arc::new(q)),
+                block,
+            },
+            &Cancel::never(),
+        )
+        .expect("block")
+    }
+
+    /// The key and the quantization of `x` (of `shape`) in `format`, as the view's job
+    /// computes them.
+    fn quantized(format: QuantFormat, shape: &[usize], x: &[f32]) -> (QuantKey, Quantized) {
         let model = ModelRef {
             id: 1,
             model: Arc::new(
@@ -192,38 +207,7 @@ mod tests {
         };
         let store = super::super::results::ValueStore::default();
         let q = super::super::results::quantize(&store, &key, &Cancel::never()).expect("runs");
-        block_view(
-            &BlockKey {
-                quant: key,
-                from: Upstream(Arc::new(q)),
-                block,
-            },
-            &Cancel::never(),
-        )
-        .expect("block")
-    }
-
-    /// The quantization of `x` (one row) in `format`, as the view's job computes it.
-    fn listed_block_quant(format: QuantFormat, x: &[f32]) -> Quantized {
-        let model = ModelRef {
-            id: 2,
-            model: Arc::new(
-                Model::from_tensors("t", vec![OwnedTensor::from_f32("w", vec![x.len()], x)])
-                    .expect("model"),
-            ),
-            paths: vec![],
-            batch_sets: Arc::default(),
-        };
-        let key = QuantKey {
-            model,
-            tensor: 0,
-            config: QuantConfig {
-                format: Some(format),
-                ..QuantConfig::default()
-            },
-        };
-        let store = super::super::results::ValueStore::default();
-        super::super::results::quantize(&store, &key, &Cancel::never()).expect("runs")
+        (key, q)
     }
 
     #[test]
@@ -284,11 +268,11 @@ mod tests {
         assert_eq!(last.detail.fields, full.fields);
         assert_eq!(last.index_of(2 * MAX_LISTED + 7), Some(7));
         // The page listed is the picked element's, whatever block was chosen before.
-        let q = listed_block_quant(QuantFormat::Fp8_E4m3, &x);
+        let (_, q) = quantized(QuantFormat::Fp8_E4m3, &[n], &x);
         assert_eq!(listed_block(&q, Some(0), Some((MAX_LISTED + 5) as u64)), 1);
         assert_eq!(listed_block(&q, Some(2), None), 0);
         // Other formats keep the chosen block.
-        let q = listed_block_quant(QuantFormat::Q8_0, &x[..64]);
+        let (_, q) = quantized(QuantFormat::Q8_0, &[64], &x[..64]);
         assert_eq!(listed_block(&q, Some(1), Some(5)), 1);
     }
 }
