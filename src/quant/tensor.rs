@@ -826,9 +826,8 @@ fn fused_rows<const R: u8, const RECIP: bool>(
             let mut spent = Duration::ZERO;
             for (r, row) in x.chunks(inner).enumerate() {
                 let t = Instant::now();
-                let range_in_codes = stats::row_minmax(row);
-                let range =
-                    range_in_codes.map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
+                let finite_range = stats::row_minmax(row);
+                let range = finite_range.map_or((0.0, 0.0), |(a, b)| (f64::from(a), f64::from(b)));
                 let p = params_from_range(range.0, range.1, cfg);
                 spent += t.elapsed();
                 let k = KernelParams::new(&p, cfg);
@@ -838,7 +837,7 @@ fn fused_rows<const R: u8, const RECIP: bool>(
                 let mut lanes = LaneAcc::default();
                 // Codes are monotonic in x, so when the finite min and max are not clamped,
                 // no finite element of the row is.
-                let unclamped = range_in_codes.is_some_and(|(a, b)| {
+                let unclamped = finite_range.is_some_and(|(a, b)| {
                     !code_offset::<R, RECIP>(a, &k).1 && !code_offset::<R, RECIP>(b, &k).1
                 });
                 let seg = Seg {

@@ -5,7 +5,7 @@
 use super::super::jobs::JobKey;
 use super::results::{QuantKey, Quantized, Upstream};
 use crate::cancel::Cancel;
-use crate::quant::formats::{self, BlockDetail, Encoded, QuantFormat};
+use crate::quant::formats::{self, BlockDetail, Encoded, Part, QuantFormat};
 
 /// Most elements of one block the view lists: a per-tensor FP8 "block" (the whole tensor)
 /// longer than this is listed in pages of this many elements.
@@ -94,10 +94,13 @@ fn elements(encoded: &Encoded, range: std::ops::Range<usize>) -> Encoded {
             .iter()
             .map(|p| {
                 if p.name == "codes" {
-                    let mut part = p.clone();
-                    part.bytes = p.bytes.get(range.clone()).unwrap_or_default().to_vec();
-                    part.shape = vec![len];
-                    part
+                    // Only the page's bytes are copied, not the whole tensor's codes.
+                    Part {
+                        name: p.name,
+                        dtype: p.dtype,
+                        shape: vec![len],
+                        bytes: p.bytes.get(range.clone()).unwrap_or_default().to_vec(),
+                    }
                 } else {
                     p.clone()
                 }
