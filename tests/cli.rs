@@ -269,13 +269,10 @@ fn quantize_json_keys_and_per_channel_shapes() {
             "--output",
         ])
         .arg(&out_file)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let report = &json_of(&out.stdout)[0];
     for key in [
         "name",
@@ -512,13 +509,10 @@ fn inspect_batches_reports_each_step_and_per_feature_ranges() {
         .arg("inspect")
         .arg(&acts)
         .args(["--batches", "--json"])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let doc = json_of(&out.stdout);
     assert_eq!(doc["batches"], serde_json::json!(["batch_00", "batch_01"]));
     assert_eq!(doc["rows"], serde_json::json!([2, 2]));

@@ -129,13 +129,10 @@ fn json_plan_has_the_issue_keys_and_stays_under_budget() {
             CANDIDATES,
             "--json",
         ])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let plan = json_of(&out.stdout);
     for key in [
         "budget_bpw",
@@ -216,13 +213,10 @@ fn pins_keeps_and_objective_are_honoured() {
             "mse",
             "--json",
         ])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let plan = json_of(&out.stdout);
     assert_eq!(plan["objective"], "mse");
     let tensors = plan["tensors"].as_array().expect("array");
@@ -264,13 +258,10 @@ fn out_and_sweep_files_are_written() {
             .arg(&recipe_path)
             .arg("--sweep")
             .arg(table)
-            .output()
-            .expect("runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .assert()
+            .success()
+            .get_output()
+            .clone();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("total:"), "{text}");
         assert!(text.contains("uniform recipes"), "{text}");
@@ -321,13 +312,10 @@ fn imatrix_weights_the_errors() {
         .arg(&im)
         .arg("--sweep")
         .arg(&table)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     assert!(String::from_utf8_lossy(&out.stdout).contains("weights 1 of 3 measured tensors"));
     let rows: Value =
         serde_json::from_str(&std::fs::read_to_string(&table).expect("written")).expect("JSON");
@@ -423,13 +411,10 @@ fn against_places_the_quantized_files_own_assignment() {
         ])
         .arg("--against")
         .arg(&quantized)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let plan = json_of(&out.stdout);
     let against = &plan["against"];
     // Σ numel × Σe²/Σx² over the two planned weights (the bias is kept), BF16 rounding by RNE.
@@ -499,13 +484,10 @@ fn quantize_with_an_imatrix_takes_ggml_weighted_path() {
                 "layer.0.mlp.weight",
             ])
             .args(extra)
-            .output()
-            .expect("runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .assert()
+            .success()
+            .get_output()
+            .clone();
         let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         v
     };
@@ -550,31 +532,23 @@ fn quantize_recipe_reproduces_the_planned_errors() {
     let m = model(dir.path());
     let recipe_path = dir.path().join("recipe.json");
     // Affine candidates and two formats, so both kinds of choice are applied.
-    let out = quantscope()
+    quantscope()
         .args(["plan", m.to_str().expect("utf-8"), "--budget-bpw", "5.2"])
         .args(["--candidates", &format!("{CANDIDATES},q4_0,q8_0")])
         .arg("--out")
         .arg(&recipe_path)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success();
     let recipe: Recipe =
         serde_json::from_str(&std::fs::read_to_string(&recipe_path).expect("written"))
             .expect("a recipe");
     let out = quantscope()
         .args(["quantize", m.to_str().expect("utf-8"), "--json", "--recipe"])
         .arg(&recipe_path)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let reports: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let reports = reports.as_array().expect("array");
     let mut applied = 0;
